@@ -1,0 +1,363 @@
+"""Parse .orch files: lexer tokens -> Lark LALR tables -> syntax tree.
+
+Lark compiles ``grammar/orch.lark`` into LALR(1) tables; this module drives
+them with a small loop of its own over plain-tuple tokens. Doing so (rather
+than calling ``Lark.parse``) buys three things the language needs:
+
+* contextual keywords: ``for``, ``in`` and ``if`` are identifiers except
+  where the parse state accepts the keyword (HCL has no reserved words);
+* error recovery: on a syntax error the parser reports it, rewinds to the
+  start of the broken body item, skips to the next line of that body and
+  continues, so every broken item in a file is reported, not just the first;
+* speed: no Token objects, no tree of Lark nodes, garbage collection paused.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import pickle
+from functools import lru_cache
+from pathlib import Path
+
+from ..diagnostics import Diagnostic
+from . import ast as A
+from .builder import Builder, bind_callbacks
+from .lexer import BADUTF8, EOF, IDENT, INVALID, QNEWLINE, scan
+from .source import SourceFile
+
+GRAMMAR_PATH = Path(__file__).resolve().parents[2] / "grammar" / "orch.lark"
+_KEYWORDS = {"for": "KW_FOR", "in": "KW_IN", "if": "KW_IF"}
+
+
+class _Tables:
+    """LALR tables in the shape the driver wants."""
+
+    def __init__(self, actions, start_state, end_state, rules):
+        self.actions = actions  # state -> {terminal: (True, next_state) | (False, rule_index)}
+        self.start_state = start_state
+        self.end_state = end_state
+        self.rules = rules  # rule_index -> (length, origin name, alias)
+
+
+def _build_tables() -> _Tables:
+    import lark
+    from lark.parsers.lalr_analysis import Shift
+
+    grammar = GRAMMAR_PATH.read_text()
+    parser = lark.Lark(grammar, parser="lalr", lexer="basic", start="start")
+    table = parser.parser.parser.parser.parse_table
+    rule_ids: dict = {}
+    rules: list = []
+    actions: dict = {}
+    for state, acts in table.states.items():
+        row = {}
+        for term, (action, arg) in acts.items():
+            if action is Shift:
+                row[term] = (True, arg)
+            else:
+                rid = rule_ids.get(arg)
+                if rid is None:
+                    rid = rule_ids[arg] = len(rules)
+                    rules.append((len(arg.expansion), arg.origin.name, arg.alias or arg.origin.name))
+                row[term] = (False, rid)
+        actions[state] = row
+    return _Tables(actions, table.start_states["start"], table.end_states["start"], rules)
+
+
+@lru_cache(maxsize=1)
+def tables() -> _Tables:
+    """The compiled tables, cached on disk next to the grammar's hash."""
+    import hashlib
+
+    digest = hashlib.sha256(GRAMMAR_PATH.read_bytes()).hexdigest()[:16]
+    cache_dir = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "orch"
+    cache = cache_dir / f"grammar-{digest}.pickle"
+    try:
+        with cache.open("rb") as f:
+            return pickle.load(f)
+    except Exception:
+        pass
+    t = _build_tables()
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+        with tmp.open("wb") as f:
+            pickle.dump(t, f)
+        os.replace(tmp, cache)
+    except OSError:
+        pass
+    return t
+
+
+# ---- diagnostics for bad tokens and syntax errors --------------------------------
+
+_INVALID_CHAR_DETAIL = {
+    "'": ("Invalid character", 'Single quotes are not valid. Use double quotes (") to enclose strings.'),
+    ";": ("Invalid character", 'The ";" character is not valid. Use newlines to separate arguments and blocks, '
+          "and commas to separate items in collection values."),
+    "`": ("Invalid character", 'The "`" character is not valid. To create a multi-line string, use the '
+          '"heredoc" syntax, like "<<EOT".'),
+    "&": ("Unsupported operator", 'Bitwise operators are not supported. Did you mean boolean AND ("&&")?'),
+    "|": ("Unsupported operator", 'Bitwise operators are not supported. Did you mean boolean OR ("||")?'),
+    "^": ("Unsupported operator", "Bitwise operators are not supported."),
+}
+
+_TOKEN_NAMES = {
+    "NL": "newline", "IDENT": "identifier", "NUMBER": "number", "STRING": "string", "OQUOTE": "string",
+    "CQUOTE": 'closing quote "\\""', "EQ": 'equals sign "="', "COLON": 'colon ":"', "QMARK": '"?"',
+    "COMMA": 'comma ","', "DOT": '"."', "STAR": '"*"', "MINUS": '"-"', "BANG": '"!"', "LPAR": '"("',
+    "RPAR": '")"', "LBRACK": '"["', "RBRACK": '"]"', "LBRACE": '"{"', "RBRACE": '"}"', "ELLIPSIS": '"..."',
+    "FATARROW": '"=>"', "DCOLON": '"::"', "BINOP": "operator", "INTERP": '"${"', "SEQEND": '"}"',
+    "OHEREDOC": "heredoc", "CHEREDOC": "heredoc end marker", EOF: "end of file", "KW_FOR": '"for"',
+    "KW_IN": '"in"', "KW_IF": '"if"', "TCTRL": '"%{"', "QLIT": "text", "HLIT": "text",
+}
+_EXPR_START = {"IDENT", "NUMBER", "STRING", "OQUOTE", "LBRACK", "LBRACE", "LPAR", "MINUS", "BANG", "OHEREDOC"}
+
+
+def _lexical_diagnostics(src: SourceFile, toks: list) -> list[Diagnostic]:
+    out = []
+    for t in toks:
+        kind = t[0]
+        if kind == INVALID:
+            summary, detail = _INVALID_CHAR_DETAIL.get(
+                t[1], ("Invalid character", "This character is not used within the language."))
+            out.append(Diagnostic.error(summary, detail, src, t[2], t[3]))
+        elif kind == BADUTF8:
+            out.append(Diagnostic.error("Invalid character encoding",
+                                        "All input files must be UTF-8 encoded. Ensure that UTF-8 encoding is "
+                                        "selected in your editor.", src, t[2], t[3]))
+        elif kind == QNEWLINE:
+            out.append(Diagnostic.error(
+                "Invalid multi-line string",
+                "Quoted strings may not be split over multiple lines. To produce a multi-line string, either "
+                'use the \\n escape to represent a newline character or use the "heredoc" multi-line template '
+                "syntax.", src, t[2], t[3], hint='use "\\n" or a heredoc (<<EOT)'))
+    return out
+
+
+def _describe(tok: tuple, expected: set[str]) -> tuple[str, str, str]:
+    """(summary, detail, hint) for an unexpected token given what the state accepts."""
+    kind, value = tok[0], tok[1]
+    found = _TOKEN_NAMES.get(kind, kind)
+    if kind == IDENT or kind == "NUMBER":
+        found = f'"{value}"'
+    if kind == EOF:
+        if "RBRACE" in expected or "NL" in expected:
+            return ("Unclosed configuration block",
+                    "There is no closing brace for this block before the end of the file.",
+                    "check the nesting of braces above")
+        return ("Unexpected end of file", "The file ends in the middle of an expression.",
+                "close every bracket, quote and heredoc")
+    if expected & _EXPR_START and "NL" not in expected and "EQ" not in expected:
+        if kind == "NL":
+            return ("Missing expression", "Expected the start of an expression, but found the end of the line.",
+                    "an argument's value must start on the same line as its name")
+        return ("Invalid expression", f"Expected the start of an expression, but found {found}.", "")
+    if "EQ" in expected and "LBRACE" in expected:
+        return ("Argument or block definition required",
+                "An argument or block definition is required here. To set an argument, use the equals sign "
+                '"=" to introduce the argument value.', "")
+    if "LBRACE" in expected and kind == "NL":
+        return ("Invalid block definition",
+                'A block definition must have block content delimited by "{" and "}", starting on the same '
+                "line as the block header.", 'put "{" on the line of the block header')
+    if "LBRACE" in expected and kind == "EQ":
+        return ("Invalid block definition",
+                'The equals sign "=" indicates an argument definition, and must not be used when defining '
+                "a block.", "")
+    if expected == {"NL"} or ("NL" in expected and not expected & {"COMMA", "RBRACE"}):
+        if kind == "COMMA":
+            return ("Unexpected comma after argument",
+                    "Argument definitions must be separated by newlines, not commas. An argument definition "
+                    "must end with a newline.", "")
+        return ("Missing newline after argument", "An argument definition must end with a newline.",
+                "put each argument on a line of its own")
+    if "RBRACE" in expected and "NL" not in expected and kind == "NL" and "EQ" not in expected:
+        return ("Invalid single-argument block definition",
+                "An argument definition on the same line as its containing block creates a single-line block "
+                "definition, which must also be closed on the same line. Place the block's closing brace "
+                "immediately after the argument definition.", "")
+    if kind == "CQUOTE" or kind == "STRING" and "SEQEND" in expected:
+        return ("Unclosed template interpolation sequence",
+                "There is no closing brace for this interpolation sequence before the end of the quoted "
+                "template.", "")
+    if "SEQEND" in expected:
+        return ("Extra characters after interpolation expression",
+                "Expected a closing brace to end the interpolation expression, but found extra characters.",
+                'to write a literal "${" in a string, escape it as "$${"')
+    if kind == "TCTRL":
+        return ("Invalid template directive",
+                'A template directive keyword ("if", "for", "else", "endif", "endfor") is expected at the '
+                "beginning of a %{ sequence.", "")
+    names = sorted({_TOKEN_NAMES.get(e, e) for e in expected if e not in ("QLIT", "HLIT")})
+    shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+    return (f"Unexpected {found}", f"Expected {shown}.", "")
+
+
+# ---- the driver ----------------------------------------------------------------------
+
+def parse_source(src: SourceFile) -> tuple[A.Body, list[Diagnostic]]:
+    """Parse a configuration file. Always returns a (possibly partial) Body."""
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _parse(src)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def parse(text: str, filename: str = "<input>") -> tuple[A.Body, list[Diagnostic]]:
+    return parse_source(SourceFile(filename, text))
+
+
+def parse_file(path: str | os.PathLike) -> tuple[A.Body, list[Diagnostic]]:
+    p = Path(path)
+    return parse_source(SourceFile.from_bytes(str(path), p.read_bytes()))
+
+
+def _parse(src: SourceFile) -> tuple[A.Body, list[Diagnostic]]:
+    all_toks = scan(src.text)
+    diags = _lexical_diagnostics(src, all_toks)
+    lexical_errors = len(diags)
+    if lexical_errors:
+        all_toks = [t for t in all_toks if t[0] not in (INVALID, BADUTF8, QNEWLINE)]
+    n_text = len(src.text)
+    all_toks.append((EOF, "", n_text, n_text))
+
+    builder = Builder(src, diags)
+    cbs = bind_callbacks(builder)
+    t = tables()
+    actions = t.actions
+    rules = [(n, origin, cbs[alias]) for n, origin, alias in t.rules]
+    end_state = t.end_state
+
+    states = [t.start_state]
+    values: list = []
+    checkpoint: tuple | None = None
+    top_body: list | None = None
+    result = None
+    i = 0
+    ntoks = len(all_toks)
+    keywords = _KEYWORDS
+
+    while i < ntoks:
+        tok = all_toks[i]
+        ttype = tok[0]
+        row = actions[states[-1]]
+        if ttype == IDENT and tok[1] in keywords:
+            kw = keywords[tok[1]]
+            if kw in row:
+                ttype = kw
+        while True:
+            act = row.get(ttype)
+            if act is None:
+                break
+            if act[0]:
+                states.append(act[1])
+                values.append(tok)
+                break
+            n, origin, cb = rules[act[1]]
+            if n:
+                args = values[-n:]
+                del values[-n:]
+                del states[-n:]
+            else:
+                args = []
+            value = cb(args)
+            values.append(value)
+            states.append(actions[states[-1]][origin][1])
+            if origin == "body":
+                if top_body is None:
+                    top_body = value
+                checkpoint = (states[:], values[:], i)
+            if ttype == EOF and states[-1] == end_state:
+                result = values[-1]
+                break
+            row = actions[states[-1]]
+        if result is not None:
+            break
+        if act is None:
+            # Syntax error.
+            if not (lexical_errors and _near_lexical_error(diags, lexical_errors, tok)):
+                summary, detail, hint = _describe(tok, set(row))
+                end = tok[3] if tok[3] > tok[2] else tok[2]
+                diags.append(Diagnostic.error(summary, detail, src, tok[2], end, hint))
+            resume = _resync(all_toks, checkpoint[2] if checkpoint else 0, i)
+            if resume is None or checkpoint is None:
+                break
+            states = checkpoint[0][:]
+            values = checkpoint[1][:]
+            i = resume
+            continue
+        i += 1
+
+    if result is None:
+        items = top_body if top_body is not None else []
+        # Items recovered inside an unclosed block are lost; the top level is kept.
+        return builder.make_body([x for x in items if isinstance(x, (A.Attribute, A.Block))], 0, n_text), diags
+    return builder.make_body(result, 0, n_text), diags
+
+
+def _near_lexical_error(diags: list[Diagnostic], count: int, tok: tuple) -> bool:
+    """A parse error right after a bad character is a consequence of it: report the cause once."""
+    line = None
+    for d in diags[:count]:
+        if d.subject is not None and d.source is not None:
+            line = line or d.source.pos(tok[2]).line
+            if d.subject.start.line <= line <= d.subject.end.line + 1:
+                return True
+    return False
+
+
+def _resync(toks: list, start: int, error_at: int) -> int | None:
+    """Index of the token to resume at: after the next newline of the broken item's body."""
+    depth = 0
+    for j in range(start, len(toks)):
+        kind = toks[j][0]
+        if kind == "LBRACE":
+            depth += 1
+        elif kind == "RBRACE":
+            depth -= 1
+            if depth < 0:
+                return j if j >= error_at else None
+        elif kind == "NL" and depth == 0 and j >= error_at:
+            return j + 1
+        elif kind == EOF:
+            return None
+    return None
+
+
+def parse_expression(text: str, filename: str = "<expr>") -> tuple[A.Expr | None, list[Diagnostic]]:
+    """Parse a standalone expression (orch console, tests)."""
+    # An expression is parsed as the value of a synthetic attribute; offsets
+    # are shifted back so that ranges point into ``text``.
+    prefix = "__expr__ = "
+    src = SourceFile(filename, prefix + text.rstrip("\n") + "\n")
+    body, diags = parse_source(src)
+    shifted = SourceFile(filename, text)
+    for d in diags:
+        if d.subject is not None:
+            d.subject = shifted.range(max(0, _offset(src, d.subject.start) - len(prefix)),
+                                      max(0, _offset(src, d.subject.end) - len(prefix)))
+            d.source = shifted
+    attr = body.attributes.get("__expr__")
+    if attr is None or len(body.items) != 1:
+        if not diags:
+            diags.append(Diagnostic.error("Invalid expression", "Expected a single expression.", shifted, 0,
+                                          len(text)))
+        return None, diags
+    _rebase(attr.expr, src, shifted, len(prefix))
+    return attr.expr, diags
+
+
+def _offset(src: SourceFile, pos) -> int:
+    return src.line_starts[pos.line - 1] + pos.column - 1
+
+
+def _rebase(expr: A.Node, old: SourceFile, new: SourceFile, shift: int) -> None:
+    for node in A.walk(expr):
+        node.src = new
+        node.start -= shift
+        node.end -= shift
