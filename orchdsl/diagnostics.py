@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
-from .lang.source import Range, SourceFile
+if TYPE_CHECKING:  # runtime import would be circular (the parser reports Diagnostics)
+    from .lang.source import Range, SourceFile
 
 ERROR = "error"
 WARNING = "warning"

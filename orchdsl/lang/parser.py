@@ -28,6 +28,9 @@ from .source import SourceFile
 
 GRAMMAR_PATH = Path(__file__).resolve().parents[2] / "grammar" / "orch.lark"
 _KEYWORDS = {"for": "KW_FOR", "in": "KW_IN", "if": "KW_IF"}
+_TABLES_VERSION = 2  # bump when the pickled table format changes
+# Unit rules whose value is their only child's: the driver skips the call.
+_IDENTITY = {"pass", "chain_start", "ops_first", "fname"}
 
 
 class _Tables:
@@ -53,13 +56,16 @@ def _build_tables() -> _Tables:
     for state, acts in table.states.items():
         row = {}
         for term, (action, arg) in acts.items():
+            # Lark's symbol names are str subclasses with a slow __eq__: store plain str.
+            term = str.__str__(term)
             if action is Shift:
                 row[term] = (True, arg)
             else:
                 rid = rule_ids.get(arg)
                 if rid is None:
                     rid = rule_ids[arg] = len(rules)
-                    rules.append((len(arg.expansion), arg.origin.name, arg.alias or arg.origin.name))
+                    rules.append((len(arg.expansion), str.__str__(arg.origin.name),
+                                  str.__str__(arg.alias or arg.origin.name)))
                 row[term] = (False, rid)
         actions[state] = row
     return _Tables(actions, table.start_states["start"], table.end_states["start"], rules)
@@ -72,7 +78,7 @@ def tables() -> _Tables:
 
     digest = hashlib.sha256(GRAMMAR_PATH.read_bytes()).hexdigest()[:16]
     cache_dir = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "orch"
-    cache = cache_dir / f"grammar-{digest}.pickle"
+    cache = cache_dir / f"grammar-{_TABLES_VERSION}-{digest}.pickle"
     try:
         with cache.open("rb") as f:
             return pickle.load(f)
@@ -136,60 +142,125 @@ def _lexical_diagnostics(src: SourceFile, toks: list) -> list[Diagnostic]:
     return out
 
 
-def _describe(tok: tuple, expected: set[str]) -> tuple[str, str, str]:
-    """(summary, detail, hint) for an unexpected token given what the state accepts."""
+_OPENERS = {"LBRACE", "LBRACK", "LPAR", "INTERP", "TCTRL", "OQUOTE", "OHEREDOC", "CTRL_IF", "CTRL_FOR"}
+_CLOSERS = {"RBRACE", "RBRACK", "RPAR", "SEQEND", "CQUOTE", "CHEREDOC"}
+_EXPR_END = {"IDENT", "NUMBER", "STRING", "CQUOTE", "CHEREDOC", "RPAR", "RBRACK", "RBRACE", "STAR"}
+
+
+def _context(toks: list, start: int, at: int) -> tuple[str | None, tuple | None]:
+    """The innermost bracket still open at token ``at`` (since ``start``) and the token before ``at``."""
+    stack: list[str] = []
+    for j in range(start, at):
+        kind = toks[j][0]
+        if kind in _OPENERS:
+            # A brace right after a block header opens a body, not an object.
+            if kind == "LBRACE" and j > 0 and toks[j - 1][0] in ("IDENT", "STRING", "CQUOTE"):
+                kind = "BLOCK"
+            stack.append(kind)
+        elif kind in _CLOSERS and stack:
+            stack.pop()
+    prev = toks[at - 1] if at > start else None
+    return (stack[-1] if stack else None), prev
+
+
+def _item_has_value(toks: list, start: int, at: int) -> bool:
+    """Inside an object: has the current item already had its "=" or ":"?"""
+    for j in range(at - 1, start - 1, -1):
+        kind = toks[j][0]
+        if kind in ("EQ", "COLON"):
+            return True
+        if kind in ("COMMA", "NL", "LBRACE"):
+            return False
+    return False
+
+
+def _describe(tok: tuple, expected: set[str], opener: str | None, prev: tuple | None,
+              item_has_value: bool = False) -> tuple[str, str, str]:
+    """(summary, detail, hint) for an unexpected token, from what is open around it."""
     kind, value = tok[0], tok[1]
     found = _TOKEN_NAMES.get(kind, kind)
     if kind == IDENT or kind == "NUMBER":
         found = f'"{value}"'
+    after_expr = prev is not None and prev[0] in _EXPR_END
+    prev_kind = prev[0] if prev is not None else None
     if kind == EOF:
-        if "RBRACE" in expected or "NL" in expected:
-            return ("Unclosed configuration block",
-                    "There is no closing brace for this block before the end of the file.",
-                    "check the nesting of braces above")
-        return ("Unexpected end of file", "The file ends in the middle of an expression.",
-                "close every bracket, quote and heredoc")
-    if expected & _EXPR_START and "NL" not in expected and "EQ" not in expected:
-        if kind == "NL":
-            return ("Missing expression", "Expected the start of an expression, but found the end of the line.",
-                    "an argument's value must start on the same line as its name")
-        return ("Invalid expression", f"Expected the start of an expression, but found {found}.", "")
-    if "EQ" in expected and "LBRACE" in expected:
-        return ("Argument or block definition required",
-                "An argument or block definition is required here. To set an argument, use the equals sign "
-                '"=" to introduce the argument value.', "")
-    if "LBRACE" in expected and kind == "NL":
-        return ("Invalid block definition",
-                'A block definition must have block content delimited by "{" and "}", starting on the same '
-                "line as the block header.", 'put "{" on the line of the block header')
-    if "LBRACE" in expected and kind == "EQ":
-        return ("Invalid block definition",
-                'The equals sign "=" indicates an argument definition, and must not be used when defining '
-                "a block.", "")
-    if expected == {"NL"} or ("NL" in expected and not expected & {"COMMA", "RBRACE"}):
-        if kind == "COMMA":
-            return ("Unexpected comma after argument",
-                    "Argument definitions must be separated by newlines, not commas. An argument definition "
-                    "must end with a newline.", "")
-        return ("Missing newline after argument", "An argument definition must end with a newline.",
-                "put each argument on a line of its own")
-    if "RBRACE" in expected and "NL" not in expected and kind == "NL" and "EQ" not in expected:
+        if opener == "BLOCK":
+            opener = None
+        if opener in ("OQUOTE", "OHEREDOC"):
+            return ("Unterminated template string", "No closing marker was found for the string.",
+                    "close the string (or the heredoc, with its marker on a line of its own)")
+        if opener is not None:
+            return ("Unexpected end of file", f"The file ends before this {_TOKEN_NAMES.get(opener, opener)} is "
+                    "closed.", "close every bracket, quote and heredoc")
+        return ("Unclosed configuration block",
+                "There is no closing brace for this block before the end of the file. This may be caused by "
+                "incorrect brace nesting elsewhere in this file.", "check the nesting of braces above")
+    if prev_kind in ("EQ", "COLON", "QMARK", "BINOP", "COMMA", "FATARROW") or kind == "NL" and not after_expr:
+        if prev_kind == "EQ" or prev_kind in ("COLON", "QMARK", "BINOP", "FATARROW"):
+            if kind == "NL":
+                return ("Missing expression", "Expected the start of an expression, but found the end of the "
+                        "line.", "an expression must start on the same line as what precedes it "
+                        "(wrap multi-line expressions in parentheses)")
+            return ("Invalid expression", f"Expected the start of an expression, but found {found}.", "")
+    if opener is None:
+        if "LBRACE" in expected and kind == "NL":
+            return ("Invalid block definition",
+                    'A block definition must have block content delimited by "{" and "}", starting on the '
+                    "same line as the block header.", 'put "{" on the line of the block header')
+        if "LBRACE" in expected and kind == "EQ":
+            return ("Invalid block definition",
+                    'The equals sign "=" indicates an argument definition, and must not be used when defining '
+                    "a block.", "")
+        if prev_kind == "NL" or prev is None:
+            if kind == "OQUOTE" or kind == "STRING":
+                return ("Invalid argument name", "Argument names must not be quoted.", "")
+            return ("Argument or block definition required", "An argument or block definition is required here.",
+                    "")
+        if after_expr:
+            if kind == "COMMA":
+                return ("Unexpected comma after argument",
+                        "Argument definitions must be separated by newlines, not commas. An argument definition "
+                        "must end with a newline.", "")
+            return ("Missing newline after argument", "An argument definition must end with a newline.",
+                    "put each argument on a line of its own")
+        if prev_kind == "IDENT":
+            return ("Argument or block definition required",
+                    "An argument or block definition is required here. To set an argument, use the equals sign "
+                    '"=" to introduce the argument value.', "")
+    if opener == "BLOCK" and kind == "NL" and "NL" not in expected:
         return ("Invalid single-argument block definition",
                 "An argument definition on the same line as its containing block creates a single-line block "
                 "definition, which must also be closed on the same line. Place the block's closing brace "
                 "immediately after the argument definition.", "")
-    if kind == "CQUOTE" or kind == "STRING" and "SEQEND" in expected:
-        return ("Unclosed template interpolation sequence",
-                "There is no closing brace for this interpolation sequence before the end of the quoted "
-                "template.", "")
-    if "SEQEND" in expected:
+    if opener in ("INTERP", "TCTRL", "CTRL_IF", "CTRL_FOR") and after_expr:
+        if kind == "CQUOTE":
+            return ("Unclosed template interpolation sequence",
+                    "There is no closing brace for this interpolation sequence before the end of the quoted "
+                    "template.", "")
         return ("Extra characters after interpolation expression",
                 "Expected a closing brace to end the interpolation expression, but found extra characters.",
                 'to write a literal "${" in a string, escape it as "$${"')
-    if kind == "TCTRL":
+    if opener == "TCTRL" or kind == "TCTRL":
         return ("Invalid template directive",
                 'A template directive keyword ("if", "for", "else", "endif", "endfor") is expected at the '
                 "beginning of a %{ sequence.", "")
+    if opener == "LBRACK" and kind == "FATARROW":
+        return ("Invalid 'for' expression", "Key expression is not valid when building a tuple.",
+                "use braces {for ...} to build an object")
+    if opener == "LBRACK" and after_expr:
+        return ("Missing item separator", "Expected a comma to mark the beginning of the next item.", "")
+    if opener == "LPAR" and after_expr:
+        return ("Missing argument separator",
+                "A comma is required to separate each function argument from the next.", "")
+    if opener == "LBRACE" and after_expr:
+        if not item_has_value:
+            return ("Missing key/value separator",
+                    'Expected an equals sign ("=") to mark the beginning of the attribute value.',
+                    "quote keys that contain dots or spaces")
+        return ("Missing attribute separator",
+                "Expected a newline or comma to mark the beginning of the next attribute.", "")
+    if expected & _EXPR_START and not after_expr:
+        return ("Invalid expression", f"Expected the start of an expression, but found {found}.", "")
     names = sorted({_TOKEN_NAMES.get(e, e) for e in expected if e not in ("QLIT", "HLIT")})
     shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
     return (f"Unexpected {found}", f"Expected {shown}.", "")
@@ -230,7 +301,7 @@ def _parse(src: SourceFile) -> tuple[A.Body, list[Diagnostic]]:
     cbs = bind_callbacks(builder)
     t = tables()
     actions = t.actions
-    rules = [(n, origin, cbs[alias]) for n, origin, alias in t.rules]
+    rules = [(n, origin, None if alias in _IDENTITY else cbs[alias]) for n, origin, alias in t.rules]
     end_state = t.end_state
 
     states = [t.start_state]
@@ -259,6 +330,13 @@ def _parse(src: SourceFile) -> tuple[A.Body, list[Diagnostic]]:
                 values.append(tok)
                 break
             n, origin, cb = rules[act[1]]
+            if cb is None:  # identity unit rule: the value stays, only the state changes
+                states[-1] = actions[states[-2]][origin][1]
+                if ttype == EOF and states[-1] == end_state:
+                    result = values[-1]
+                    break
+                row = actions[states[-1]]
+                continue
             if n:
                 args = values[-n:]
                 del values[-n:]
@@ -281,7 +359,9 @@ def _parse(src: SourceFile) -> tuple[A.Body, list[Diagnostic]]:
         if act is None:
             # Syntax error.
             if not (lexical_errors and _near_lexical_error(diags, lexical_errors, tok)):
-                summary, detail, hint = _describe(tok, set(row))
+                opener, prev = _context(all_toks, checkpoint[2] if checkpoint else 0, i)
+                summary, detail, hint = _describe(tok, set(row), opener, prev,
+                                                  _item_has_value(all_toks, checkpoint[2] if checkpoint else 0, i))
                 end = tok[3] if tok[3] > tok[2] else tok[2]
                 diags.append(Diagnostic.error(summary, detail, src, tok[2], end, hint))
             resume = _resync(all_toks, checkpoint[2] if checkpoint else 0, i)
