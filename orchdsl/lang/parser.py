@@ -310,6 +310,7 @@ def _parse(src: SourceFile) -> tuple[A.Body, list[Diagnostic]]:
     top_body: list | None = None
     result = None
     i = 0
+    last_error_at = -1
     ntoks = len(all_toks)
     keywords = _KEYWORDS
 
@@ -358,6 +359,14 @@ def _parse(src: SourceFile) -> tuple[A.Body, list[Diagnostic]]:
             break
         if act is None:
             # Syntax error.
+            if i == last_error_at and checkpoint is not None:
+                # Recovery resumed at the token that failed and it failed again
+                # (a stray "}" at top level): drop the token.
+                states = checkpoint[0][:]
+                values = checkpoint[1][:]
+                i += 1
+                continue
+            last_error_at = i
             if not (lexical_errors and _near_lexical_error(diags, lexical_errors, tok)):
                 opener, prev = _context(all_toks, checkpoint[2] if checkpoint else 0, i)
                 summary, detail, hint = _describe(tok, set(row), opener, prev,
