@@ -71,25 +71,46 @@ def _node(name: str, fields: tuple[str, ...], doc: str, base: type = Node) -> ty
 # ---- structure ---------------------------------------------------------------
 
 class Body(Node):
-    """Attributes and blocks, in source order."""
+    """Attributes and blocks, in source order.
 
-    __slots__ = ("attributes", "blocks", "items")
+    ``attributes`` (name -> Attribute) and ``blocks`` are computed on first
+    use: most bodies of a large file are never asked, and a dict per body
+    would dominate the tree's memory.
+    """
+
+    __slots__ = ("items", "_attributes", "_blocks")
     fields = ("items",)
 
     def __init__(self, src, start, end, items):
         self.src, self.start, self.end = src, start, end
         self.items = items
-        self.attributes = {i.name: i for i in items if type(i) is Attribute}
-        self.blocks = [i for i in items if type(i) is Block]
+        self._attributes = None
+        self._blocks = None
+
+    @property
+    def attributes(self) -> dict[str, Attribute]:
+        if self._attributes is None:
+            self._attributes = {i.name: i for i in self.items if type(i) is Attribute}
+        return self._attributes
+
+    @property
+    def blocks(self) -> list[Block]:
+        if self._blocks is None:
+            self._blocks = [i for i in self.items if type(i) is Block]
+        return self._blocks
 
 
 class Attribute(Node):
-    __slots__ = ("name", "expr", "name_end")
+    __slots__ = ("name", "expr")
     fields = ("name", "expr")
 
-    def __init__(self, src, start, end, name, expr, name_end):
+    def __init__(self, src, start, end, name, expr):
         self.src, self.start, self.end = src, start, end
-        self.name, self.expr, self.name_end = name, expr, name_end
+        self.name, self.expr = name, expr
+
+    @property
+    def name_end(self) -> int:
+        return self.start + len(self.name)
 
     @property
     def name_range(self) -> Range:
@@ -97,17 +118,17 @@ class Attribute(Node):
 
 
 class Block(Node):
-    __slots__ = ("type", "labels", "body", "type_end", "label_ranges")
+    __slots__ = ("type", "labels", "body", "label_ranges")
     fields = ("type", "labels", "body")
 
-    def __init__(self, src, start, end, type_, labels, body, type_end, label_ranges):
+    def __init__(self, src, start, end, type_, labels, body, label_ranges):
         self.src, self.start, self.end = src, start, end
         self.type, self.labels, self.body = type_, labels, body
-        self.type_end, self.label_ranges = type_end, label_ranges
+        self.label_ranges = label_ranges  # [(start, end)] per label
 
     @property
     def type_range(self) -> Range:
-        return self.src.range(self.start, self.type_end)
+        return self.src.range(self.start, self.start + len(self.type))
 
 
 # ---- expressions ---------------------------------------------------------------

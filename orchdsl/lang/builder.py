@@ -108,7 +108,8 @@ class Builder:
 
     def make_body(self, items: list, start: int, end: int) -> A.Body:
         body = A.Body(self.src, start, end, items)
-        if len(body.attributes) != sum(1 for i in items if type(i) is A.Attribute):
+        names = [i.name for i in items if type(i) is A.Attribute]
+        if len(set(names)) != len(names):
             seen: dict[str, A.Attribute] = {}
             for item in items:
                 if type(item) is not A.Attribute:
@@ -122,12 +123,12 @@ class Builder:
                            f'The argument "{item.name}" was already set at '
                            f"{r.filename}:{r.start.line},{r.start.column}. Each argument may be set only once.",
                            item.start, item.name_end, hint="remove one of the two definitions")
-            body.attributes = seen
+            body._attributes = seen
         return body
 
     def attribute(self, a):
         name, _eq, expr, _nl = a
-        return A.Attribute(self.src, name[2], expr.end, name[1], expr, name[3])
+        return A.Attribute(self.src, name[2], expr.end, name[1], expr)
 
     def block(self, a):
         ident, labels, lbrace, _nl, items, rbrace, _nl2 = a
@@ -140,13 +141,13 @@ class Builder:
 
     def block_oneline(self, a):
         ident, labels, lbrace, name, _eq, expr, rbrace, _nl = a
-        attr = A.Attribute(self.src, name[2], expr.end, name[1], expr, name[3])
+        attr = A.Attribute(self.src, name[2], expr.end, name[1], expr)
         return self._block(ident, labels, A.Body(self.src, lbrace[3], rbrace[2], [attr]), rbrace[3])
 
     def _block(self, ident, labels, body, end):
         names = [lab[0] for lab in labels]
         ranges = [(lab[1], lab[2]) for lab in labels]
-        return A.Block(self.src, ident[2], end, ident[1], names, body, ident[3], ranges)
+        return A.Block(self.src, ident[2], end, ident[1], names, body, ranges)
 
     def label_ident(self, a):
         a[0].append((a[1][1], a[1][2], a[1][3]))

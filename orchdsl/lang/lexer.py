@@ -21,6 +21,8 @@ Tokens are plain tuples ``(type, value, start, end)`` with character offsets;
 from __future__ import annotations
 
 import re
+from sys import intern
+from typing import Iterator
 
 # Token types (Lark terminal names).
 NL = "NL"
@@ -112,15 +114,26 @@ class LexError(Exception):
 
 
 def scan(text: str, keep_trivia: bool = False) -> list[tuple]:
-    """Tokenise ``text``.
+    """Tokenise ``text`` into one list (see ``iter_token_chunks``)."""
+    out: list[tuple] = []
+    for chunk in iter_token_chunks(text, keep_trivia):
+        out.extend(chunk)
+    return out
+
+
+def iter_token_chunks(text: str, keep_trivia: bool = False, chunk_size: int = 4096) -> Iterator[list[tuple]]:
+    """Tokenise ``text``, yielding lists of tokens as they are made.
 
     With ``keep_trivia`` every newline and comment is kept as a token (the
     formatter needs them); otherwise newlines appear only where they are
     significant and comments are dropped (a line comment in a newline
-    context stands for the newline it ends with).
+    context stands for the newline it ends with). Chunks let the parser
+    consume tokens while they are produced, so the whole token list never
+    sits in memory.
     """
     toks: list[tuple] = []
     append = toks.append
+    flushed_last = None
     n = len(text)
     pos = 0
     if text.startswith("\ufeff"):
@@ -133,6 +146,11 @@ def scan(text: str, keep_trivia: bool = False) -> list[tuple]:
     simple_match = _SIMPLE_STRING.match
 
     while pos < n:
+        if len(toks) >= chunk_size:
+            flushed_last = toks[-1][0]
+            yield toks
+            toks = []
+            append = toks.append
         top = stack[-1]
         kind = top[0]
 
@@ -180,7 +198,8 @@ def scan(text: str, keep_trivia: bool = False) -> list[tuple]:
             pos = end
             continue
         if g == "ident":
-            append((IDENT, m.group(), pos, end))
+            # Interned: the same few names (var, each, name, tags...) recur all over a file.
+            append((IDENT, intern(m.group()), pos, end))
             prev_type = IDENT
         elif g == "op":
             s = m.group()
@@ -257,13 +276,12 @@ def scan(text: str, keep_trivia: bool = False) -> list[tuple]:
         pos = end
 
     # Unterminated strings and heredocs end at EOF; the parser reports them.
-    if stack[-1][0] in (_BODY, _OBJECT) and toks and toks[-1][0] != NL and not keep_trivia:
+    last = toks[-1][0] if toks else flushed_last
+    if not keep_trivia and len(stack) == 1 and last is not None and last != NL:
         # A body item may end at EOF instead of a newline.
-        if len(stack) == 1:
-            append((NL, "", n, n))
-    elif not toks and not keep_trivia:
-        pass
-    return toks
+        append((NL, "", n, n))
+    if toks:
+        yield toks
 
 
 def _scan_heredoc(text: str, pos: int, top: list, stack: list, toks: list) -> int:

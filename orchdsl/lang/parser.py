@@ -23,7 +23,7 @@ from pathlib import Path
 from ..diagnostics import Diagnostic
 from . import ast as A
 from .builder import Builder, bind_callbacks
-from .lexer import BADUTF8, EOF, IDENT, INVALID, QNEWLINE, scan
+from .lexer import BADUTF8, EOF, IDENT, INVALID, QNEWLINE, iter_token_chunks
 from .source import SourceFile
 
 GRAMMAR_PATH = Path(__file__).resolve().parents[2] / "grammar" / "orch.lark"
@@ -288,14 +288,61 @@ def parse_file(path: str | os.PathLike) -> tuple[A.Body, list[Diagnostic]]:
     return parse_source(SourceFile.from_bytes(str(path), p.read_bytes()))
 
 
+class _TokenWindow:
+    """Tokens from the lexer as the parser needs them, with the ones before
+    the last checkpoint dropped: the token list never sits whole in memory.
+    Bad characters are reported here and kept out of the parser's way."""
+
+    __slots__ = ("buf", "base", "chunks", "src", "diags", "done")
+
+    def __init__(self, src: SourceFile):
+        self.src = src
+        self.buf: list[tuple] = []
+        self.base = 0  # absolute index of buf[0]
+        self.chunks = iter_token_chunks(src.text)
+        self.diags: list[Diagnostic] = []
+        self.done = False
+
+    def fill(self) -> bool:
+        """Append the next chunk; False at the end (after the EOF token)."""
+        if self.done:
+            return False
+        chunk = next(self.chunks, None)
+        if chunk is None:
+            n = len(self.src.text)
+            self.buf.append((EOF, "", n, n))
+            self.done = True
+            return True
+        bad = [t for t in chunk if t[0] in _BAD_TOKENS]
+        if bad:
+            self.diags.extend(_lexical_diagnostics(self.src, bad))
+            chunk = [t for t in chunk if t[0] not in _BAD_TOKENS]
+        self.buf.extend(chunk)
+        return True
+
+    def get(self, i: int) -> tuple | None:
+        while i - self.base >= len(self.buf):
+            if not self.fill():
+                return None
+        return self.buf[i - self.base]
+
+    def trim(self, keep_from: int) -> None:
+        drop = keep_from - self.base
+        if drop > 8192:
+            del self.buf[:drop]
+            self.base = keep_from
+
+    def slice(self, start: int, stop: int) -> list[tuple]:
+        return self.buf[max(0, start - self.base):stop - self.base]
+
+
+_BAD_TOKENS = frozenset((INVALID, BADUTF8, QNEWLINE))
+
+
 def _parse(src: SourceFile) -> tuple[A.Body, list[Diagnostic]]:
-    all_toks = scan(src.text)
-    diags = _lexical_diagnostics(src, all_toks)
-    lexical_errors = len(diags)
-    if lexical_errors:
-        all_toks = [t for t in all_toks if t[0] not in (INVALID, BADUTF8, QNEWLINE)]
+    window = _TokenWindow(src)
+    diags: list[Diagnostic] = []
     n_text = len(src.text)
-    all_toks.append((EOF, "", n_text, n_text))
 
     builder = Builder(src, diags)
     cbs = bind_callbacks(builder)
@@ -311,11 +358,20 @@ def _parse(src: SourceFile) -> tuple[A.Body, list[Diagnostic]]:
     result = None
     i = 0
     last_error_at = -1
-    ntoks = len(all_toks)
     keywords = _KEYWORDS
+    window.fill()
+    buf = window.buf
+    base = 0
 
-    while i < ntoks:
-        tok = all_toks[i]
+    while True:
+        k = i - base
+        if k >= len(buf):
+            if not window.fill():
+                break
+            if window.base != base:
+                base = window.base
+            continue
+        tok = buf[k]
         ttype = tok[0]
         row = actions[states[-1]]
         if ttype == IDENT and tok[1] in keywords:
@@ -351,6 +407,10 @@ def _parse(src: SourceFile) -> tuple[A.Body, list[Diagnostic]]:
                 if top_body is None:
                     top_body = value
                 checkpoint = (states[:], values[:], i)
+                if k > 8192:
+                    window.trim(i)
+                    base = window.base
+                    k = i - base
             if ttype == EOF and states[-1] == end_state:
                 result = values[-1]
                 break
@@ -359,6 +419,7 @@ def _parse(src: SourceFile) -> tuple[A.Body, list[Diagnostic]]:
             break
         if act is None:
             # Syntax error.
+            ck = checkpoint[2] if checkpoint else 0
             if i == last_error_at and checkpoint is not None:
                 # Recovery resumed at the token that failed and it failed again
                 # (a stray "}" at top level): drop the token.
@@ -367,13 +428,14 @@ def _parse(src: SourceFile) -> tuple[A.Body, list[Diagnostic]]:
                 i += 1
                 continue
             last_error_at = i
-            if not (lexical_errors and _near_lexical_error(diags, lexical_errors, tok)):
-                opener, prev = _context(all_toks, checkpoint[2] if checkpoint else 0, i)
+            if not (window.diags and _near_lexical_error(window.diags, tok)):
+                before = window.slice(ck, i)
+                opener, prev = _context(before, 0, len(before))
                 summary, detail, hint = _describe(tok, set(row), opener, prev,
-                                                  _item_has_value(all_toks, checkpoint[2] if checkpoint else 0, i))
+                                                  _item_has_value(before, 0, len(before)))
                 end = tok[3] if tok[3] > tok[2] else tok[2]
                 diags.append(Diagnostic.error(summary, detail, src, tok[2], end, hint))
-            resume = _resync(all_toks, checkpoint[2] if checkpoint else 0, i)
+            resume = _resync(window, ck, i)
             if resume is None or checkpoint is None:
                 break
             states = checkpoint[0][:]
@@ -385,14 +447,17 @@ def _parse(src: SourceFile) -> tuple[A.Body, list[Diagnostic]]:
     if result is None:
         items = top_body if top_body is not None else []
         # Items recovered inside an unclosed block are lost; the top level is kept.
-        return builder.make_body([x for x in items if isinstance(x, (A.Attribute, A.Block))], 0, n_text), diags
-    return builder.make_body(result, 0, n_text), diags
+        body = builder.make_body([x for x in items if isinstance(x, (A.Attribute, A.Block))], 0, n_text)
+    else:
+        body = builder.make_body(result, 0, n_text)
+    # Bad characters first, as Go HCL reports them; then syntax errors in file order.
+    return body, window.diags + diags
 
 
-def _near_lexical_error(diags: list[Diagnostic], count: int, tok: tuple) -> bool:
+def _near_lexical_error(lexical: list[Diagnostic], tok: tuple) -> bool:
     """A parse error right after a bad character is a consequence of it: report the cause once."""
     line = None
-    for d in diags[:count]:
+    for d in lexical:
         if d.subject is not None and d.source is not None:
             line = line or d.source.pos(tok[2]).line
             if d.subject.start.line <= line <= d.subject.end.line + 1:
@@ -400,11 +465,15 @@ def _near_lexical_error(diags: list[Diagnostic], count: int, tok: tuple) -> bool
     return False
 
 
-def _resync(toks: list, start: int, error_at: int) -> int | None:
+def _resync(window: _TokenWindow, start: int, error_at: int) -> int | None:
     """Index of the token to resume at: after the next newline of the broken item's body."""
     depth = 0
-    for j in range(start, len(toks)):
-        kind = toks[j][0]
+    j = start
+    while True:
+        tok = window.get(j)
+        if tok is None:
+            return None
+        kind = tok[0]
         if kind == "LBRACE":
             depth += 1
         elif kind == "RBRACE":
@@ -415,7 +484,7 @@ def _resync(toks: list, start: int, error_at: int) -> int | None:
             return j + 1
         elif kind == EOF:
             return None
-    return None
+        j += 1
 
 
 def parse_expression(text: str, filename: str = "<expr>") -> tuple[A.Expr | None, list[Diagnostic]]:

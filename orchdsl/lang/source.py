@@ -7,6 +7,7 @@ diagnostics, not on the parsing hot path).
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_right
 from dataclasses import dataclass
 
@@ -42,7 +43,7 @@ class SourceFile:
     def __init__(self, filename: str, text: str):
         self.filename = filename
         self.text = text
-        self._line_starts: list[int] | None = None
+        self._line_starts: array | None = None
 
     @classmethod
     def from_bytes(cls, filename: str, data: bytes) -> SourceFile:
@@ -50,9 +51,9 @@ class SourceFile:
         return cls(filename, data.decode("utf-8", "surrogateescape"))
 
     @property
-    def line_starts(self) -> list[int]:
+    def line_starts(self) -> array:
         if self._line_starts is None:
-            starts = [0]
+            starts = array("q", [0])
             text = self.text
             find = text.find
             i = find("\n")
