@@ -134,7 +134,7 @@ _BEFORE_MATTERS = (MINUS, IN)
 
 # ---- tokens ------------------------------------------------------------------
 
-def _tokens(text: str) -> tuple[list[int], list[int], list[str]]:
+def _tokens(text: str) -> tuple[list[int], list[int], list[str], dict[int, str]]:
     """The token stream as hclwrite sees it: (kind as a left neighbour, kind as
     a right neighbour, text) per token.
 
@@ -146,12 +146,24 @@ def _tokens(text: str) -> tuple[list[int], list[int], list[str]]:
     left: list[int] = []
     right: list[int] = []
     texts: list[str] = []
+    # Template contents are never touched: token index -> the exact source
+    # text (whitespace included) from the previous token to the end of this one.
+    verbatim: dict[int, str] = {}
     la, ra, ta = left.append, right.append, texts.append
     simple = _SIMPLE_KIND
     toks = scan(text, keep_trivia=True)
     ntoks = len(toks)
+    depth = 0  # open quoted templates and heredocs around the current token
+    prev_end = 0
     for i in range(ntoks):
         typ, value, start, end = toks[i]
+        if typ in ("CQUOTE", "CHEREDOC"):
+            depth -= 1
+        if depth > 0:
+            verbatim[len(texts)] = text[prev_end:end]
+        if typ in ("OQUOTE", "OHEREDOC"):
+            depth += 1
+        prev_end = end
         k = simple.get(typ)
         if k is not None:
             if k == COMMENT:
@@ -181,7 +193,7 @@ def _tokens(text: str) -> tuple[list[int], list[int], list[str]]:
         else:  # INVALID, BADUTF8, QNEWLINE: only in files that do not parse
             raw = text[start:end]
             la(OTHER), ra(OTHER), ta(raw)
-    return left, right, texts
+    return left, right, texts, verbatim
 
 
 def _width(s: str) -> int:
@@ -227,7 +239,7 @@ def format_tokens(text: str) -> str:
 
     Use :func:`format_source`; this is the raw pass, exposed for tests.
     """
-    left, right, texts = _tokens(text)
+    left, right, texts, verbatim = _tokens(text)
     n = len(texts)
     if n == 0:
         return ""
@@ -294,6 +306,12 @@ def format_tokens(text: str) -> str:
                     sp = table[subj * nk + left[j + 1]]
                 spaces[j + 1] = 1 if sp else 0
                 prev = subj
+
+    # Inside templates the source is kept as written (the alignment below
+    # measures the kept text).
+    for i, raw in verbatim.items():
+        texts[i] = raw
+        spaces[i] = 0
 
     # Pass 3: align the assign cells, then the comment cells, of consecutive lines.
     _align(lines, spaces, texts, comments=False)
