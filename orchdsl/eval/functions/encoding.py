@@ -1,0 +1,112 @@
+"""Encoding and hashing functions."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import csv
+import hashlib
+import io
+import json
+from decimal import Decimal
+from urllib.parse import quote_plus
+
+from ..format import to_json
+from ..types import STRING, ObjectType
+from ..values import (NULL, Value, list_val, number_val, object_val, string_val, tuple_val, bool_val)
+from .base import ArgError, FunctionError, register
+
+CAT = "encoding"
+
+
+@register(CAT, "jsonencode(value: any [null]) -> string", "Encodes a value as compact JSON.")
+def jsonencode(v: Value) -> Value:
+    return string_val(to_json(v))
+
+
+def _from_json(obj) -> Value:
+    if obj is None:
+        return NULL
+    if isinstance(obj, bool):
+        return bool_val(obj)
+    if isinstance(obj, (int, Decimal)):
+        return number_val(obj)
+    if isinstance(obj, str):
+        return string_val(obj)
+    if isinstance(obj, list):
+        return tuple_val(_from_json(x) for x in obj)
+    return object_val({k: _from_json(v) for k, v in obj.items()})
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"invalid number {name}")
+
+
+@register(CAT, "jsondecode(str: string) -> any",
+          "Decodes JSON: objects become objects, arrays tuples, numbers exact.")
+def jsondecode(s: Value) -> Value:
+    try:
+        data = json.loads(s.raw, parse_float=Decimal, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as e:
+        raise ArgError(0, f"invalid JSON: {e}") from None
+    return _from_json(data)
+
+
+@register(CAT, "base64encode(str: string) -> string", "Encodes the UTF-8 bytes of a string as Base64.")
+def base64encode(s: Value) -> Value:
+    return string_val(base64.b64encode(s.raw.encode("utf-8")).decode("ascii"))
+
+
+@register(CAT, "base64decode(str: string) -> string", "Decodes Base64 to a UTF-8 string.")
+def base64decode(s: Value) -> Value:
+    try:
+        data = base64.b64decode(s.raw, validate=True)
+    except (binascii.Error, ValueError):
+        raise ArgError(0, "failed to decode base64 data " + json.dumps(s.raw)) from None
+    try:
+        return string_val(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ArgError(0, "the result of decoding the provided string is not valid UTF-8") from None
+
+
+@register(CAT, "urlencode(str: string) -> string", "URL query encoding: spaces become +, others %XX.")
+def urlencode(s: Value) -> Value:
+    return string_val(quote_plus(s.raw, safe="~"))
+
+
+@register(CAT, "csvdecode(str: string) -> list(any)",
+          "Parses CSV with a header line into a list of objects of strings.")
+def csvdecode(s: Value) -> Value:
+    rows = list(csv.reader(io.StringIO(s.raw, newline="")))
+    rows = [r for r in rows if r]  # Go's reader skips empty lines
+    if not rows:
+        raise ArgError(0, "missing header line")
+    header = rows[0]
+    out = []
+    for n, row in enumerate(rows[1:], start=2):
+        if len(row) != len(header):
+            raise ArgError(0, f"record on line {n}: wrong number of fields")
+        out.append(object_val({k: string_val(v) for k, v in zip(header, row)}))
+    return list_val(out, ObjectType({k: STRING for k in header}))
+
+
+# ---- hashes -------------------------------------------------------------------------
+
+def _hex(algo: str):
+    def impl(s: Value) -> Value:
+        return string_val(hashlib.new(algo, s.raw.encode("utf-8")).hexdigest())
+    return impl
+
+
+def _b64(algo: str):
+    def impl(s: Value) -> Value:
+        return string_val(base64.b64encode(hashlib.new(algo, s.raw.encode("utf-8")).digest()).decode("ascii"))
+    return impl
+
+
+for _algo in ("md5", "sha1", "sha256", "sha512"):
+    register("hash", f"{_algo}(str: string) -> string",
+             f"The {_algo.upper()} hash of the string's UTF-8 bytes, as hex.")(_hex(_algo))
+for _algo in ("sha256", "sha512"):
+    register("hash", f"base64{_algo}(str: string) -> string",
+             f"The {_algo.upper()} hash of the string's UTF-8 bytes, Base64-encoded.")(_b64(_algo))

@@ -1,0 +1,185 @@
+"""Filesystem functions: the only functions with I/O.
+
+Relative paths are resolved against ``base_dir`` (the configuration's
+directory), so a configuration behaves the same wherever orch is run from.
+These functions are built per base directory by ``file_functions``.
+"""
+
+from __future__ import annotations
+
+import base64
+import glob
+import hashlib
+import os
+import posixpath
+import re
+from pathlib import Path
+from typing import Callable
+
+from ..types import STRING, SetType
+from ..values import UNKNOWN, Value, bool_val, set_val, string_val
+from .base import ArgError, Function, FunctionError, make_function, register
+
+CAT = "filesystem"
+
+_IDENT = re.compile(r"^[^\W\d][\w-]*$")
+
+
+# ---- pure path functions ---------------------------------------------------------------
+
+@register(CAT, "basename(path: string) -> string", "The last element of a path.")
+def basename(p: Value) -> Value:
+    s = p.raw.rstrip("/")
+    if not p.raw:
+        return string_val(".")
+    if not s:
+        return string_val("/")
+    return string_val(s.rsplit("/", 1)[-1])
+
+
+@register(CAT, "dirname(path: string) -> string", "A path without its last element.")
+def dirname(p: Value) -> Value:
+    s = p.raw
+    d = posixpath.dirname(s)
+    # Go's filepath.Dir cleans the result: "" -> ".", "a//b/" -> "a//b" cleaned.
+    return string_val(posixpath.normpath(d) if d else ".")
+
+
+@register(CAT, "pathexpand(path: string) -> string", "Replaces a leading ~ with the home directory.")
+def pathexpand(p: Value) -> Value:
+    s = p.raw
+    if s == "~" or s.startswith("~/"):
+        return string_val(os.path.expanduser("~") + s[1:])
+    return string_val(s)
+
+
+@register(CAT, "abspath(path: string) -> string", "The absolute form of a path (relative to the working directory).")
+def abspath(p: Value) -> Value:
+    return string_val(Path(os.path.abspath(p.raw)).as_posix())
+
+
+# ---- functions reading files -------------------------------------------------------------
+
+def _resolve(base_dir: str, path: str) -> Path:
+    p = Path(os.path.expanduser(path)) if path.startswith("~") else Path(path)
+    return p if p.is_absolute() else Path(base_dir) / p
+
+
+def _read_bytes(base_dir: str, path: str) -> bytes:
+    full = _resolve(base_dir, path)
+    try:
+        return full.read_bytes()
+    except FileNotFoundError:
+        raise ArgError(0, f'no file exists at "{path}"; this function works only with files that are '
+                          "distributed as part of the configuration source code, so if this file will be "
+                          "created by a resource in this configuration you must instead obtain this result from "
+                          "an attribute of that resource") from None
+    except IsADirectoryError:
+        raise ArgError(0, f'"{path}" is a directory, not a file') from None
+    except OSError as e:
+        raise ArgError(0, f'failed to read "{path}": {e.strerror}') from None
+
+
+def _read_text(base_dir: str, path: str) -> str:
+    data = _read_bytes(base_dir, path)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ArgError(0, f'contents of "{path}" are not valid UTF-8; use the filebase64 function to obtain the '
+                          "Base64 encoded contents or the other file functions (e.g. filemd5, filesha256) to "
+                          "obtain file hashing results instead") from None
+
+
+def file_functions(base_dir: str, functions: dict[str, Function]) -> dict[str, Function]:
+    """The file functions bound to ``base_dir``; templatefile sees ``functions``."""
+    out: dict[str, Function] = {}
+
+    def add(signature: str, doc: str, impl: Callable[..., Value]) -> None:
+        f = make_function(CAT, signature, doc, impl)
+        out[f.name] = f
+
+    add("file(path: string) -> string", "The contents of a UTF-8 text file.",
+        lambda p: string_val(_read_text(base_dir, p.raw)))
+    add("fileexists(path: string) -> bool", "Whether a file exists at the path.",
+        lambda p: _fileexists(base_dir, p.raw))
+    add("filebase64(path: string) -> string", "The contents of a file, Base64-encoded.",
+        lambda p: string_val(base64.b64encode(_read_bytes(base_dir, p.raw)).decode("ascii")))
+    for algo in ("md5", "sha1", "sha256", "sha512"):
+        add(f"file{algo}(path: string) -> string", f"The {algo.upper()} hash of a file's contents, as hex.",
+            (lambda a: lambda p: string_val(hashlib.new(a, _read_bytes(base_dir, p.raw)).hexdigest()))(algo))
+    add("fileset(path: string, pattern: string) -> set(string)",
+        "The files under path matching a glob pattern (with ** for any depth), relative to path.",
+        lambda p, pat: _fileset(base_dir, p.raw, pat.raw))
+    add("templatefile(path: string, vars: any) -> any",
+        "Renders a file as a template with the given variables (a map or object).",
+        lambda p, v: _templatefile(base_dir, functions, p.raw, v))
+    return out
+
+
+def _fileexists(base_dir: str, path: str) -> Value:
+    full = _resolve(base_dir, path)
+    if full.is_dir():
+        raise ArgError(0, f'"{path}" is a directory, not a file')
+    return bool_val(full.is_file())
+
+
+def _fileset(base_dir: str, path: str, pattern: str) -> Value:
+    root = _resolve(base_dir, path)
+    matches = glob.glob(pattern, root_dir=root, recursive=True)
+    files = sorted(m.replace(os.sep, "/") for m in matches if (root / m).is_file())
+    return set_val((string_val(f) for f in files), STRING)
+
+
+def _templatefile(base_dir: str, functions: dict[str, Function], path: str, vars_: Value) -> Value:
+    from ..evaluator import evaluate
+    from ..scope import EvalContext
+    from ..template_source import parse_template
+
+    if not (vars_.type.is_map or vars_.type.is_object):
+        raise ArgError(1, "invalid vars value: must be a map")
+    if vars_.raw is None:
+        raise ArgError(1, "argument must not be null")
+    if vars_.raw is UNKNOWN:
+        return Value(STRING, UNKNOWN)
+    for name in vars_.raw:
+        if not _IDENT.match(name):
+            raise ArgError(1, f'invalid template variable name "{name}": must start with a letter, followed by '
+                              "zero or more letters, digits, and underscores")
+    content = _read_text(base_dir, path)
+    expr, diags = parse_template(content, path)
+    if expr is None or any(d.is_error for d in diags):
+        d = next(d for d in diags if d.is_error)
+        raise ArgError(0, f"failed to parse template: {d.summary} at {d.subject}: {d.detail}")
+    # The template sees only its vars, and cannot call templatefile again (no recursion).
+    fns = dict(functions)
+    fns["templatefile"] = make_function(CAT, "templatefile(path: string, vars: any) -> any", "",
+                                        _no_recursion)
+    ctx = EvalContext(dict(vars_.raw), fns)
+    from ..lang import ast as A
+
+    for ref in A.traversal_refs(expr):
+        if ref.name not in vars_.raw and not _bound_by_for(expr, ref):
+            r = ref.range
+            raise ArgError(1, f'vars map does not contain key "{ref.name}", referenced at '
+                              f"{r.filename}:{r.start.line},{r.start.column}-{r.end.column}")
+    value, diags = evaluate(expr, ctx)
+    errors = [d for d in diags if d.is_error]
+    if errors:
+        d = errors[0]
+        raise FunctionError(f"{d.subject}: {d.summary}; {d.detail}")
+    return value
+
+
+def _bound_by_for(expr, ref) -> bool:
+    """Is ``ref`` a variable of an enclosing for expression or %{for} directive?"""
+    from ..lang import ast as A
+
+    for node in A.walk(expr):
+        if type(node) is A.For and node.start <= ref.start and ref.end <= node.end and \
+                ref.name in (node.key_var, node.val_var):
+            return True
+    return False
+
+
+def _no_recursion(p: Value, v: Value) -> Value:
+    raise FunctionError("cannot recursively call templatefile from inside another templatefile call")
