@@ -63,6 +63,8 @@ def _format_string(s: str, indent: int) -> str:
     lines = s.split("\n")
     if len(lines) < 2:
         return go_quote(s)
+    if lines[-1] == "":  # a final newline ends the last line; it is not an empty line of its own
+        lines.pop()
     # Multi-line strings print as a heredoc whose marker no line collides with.
     op = "<<-" if indent > 0 else "<<"
     marker = "EOT"

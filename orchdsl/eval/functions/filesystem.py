@@ -155,7 +155,7 @@ def _templatefile(base_dir: str, functions: dict[str, Function], path: str, vars
     fns["templatefile"] = make_function(CAT, "templatefile(path: string, vars: any) -> any", "",
                                         _no_recursion)
     ctx = EvalContext(dict(vars_.raw), fns)
-    from ..lang import ast as A
+    from ...lang import ast as A
 
     for ref in A.traversal_refs(expr):
         if ref.name not in vars_.raw and not _bound_by_for(expr, ref):
@@ -172,7 +172,7 @@ def _templatefile(base_dir: str, functions: dict[str, Function], path: str, vars
 
 def _bound_by_for(expr, ref) -> bool:
     """Is ``ref`` a variable of an enclosing for expression or %{for} directive?"""
-    from ..lang import ast as A
+    from ...lang import ast as A
 
     for node in A.walk(expr):
         if type(node) is A.For and node.start <= ref.start and ref.end <= node.end and \
