@@ -12,7 +12,7 @@ $orch validate --syntax-only "$dir"
 echo "== orch fmt --check $dir"
 $orch fmt --check "$dir"
 echo "== orch console $dir"
-printf '%s\n' 'local.env' 'local.motd' 'cidrsubnet(var.pod_cidr, 8, 2)' \
+printf '%s\n' 'local.env' 'local.motd' 'local.listeners' 'cidrsubnet(var.pod_cidr, 8, 2)' \
   '[for i in range(var.replicas) : "web-${i}"]' | tee /dev/stderr | $orch console "$dir"
 echo
 echo "Done. Look at $dir/main.orch, then try: .venv/bin/orch console $dir"

@@ -46,11 +46,13 @@ def _read_error(path: Path, err: OSError) -> Diagnostic:
 def cmd_validate(args: argparse.Namespace) -> int:
     from .lang import parse_file
 
-    files = expand_paths(args.paths or ["."], (".orch",) if not args.syntax_only else CONFIG_SUFFIXES)
+    suffixes = CONFIG_SUFFIXES if args.syntax_only else (".orch",)
+    files = expand_paths(args.paths or ["."], suffixes)
     diags: list[Diagnostic] = []
     if not files:
-        diags.append(Diagnostic.error("No configuration files", f"No .orch files found in {', '.join(args.paths)}.",
-                                      hint="pass a directory containing .orch files, or file paths"))
+        diags.append(Diagnostic.error("No configuration files",
+                                      f"No {', '.join(suffixes)} files in {', '.join(args.paths or ['.'])}.",
+                                      hint="pass a directory containing configuration files, or file paths"))
     for f in files:
         try:
             _, file_diags = parse_file(f)
