@@ -336,22 +336,31 @@ def unify_values(values: list[Value]) -> tuple[Type, list[Value]] | None:
         return None
 
 
-def describe_mismatch(a: Type, b: Type, a_name: str = "true", b_name: str = "false") -> str:
-    """Why two types do not unify, for "Inconsistent conditional result types" (as HCL explains it)."""
+def describe_mismatch(a: Type, b: Type) -> str:
+    """Why the two results of a conditional do not unify (HCL's describeConditionalTypeMismatch)."""
     if a.is_object and b.is_object:
         aa, ba = a.attr_types, b.attr_types
-        for n in aa:
+        for n in sorted(aa):
             if n not in ba:
-                return f"The '{a_name}' value includes object attribute \"{n}\", which is absent in the " \
-                       f"'{b_name}' value"
-        for n in ba:
+                return f"The 'true' value includes object attribute \"{n}\", which is absent in the 'false' value"
+            if aa[n] != ba[n]:
+                return f"Type mismatch for object attribute \"{n}\": {describe_mismatch(aa[n], ba[n])}"
+        for n in sorted(ba):
             if n not in aa:
-                return f"The '{b_name}' value includes object attribute \"{n}\", which is absent in the " \
-                       f"'{a_name}' value"
-        for n in aa:
-            if unify([aa[n], ba[n]]) is None:
-                return f"Type mismatch for object attribute \"{n}\": {describe_mismatch(aa[n], ba[n], a_name, b_name)}"
-    if a.is_tuple and b.is_tuple and len(a.elements) != len(b.elements):
-        return f"The '{a_name}' tuple has length {len(a.elements)}, but the '{b_name}' tuple has length " \
-               f"{len(b.elements)}"
-    return f"The '{a_name}' value is {a.friendly_name()}, but the '{b_name}' value is {b.friendly_name()}"
+                return f"The 'false' value includes object attribute \"{n}\", which is absent in the 'true' value"
+    elif a.is_tuple and b.is_tuple:
+        if len(a.elements) != len(b.elements):
+            return f"The 'true' tuple has length {len(a.elements)}, but the 'false' tuple has length " \
+                   f"{len(b.elements)}"
+        for i, (x, y) in enumerate(zip(a.elements, b.elements)):
+            if x != y:
+                return f"Type mismatch for tuple element {i}: {describe_mismatch(x, y)}"
+    elif a.is_collection and b.is_collection and type(a) is type(b):
+        ea, eb = a.element, b.element
+        if (ea.is_object and eb.is_object) or (ea.is_tuple and eb.is_tuple):
+            noun = "list" if a.is_list else "set" if a.is_set else "map"
+            return f"Mismatched {noun} element types: {describe_mismatch(ea, eb)}"
+    if a.friendly_name() == b.friendly_name():
+        return "At least one deeply-nested attribute or element is not compatible across both the 'true' and " \
+               "the 'false' value"
+    return f"The 'true' value is {a.friendly_name()}, but the 'false' value is {b.friendly_name()}"

@@ -21,7 +21,7 @@ from . import ops
 from .convert import ConversionError, convert, describe_mismatch, unify, unify_values
 from .functions.base import ArgError, ArityError, Function, FunctionError
 from .scope import ANON, EvalContext
-from .types import BOOL, DYNAMIC, STRING, ListType, Type
+from .types import BOOL, DYNAMIC, STRING, ListType, TupleType, Type
 from .values import (DYNAMIC_VAL, EMPTY_TUPLE_VAL, NULL, UNKNOWN, Value, bool_val, list_val, number_val,
                      object_val, string_val, tuple_val, unknown)
 
@@ -114,62 +114,107 @@ class Evaluator:
 
     def object(self, node, ctx: EvalContext) -> Value:
         attrs: dict[str, Value] = {}
-        where: dict[str, A.Node] = {}
         known = True
+        sensitive = False
         for key_node, value_node in node.items:
+            mark = len(self.diags)
+            key_val = self.object_key(key_node, ctx)
+            key_failed = self.errors_since(mark)
             value = self.eval(value_node, ctx)
-            wrapped = key_node.wrapped
-            if type(wrapped) is A.ScopeTraversal and not wrapped.steps and not key_node.force_non_literal:
-                key = wrapped.name  # a bare identifier is a literal key
-            else:
-                mark = len(self.diags)
-                kv = self.eval(wrapped, ctx)
-                if self.errors_since(mark):
-                    known = False
-                    continue
-                if kv.raw is None:
-                    self.error(key_node, "Null value as key", "Can't use a null value as a key.")
-                    known = False
-                    continue
-                try:
-                    kv = convert(kv, STRING)
-                except ConversionError as e:
-                    self.error(key_node, "Incorrect key type", f"Can't use this value as a key: {e}.")
-                    known = False
-                    continue
-                if kv.raw is UNKNOWN:
-                    known = False
-                    continue
-                key = kv.raw
-            if key in attrs:
-                first = where[key].range
-                self.error(key_node, "Duplicate object attribute",
-                           f'An attribute named "{key}" was already defined at '
-                           f'{first.filename}:{first.start.line},{first.start.column}.',
-                           hint="each key of an object constructor must be unique")
+            if key_failed:
+                known = False
                 continue
-            attrs[key] = value
-            where[key] = key_node
+            if key_val.raw is None:
+                self.error(value_node, "Null value as key", "Can't use a null value as a key.")
+                known = False
+                continue
+            try:
+                kv = convert(key_val, STRING)
+            except ConversionError as e:
+                self.error(key_node, "Incorrect key type", f"Can't use this value as a key: {e}.")
+                known = False
+                continue
+            if kv.raw is UNKNOWN:
+                known = False
+                continue
+            sensitive = sensitive or kv.sensitive
+            attrs[kv.raw] = value  # a repeated key overrides the earlier one, as in HCL
         if not known:
             return DYNAMIC_VAL
-        return object_val(attrs)
+        return object_val(attrs).mark(sensitive)
+
+    def object_key(self, node, ctx: EvalContext) -> Value:
+        wrapped = node.wrapped
+        if not node.force_non_literal:
+            if type(wrapped) is A.ScopeTraversal:
+                if wrapped.steps:
+                    return self.error(node, "Ambiguous attribute key",
+                                      "If this expression is intended to be a reference, wrap it in parentheses. "
+                                      "If it's instead intended as a literal name containing periods, wrap it in "
+                                      "quotes to create a string literal.")
+                return string_val(wrapped.name)  # a bare identifier is a literal key
+            if type(wrapped) is A.Literal and (wrapped.value is None or isinstance(wrapped.value, bool)):
+                # The keywords null/true/false are names here, not values.
+                return string_val("null" if wrapped.value is None else str(wrapped.value).lower())
+        return self.eval(wrapped, ctx)
 
     # ---- operators -------------------------------------------------------------------------
     def binary_op(self, node, ctx: EvalContext) -> Value:
         op = node.op
+        if op in ops.LOGICAL:
+            return self.logical_op(node, ctx)
         lhs = self.eval(node.lhs, ctx)
-        if op in ops.LOGICAL and lhs.raw is not UNKNOWN and lhs.raw is not None:
-            # Short-circuit: a deciding left operand makes the right one irrelevant,
-            # so errors in it (e.g. `x != null && x.a`) are not reported.
-            try:
-                lb = convert(lhs, BOOL)
-            except ConversionError:
-                lb = None
-            if lb is not None and lb.raw is (op == "||"):
-                return lb
         rhs = self.eval(node.rhs, ctx)
         try:
             return ops.binary(op, lhs, rhs)
+        except ops.OpError as e:
+            return self.op_error(e, node, {"lhs": node.lhs, "rhs": node.rhs})
+
+    def logical_op(self, node, ctx: EvalContext) -> Value:
+        """``&&`` and ``||`` short-circuit on diagnostics too, as HCL does.
+
+        Both sides are evaluated, but when one side decides the result the
+        other side's errors are dropped, so ``x != null && x.a`` is safe.
+        """
+        m0 = len(self.diags)
+        lhs = self.eval(node.lhs, ctx)
+        m1 = len(self.diags)
+        rhs = self.eval(node.rhs, ctx)
+        lhs_diags, rhs_diags = self.diags[m0:m1], self.diags[m1:]
+        del self.diags[m0:]
+        conv: list[Value] = []
+        for side, v, n in (("left", lhs, node.lhs), ("right", rhs, node.rhs)):
+            try:
+                conv.append(convert(v, BOOL))
+            except ConversionError as e:
+                self.error(n, "Invalid operand", f"Unsuitable value for {side} operand: {e}.")
+        if len(conv) < 2:
+            self.diags.extend(lhs_diags + rhs_diags)
+            return unknown(BOOL)
+        a, b = conv
+        sensitive = a.sensitive or b.sensitive
+        decisive = node.op == "||"  # the value that settles the result on its own
+        ak, bk = a.raw is not UNKNOWN, b.raw is not UNKNOWN
+        forced: tuple[Value, list[Diagnostic]] | None = None
+        if not ak and not bk:
+            if not any(d.is_error for d in lhs_diags):
+                forced = (unknown(BOOL), lhs_diags)
+        elif ak and a.raw is decisive:
+            forced = (bool_val(decisive), lhs_diags)
+        elif bk and b.raw is decisive:
+            forced = (bool_val(decisive), rhs_diags)
+        elif not ak:
+            forced = (unknown(BOOL), lhs_diags)
+        elif not bk:
+            forced = (unknown(BOOL), rhs_diags)
+        if forced is not None:
+            self.diags.extend(forced[1])
+            return forced[0].mark(sensitive)
+        self.diags.extend(lhs_diags + rhs_diags)
+        if any(d.is_error for d in lhs_diags + rhs_diags):
+            return unknown(BOOL)
+        try:
+            return ops.binary(node.op, a, b)
         except ops.OpError as e:
             return self.op_error(e, node, {"lhs": node.lhs, "rhs": node.rhs})
 
@@ -181,7 +226,6 @@ class Evaluator:
             return self.op_error(e, node, {"rhs": node.operand})
 
     def conditional(self, node, ctx: EvalContext) -> Value:
-        cond = self.eval(node.condition, ctx)
         m0 = len(self.diags)
         t = self.eval(node.true_expr, ctx)
         m1 = len(self.diags)
@@ -198,22 +242,24 @@ class Evaluator:
         else:
             rtype = unify([t.type, f.type])
         if rtype is None:
-            self.diags.extend(true_diags + false_diags)
-            return self.error(node, "Inconsistent conditional result types",
-                              "The true and false result expressions must have consistent types. "
-                              f"{describe_mismatch(t.type, f.type)}.",
-                              hint="convert both results to one type, e.g. with tostring() or tolist()")
+            self.diags.append(Diagnostic.error(
+                "Inconsistent conditional result types",
+                "The true and false result expressions must have consistent types. "
+                f"{describe_mismatch(t.type, f.type)}.", node.src, node.true_expr.start, node.false_expr.end,
+                hint="convert both results to one type, e.g. with tostring(), tolist() or tomap()"))
+            return DYNAMIC_VAL
+        cond = self.eval(node.condition, ctx)
         if cond.raw is None:
             return self.error(node.condition, "Null condition",
                               "The condition value is null. Conditions must either be true or false.")
         try:
             cb = convert(cond, BOOL)
-        except ConversionError as e:
+        except ConversionError:
             return self.error(node.condition, "Incorrect condition type",
-                              f"The condition expression must be of type bool: {e}.")
+                              "The condition expression must be of type bool.")
         if cb.raw is UNKNOWN:
-            self.diags.extend(true_diags + false_diags)
-            return Value(rtype, UNKNOWN, cond.sensitive)
+            # Neither branch is taken yet, so neither branch's errors are reported (as HCL).
+            return Value(rtype, UNKNOWN, cond.sensitive or t.sensitive or f.sensitive)
         chosen, chosen_diags = (t, true_diags) if cb.raw else (f, false_diags)
         self.diags.extend(chosen_diags)
         try:
@@ -327,31 +373,48 @@ class Evaluator:
 
     # ---- splat and for -----------------------------------------------------------------------------
     def splat(self, node, ctx: EvalContext) -> Value:
+        mark = len(self.diags)
         src = self.eval(node.source, ctx)
-        if src.raw is None:
-            return EMPTY_TUPLE_VAL  # the splat of null is an empty tuple
+        if self.errors_since(mark):
+            return DYNAMIC_VAL
         t = src.type
+        # Any value but a sequence acts as a one-element tuple (or an empty one when null).
+        upgrade = not (t.is_tuple or t.is_list or t.is_set)
+        if src.raw is None:
+            if upgrade:
+                return EMPTY_TUPLE_VAL
+            return self.error(node.source, "Splat of null value",
+                              "Splat expressions (with the * symbol) cannot be applied to null sequences.")
         if t == DYNAMIC:
             return DYNAMIC_VAL
-        if not (t.is_tuple or t.is_list or t.is_set):
-            # Any other value acts as a one-element tuple (the "single value" special power).
+        upgraded_unknown = False
+        if upgrade:
+            # An unknown single value might become null (zero elements) or not (one).
+            upgraded_unknown = src.raw is UNKNOWN
             src = tuple_val([src.unmark()]).mark(src.sensitive)
             t = src.type
         if src.raw is UNKNOWN:
-            if t.is_tuple:
-                return DYNAMIC_VAL
-            sub = Evaluator()
-            each = sub.eval(node.each, ctx.child({ANON: unknown(t.element)}))
-            return Value(ListType(each.type), UNKNOWN, src.sensitive)
+            return Value(self.splat_result_type(node, t, ctx, report=True), UNKNOWN, src.sensitive)
         mark = len(self.diags)
         out = [self.eval(node.each, ctx.child({ANON: e.mark(src.sensitive)})) for e in src.raw]
-        if self.errors_since(mark):
+        if upgraded_unknown:
             return DYNAMIC_VAL
+        if self.errors_since(mark):
+            return Value(self.splat_result_type(node, t, ctx), UNKNOWN)
         if t.is_list or t.is_set:
+            if not out:
+                return list_val([], self.splat_result_type(node, t, ctx, report=True).element)
             unified = unify_values(out)
             if unified is not None:
-                return list_val(unified[1], unified[0] if out else _element_result_type(node, t, ctx))
-        return tuple_val(out)
+                return list_val(unified[1], unified[0]).mark(src.sensitive)
+        return tuple_val(out).mark(src.sensitive)
+
+    def splat_result_type(self, node, t: Type, ctx: EvalContext, report: bool = False) -> Type:
+        """The type a splat yields: `each` applied to unknown elements of the source's element types."""
+        sub = self if report else Evaluator()
+        if t.is_tuple:
+            return TupleType(sub.eval(node.each, ctx.child({ANON: unknown(et)})).type for et in t.elements)
+        return ListType(sub.eval(node.each, ctx.child({ANON: unknown(t.element)})).type)
 
     def for_expr(self, node, ctx: EvalContext) -> Value:
         coll = self.eval(node.coll, ctx)
@@ -411,7 +474,8 @@ class Evaluator:
                 try:
                     kv = convert(kv, STRING)
                 except ConversionError as e:
-                    self.error(node.key_expr, "Invalid object key", f"The object key value is invalid: {e}.")
+                    self.error(node.key_expr, "Invalid object key",
+                               f"The key expression produced an invalid result: {e}.")
                     known = False
                     continue
                 if kv.raw is UNKNOWN:
@@ -490,12 +554,10 @@ class Evaluator:
                               "The condition value is null. Conditions must either be true or false.")
         try:
             cb = convert(cond, BOOL)
-        except ConversionError as e:
+        except ConversionError:
             return self.error(node.condition, "Incorrect condition type",
-                              f"The condition expression must be of type bool: {e}.")
+                              "The condition expression must be of type bool.")
         if cb.raw is UNKNOWN:
-            self.eval(node.true_tpl, ctx)  # for their diagnostics
-            self.eval(node.false_tpl, ctx)
             return Value(STRING, UNKNOWN, cond.sensitive)
         return self.eval(node.true_tpl if cb.raw else node.false_tpl, ctx).mark(cond.sensitive)
 
@@ -533,12 +595,6 @@ def _literal_value(v) -> Value:
     if isinstance(v, str):
         return string_val(v)
     return number_val(v)
-
-
-def _element_result_type(node, t: Type, ctx: EvalContext) -> Type:
-    """The type a splat's `each` yields for an element of ``t`` (for empty lists)."""
-    sub = Evaluator()
-    return sub.eval(node.each, ctx.child({ANON: unknown(t.element)})).type
 
 
 def _sentence(msg: str) -> str:
