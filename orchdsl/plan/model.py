@@ -1,0 +1,146 @@
+"""The Plan: ordered resource changes with reasons, drift, and output changes.
+
+Values in a plan are plain JSON-like Python data (dict, list, str, int,
+float, bool, None) with one extra: ``UNKNOWN`` marks a value that is known
+only after apply. A path is a tuple of keys and indexes, e.g.
+``("container", 0, "env", "GREETING")``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from ..addrs import ResourceAddress
+
+Path = tuple[str | int, ...]
+
+
+class _Unknown:
+    __slots__ = ()
+    _instance: _Unknown | None = None
+
+    def __new__(cls) -> _Unknown:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "UNKNOWN"
+
+    def __reduce__(self):  # survives pickling (saved plan files) as the same singleton
+        return (_Unknown, ())
+
+
+UNKNOWN = _Unknown()
+
+
+def is_unknown(v: Any) -> bool:
+    return v is UNKNOWN
+
+
+class Action(str, Enum):
+    NOOP = "no-op"
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    REPLACE = "replace"  # delete then create, or create then delete with create_before_destroy
+    READ = "read"
+
+    def terraform_actions(self, create_before_destroy: bool = False) -> list[str]:
+        """The ``actions`` list of ``terraform show -json``."""
+        if self is Action.REPLACE:
+            return ["create", "delete"] if create_before_destroy else ["delete", "create"]
+        return [self.value]
+
+
+# Reasons, with Terraform's names where Terraform has one (``action_reason`` in JSON).
+REPLACE_BECAUSE_CANNOT_UPDATE = "replace_because_cannot_update"
+REPLACE_BY_REQUEST = "replace_by_request"
+REPLACE_BECAUSE_TAINTED = "replace_because_tainted"
+DELETE_BECAUSE_NO_RESOURCE_CONFIG = "delete_because_no_resource_config"
+DELETE_BECAUSE_COUNT_INDEX = "delete_because_count_index"
+DELETE_BECAUSE_EACH_KEY = "delete_because_each_key"
+DELETE_BECAUSE_NO_MODULE = "delete_because_no_module"
+CREATE_BECAUSE_MISSING = "create_because_missing"  # orch: the object vanished outside orch
+UPDATE_BECAUSE_DRIFT = "update_because_drift"  # orch: repaired drift
+
+
+@dataclass
+class ResourceChange:
+    address: ResourceAddress
+    action: Action
+    before: dict | None  # prior (refreshed) attribute values; None when creating
+    after: dict | None  # planned values, may contain UNKNOWN; None when deleting
+    reason: str = ""  # human sentence shown in the text plan
+    action_reason: str | None = None  # machine reason, Terraform's vocabulary where it has one
+    replace_paths: list[Path] = field(default_factory=list)  # attributes that force replacement
+    before_sensitive: list[Path] = field(default_factory=list)
+    after_sensitive: list[Path] = field(default_factory=list)
+    create_before_destroy: bool = False
+    provider: str = ""
+    node: str | None = None  # where a pod replica is placed (scheduler), for the reader
+    index: int | None = None  # position in graph order
+
+    @property
+    def type(self) -> str:
+        return self.address.type
+
+    @property
+    def name(self) -> str:
+        return self.address.name
+
+
+@dataclass
+class DriftChange:
+    """An object changed outside orch since the last apply (found by refresh)."""
+
+    address: ResourceAddress
+    action: Action  # UPDATE (attributes differ) or DELETE (object gone)
+    before: dict | None  # what the state recorded
+    after: dict | None  # what exists now
+    reason: str = ""
+
+
+@dataclass
+class OutputChange:
+    name: str
+    action: Action
+    before: Any = None
+    after: Any = None  # may be UNKNOWN
+    sensitive: bool = False
+
+
+@dataclass
+class Plan:
+    changes: list[ResourceChange] = field(default_factory=list)  # graph order
+    drift: list[DriftChange] = field(default_factory=list)
+    outputs: list[OutputChange] = field(default_factory=list)
+    lineage: str | None = None  # of the state the plan was made against
+    serial: int | None = None
+    refresh_only: bool = False
+    destroy: bool = False
+    variables: dict[str, Any] = field(default_factory=dict)
+    timestamp: str = ""
+
+    @property
+    def counts(self) -> tuple[int, int, int]:
+        """(to add, to change, to destroy) as in ``Plan: X to add, Y to change, Z to destroy.``"""
+        add = change = destroy = 0
+        for c in self.changes:
+            if c.action is Action.CREATE:
+                add += 1
+            elif c.action is Action.UPDATE:
+                change += 1
+            elif c.action is Action.DELETE:
+                destroy += 1
+            elif c.action is Action.REPLACE:
+                add += 1
+                destroy += 1
+        return add, change, destroy
+
+    @property
+    def has_changes(self) -> bool:
+        return any(c.action is not Action.NOOP for c in self.changes) or \
+            any(o.action is not Action.NOOP for o in self.outputs) or (self.refresh_only and bool(self.drift))
