@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from .types import (BOOL, DYNAMIC, NUMBER, STRING, DynamicType, ListType, MapType, ObjectType, SetType,
                     TupleType, Type)
-from .values import (UNKNOWN, Value, canonical_set, format_number, null, parse_number, unknown)
+from .values import (UNKNOWN, Value, canonical_set, format_number, null, parse_number)
 
 
 class ConversionError(Exception):
@@ -94,7 +94,16 @@ def _mismatch(have: Type, want: Type) -> str:
         return f"tuple required with {len(want.elements)} elements"
     if want.is_primitive and not have.is_primitive:
         return f"{want.friendly_name()} required, but have {have.friendly_name()}"
-    return f"{want.friendly_name()} required"
+    return f"{constraint_name(want)} required"
+
+
+def constraint_name(t: Type) -> str:
+    """A type as a constraint in messages: ``list(any)`` reads "list of any single type"."""
+    if t == DYNAMIC:
+        return "any single type"
+    if t.is_list or t.is_set or t.is_map:
+        return f"{t.friendly_name().split(' of ')[0]} of {constraint_name(t.element)}"
+    return t.friendly_name()
 
 
 def _convert_known(v: Value, want: Type) -> Value:

@@ -50,6 +50,11 @@ class Evaluator:
         self.diags.append(Diagnostic.error(summary, detail, node.src, node.start, node.end, hint=hint))
         return DYNAMIC_VAL
 
+    def first_error(self, known: bool, node: A.Node, summary: str, detail: str = "", hint: str = "") -> None:
+        """Report an error of a loop iteration unless an earlier iteration already failed (as HCL)."""
+        if known:
+            self.error(node, summary, detail, hint)
+
     def errors_since(self, mark: int) -> bool:
         return any(d.is_error for d in self.diags[mark:])
 
@@ -223,7 +228,7 @@ class Evaluator:
         try:
             return ops.unary(node.op, v)
         except ops.OpError as e:
-            return self.op_error(e, node, {"rhs": node.operand})
+            return self.op_error(e, node, {"unary": node.operand})
 
     def conditional(self, node, ctx: EvalContext) -> Value:
         m0 = len(self.diags)
@@ -358,7 +363,7 @@ class Evaluator:
             lines.append(f"- {d.summary}{where}\n  {d.detail}")
         lines.append("\nAt least one expression must produce a successful result")
         return self.error(node, "Error in function call",
-                          f'Call to function "try" failed: ' + "\n".join(lines) + ".")
+                          'Call to function "try" failed: ' + "\n".join(lines) + ".")
 
     def depends_on_unknowns(self, expr: A.Node, ctx: EvalContext) -> bool:
         """Does ``expr`` read a value that is not known yet? (Then try/can cannot decide.)"""
@@ -432,7 +437,6 @@ class Evaluator:
         known = True
         items: list[Value] = []
         groups: dict[str, list[Value]] = {}
-        key_nodes: dict[str, A.Node] = {}
         for k, v in coll.iter_items():
             names = {node.val_var: v.mark(coll.sensitive)}
             if node.key_var is not None:
@@ -445,14 +449,15 @@ class Evaluator:
                     known = False
                     continue
                 if c.raw is None:
-                    self.error(node.cond, "Invalid 'for' condition",
-                               "The value of the 'if' clause must not be null.")
+                    self.first_error(known, node.cond, "Invalid 'for' condition",
+                                     "The value of the 'if' clause must not be null.")
                     known = False
                     continue
                 try:
                     c = convert(c, BOOL)
                 except ConversionError as e:
-                    self.error(node.cond, "Invalid 'for' condition", f"The 'if' clause value is invalid: {e}.")
+                    self.first_error(known, node.cond, "Invalid 'for' condition",
+                                     f"The 'if' clause value is invalid: {e}.")
                     known = False
                     continue
                 if c.raw is UNKNOWN:
@@ -467,15 +472,15 @@ class Evaluator:
                     known = False
                     continue
                 if kv.raw is None:
-                    self.error(node.key_expr, "Invalid object key",
-                               "Key expression in 'for' expression must not produce a null value.")
+                    self.first_error(known, node.key_expr, "Invalid object key",
+                                     "Key expression in 'for' expression must not produce a null value.")
                     known = False
                     continue
                 try:
                     kv = convert(kv, STRING)
                 except ConversionError as e:
-                    self.error(node.key_expr, "Invalid object key",
-                               f"The key expression produced an invalid result: {e}.")
+                    self.first_error(known, node.key_expr, "Invalid object key",
+                                     f"The key expression produced an invalid result: {e}.")
                     known = False
                     continue
                 if kv.raw is UNKNOWN:
@@ -491,7 +496,6 @@ class Evaluator:
                     known = False
                     continue
                 groups.setdefault(key, []).append(val)
-                key_nodes.setdefault(key, node.key_expr)
             else:
                 items.append(self.eval(node.val_expr, child))
         if not known:

@@ -7,7 +7,7 @@ evaluator turns it into a diagnostic at the right source range.
 from __future__ import annotations
 
 import difflib
-from decimal import Decimal, DivisionByZero, InvalidOperation, localcontext
+from decimal import DivisionByZero, InvalidOperation, localcontext
 
 from .convert import ConversionError, convert
 from .types import BOOL, DYNAMIC, NUMBER, STRING, Type
@@ -37,7 +37,7 @@ def _operand(v: Value, want: Type, side: str) -> Value:
     try:
         return convert(v, want)
     except ConversionError as e:
-        what = "left" if side == "lhs" else "right"
+        what = {"lhs": "left", "rhs": "right"}.get(side, "unary")
         raise OpError("Invalid operand", f"Unsuitable value for {what} operand: {e.message}.", side) from None
 
 
@@ -107,16 +107,17 @@ def arithmetic(op: str, x, y):
 
 def unary(op: str, v: Value) -> Value:
     if op == "-":
-        a = _operand(v, NUMBER, "rhs")
+        a = _operand(v, NUMBER, "unary")
         if a.raw is None:
             raise OpError("Invalid operand", "Unsuitable value for unary operand: a non-null value is required.",
-                          "rhs")
+                          "unary")
         if a.raw is UNKNOWN:
             return a
         return Value(NUMBER, -a.raw, v.sensitive)
-    a = _operand(v, BOOL, "rhs")
+    a = _operand(v, BOOL, "unary")
     if a.raw is None:
-        raise OpError("Invalid operand", "Unsuitable value for unary operand: a non-null value is required.", "rhs")
+        raise OpError("Invalid operand", "Unsuitable value for unary operand: a non-null value is required.",
+                      "unary")
     if a.raw is UNKNOWN:
         return a
     return bool_val(not a.raw).mark(v.sensitive)

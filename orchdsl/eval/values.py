@@ -201,7 +201,7 @@ def parse_number(text: str) -> Number:
     """Parse a decimal number as cty.ParseNumberVal does (no hex, no inf)."""
     s = text.strip()
     if not s or s.lower().lstrip("+-") in ("inf", "infinity", "nan") or "_" in s:
-        raise ValueError(f"a number is required")
+        raise ValueError("a number is required")
     try:
         d = Decimal(s)
     except InvalidOperation:

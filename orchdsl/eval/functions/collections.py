@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from ..convert import ConversionError, convert, unify, unify_values
 from ..ops import equals
-from ..types import BOOL, DYNAMIC, NUMBER, STRING, ListType, MapType, SetType, TupleType, Type
-from ..values import (EMPTY_TUPLE_VAL, FALSE, TRUE, UNKNOWN, Value, bool_val, canonical_set, list_val,
+from ..types import BOOL, DYNAMIC, NUMBER, STRING, ListType, TupleType, Type
+from ..values import (FALSE, TRUE, UNKNOWN, Value, bool_val, canonical_set, list_val,
                       map_val, null, number_val, object_val, set_val, string_val, tuple_val, unknown)
 from .base import ArgError, FunctionError, register
 from .text import graphemes

@@ -14,7 +14,7 @@ from urllib.parse import quote_plus
 from ..format import to_json
 from ..types import STRING, ObjectType
 from ..values import (NULL, Value, list_val, number_val, object_val, string_val, tuple_val, bool_val)
-from .base import ArgError, FunctionError, register
+from .base import ArgError, register
 
 CAT = "encoding"
 

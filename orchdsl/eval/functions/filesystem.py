@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Callable
 
-from ..types import STRING, SetType
+from ..types import STRING
 from ..values import UNKNOWN, Value, bool_val, set_val, string_val
 from .base import ArgError, Function, FunctionError, make_function, register
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import math
 from decimal import Decimal, InvalidOperation, localcontext
 
-from ..types import NUMBER
-from ..values import NUMBER_CONTEXT, Value, number_val, string_val, to_decimal
+from ..values import NUMBER_CONTEXT, Value, number_val, to_decimal
 from .base import ArgError, FunctionError, register
 
 CAT = "numeric"

@@ -21,7 +21,6 @@ _VERB = re.compile(r"%(?:\[(\d+)\])?([+\-# 0]*)(\d+)?(?:\.(\d*))?(?:\[(\d+)\])?(
 
 def format_string(spec: str, args: list[Value]) -> str:
     out: list[str] = []
-    pos = 0
     argi = 0
     used = 0
     i = 0

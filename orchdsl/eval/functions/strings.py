@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from ..convert import ConversionError, convert
 from ..types import STRING, ListType, MapType
-from ..values import (FALSE, TRUE, UNKNOWN, Value, bool_val, list_val, map_val, null, string_val, tuple_val)
+from ..values import (Value, bool_val, list_val, map_val, null, string_val)
 from .base import ArgError, FunctionError, register
 from .strformat import format_string
 from .text import compile_regex, expand_template, graphemes
