@@ -23,7 +23,9 @@ Public API:
 * ``standard_functions(base_dir)``;
 * ``format_value(v)`` (terraform console style), ``to_json(v)``;
 * ``from_python(obj)``, ``to_python(v)``;
-* ``parse_template(text, filename)``: a whole file as a template.
+* ``parse_template(text, filename)``: a whole file as a template;
+* ``parse_type_constraint(expr)`` -> (Type, Defaults, diagnostics) for
+  ``variable`` type constraints, ``apply_defaults(value, defaults)``.
 """
 
 from .convert import ConversionError, convert, unify
@@ -33,6 +35,7 @@ from .functions import Function, FunctionError, standard_functions
 from .interop import from_python, to_python
 from .scope import EvalContext
 from .template_source import parse_template
+from .typeexpr import Defaults, apply_defaults, parse_type_constraint
 from .types import (BOOL, DYNAMIC, NUMBER, STRING, ListType, MapType, ObjectType, SetType, TupleType, Type)
 from .values import (DYNAMIC_VAL, FALSE, NULL, TRUE, UNKNOWN, Value, bool_val, list_val, map_val, null,
                      number_val, object_val, set_val, string_val, tuple_val, unknown)
@@ -45,4 +48,5 @@ __all__ = [
     "convert", "unify", "ConversionError",
     "EvalContext", "evaluate", "standard_functions", "Function", "FunctionError",
     "format_value", "to_json", "from_python", "to_python", "parse_template",
+    "parse_type_constraint", "apply_defaults", "Defaults",
 ]

@@ -129,8 +129,10 @@ def _convert_known(v: Value, want: Type) -> Value:
         for name, t in want.attrs:
             if name in raw:
                 attrs[name] = _nested(raw[name], t, f".{name}")
-            else:  # optional: _type_can_convert checked required ones
+            elif name in want.optional:
                 attrs[name] = null(t)
+            else:  # only a map can get here: an object's attributes were checked by type
+                raise ConversionError(f'map has no element for required attribute "{name}"')
         return Value(ObjectType({k: x.type for k, x in attrs.items()}), attrs)
     raise ConversionError(_mismatch(have, want))
 
