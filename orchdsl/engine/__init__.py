@@ -1,0 +1,1 @@
+"""The engine: refresh, plan and apply, provider-independent."""
