@@ -519,3 +519,10 @@ def test_to_json(ctx):
     assert to_json(value, indent=2).startswith('{\n  "a": {\n    "c": null')
     with pytest.raises(ValueError):
         to_json(unknown())
+
+
+def test_yamlencode_matches_terraform_layout(ctx):
+    expr, _ = parse_expression('yamlencode({"foo" = [1, {"a" = "b", "c" = "d"}, 3], "bar" = "baz"})')
+    value, diags = evaluate(expr, ctx)
+    assert not diags
+    assert value.raw == '"bar": "baz"\n"foo":\n- 1\n- "a": "b"\n  "c": "d"\n- 3\n'

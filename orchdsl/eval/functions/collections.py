@@ -63,6 +63,8 @@ def length(v: Value) -> Value:
 
 @register(CAT, "concat(...seqs: any [unknown]) -> any", "Joins lists or tuples into one sequence.")
 def concat(*seqs: Value) -> Value:
+    if not seqs:
+        raise FunctionError("at least one argument is required")
     for i, s in enumerate(seqs):
         if not (s.type.is_list or s.type.is_tuple):
             raise ArgError(i, f"all arguments must be lists or tuples; got {s.type.friendly_name()}")
@@ -191,17 +193,16 @@ def lookup(m: Value, key: Value, *default: Value) -> Value:
 @register(CAT, "merge(...maps: any [null]) -> any",
           "Merges maps or objects; later arguments override earlier keys.")
 def merge(*maps: Value) -> Value:
-    present = [m for m in maps if m.raw is not None]
     for i, m in enumerate(maps):
-        if m.raw is not None and not (m.type.is_map or m.type.is_object):
+        if not (m.type.is_map or m.type.is_object):
             raise ArgError(i, f"arguments must be maps or objects, got {m.type.friendly_name()}")
     merged: dict[str, Value] = {}
-    for m in present:
-        merged.update(m.raw)
-    if present and all(m.type.is_map for m in present):
-        et = unify([m.type.element for m in present])
-        if et is not None:
-            return map_val({k: convert(v, et) for k, v in merged.items()}, et)
+    for m in maps:
+        if m.raw is not None:
+            merged.update(m.raw)
+    # As cty: the result keeps the arguments' type only when they all share it; otherwise an object.
+    if maps and all(m.type == maps[0].type for m in maps) and maps[0].type.is_map:
+        return map_val(merged, maps[0].type.element)
     return object_val(merged)
 
 

@@ -12,6 +12,7 @@ from decimal import Decimal
 from urllib.parse import quote_plus
 
 from ..format import to_json
+from ..values import format_number
 from ..types import STRING, ObjectType
 from ..values import (NULL, Value, list_val, number_val, object_val, string_val, tuple_val, bool_val)
 from .base import ArgError, register
@@ -50,6 +51,52 @@ def jsondecode(s: Value) -> Value:
     except (ValueError, RecursionError) as e:
         raise ArgError(0, f"invalid JSON: {e}") from None
     return _from_json(data)
+
+
+@register(CAT, "yamlencode(value: any [null]) -> string",
+          "Encodes a value as YAML (block style, strings double-quoted, as Terraform prints it).")
+def yamlencode(v: Value) -> Value:
+    lines: list[str] = []
+    _yaml(v, 0, lines, None)
+    return string_val("\n".join(lines) + "\n")
+
+
+def _yaml_scalar(v: Value) -> str | None:
+    """The inline form of a scalar or empty collection; None for a non-empty collection."""
+    raw = v.raw
+    if raw is None:
+        return "null"
+    if isinstance(raw, bool):
+        return "true" if raw else "false"
+    if isinstance(raw, str):
+        return json.dumps(raw, ensure_ascii=False)
+    if isinstance(raw, (int, Decimal)):
+        return format_number(raw)
+    if not raw:
+        return "[]" if isinstance(raw, tuple) else "{}"
+    return None
+
+
+def _yaml(v: Value, indent: int, lines: list[str], prefix: str | None) -> None:
+    """Append ``v`` at ``indent``; ``prefix`` is text already started on the current line ("- ", "key:")."""
+    pad = " " * indent
+    inline = _yaml_scalar(v)
+    if inline is not None:
+        lines.append(f"{prefix or pad}{' ' if prefix and prefix.endswith(':') else ''}{inline}")
+        return
+    if prefix is not None and prefix.endswith(":"):
+        lines.append(prefix)
+        prefix = None
+    items = list(v.raw.items()) if isinstance(v.raw, dict) else list(v.raw)
+    for i, item in enumerate(items):
+        # The first entry of a sequence item shares the "- " line.
+        head = prefix if (i == 0 and prefix is not None) else pad
+        if isinstance(v.raw, dict):
+            key, val = item
+            nested = indent + 2 if val.raw and isinstance(val.raw, dict) else indent
+            _yaml(val, nested, lines, f"{head}{json.dumps(key, ensure_ascii=False)}:")
+        else:
+            _yaml(item, indent + 2, lines, f"{head}- ")
 
 
 @register(CAT, "base64encode(str: string) -> string", "Encodes the UTF-8 bytes of a string as Base64.")
