@@ -182,7 +182,11 @@ def test_no_exception_escapes(src):
 
 
 def test_docs_cover_every_function():
+    from orchdsl.eval.functions.reference import render_reference
+
     doc = (Path(__file__).resolve().parents[1] / "docs" / "functions.md").read_text()
     names = set(REGISTRY) | set(standard_functions(".").keys())
     missing = sorted(n for n in names if f"`{n}(" not in doc)
     assert not missing, f"docs/functions.md lacks {missing}"
+    assert doc == render_reference(), \
+        "docs/functions.md is stale: python -m orchdsl.eval.functions.reference > docs/functions.md"
