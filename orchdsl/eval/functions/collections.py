@@ -143,7 +143,8 @@ def flatten(lst: Value) -> Value:
     return tuple_val(out)
 
 
-@register(CAT, "keys(map: any [unknown]) -> any", "The keys of a map or attribute names of an object, sorted.")
+@register(CAT, "keys(map: any [unknown]) -> any",
+          "The keys of a map or attribute names of an object, sorted.")
 def keys(m: Value) -> Value:
     t = m.type
     if t.is_object:
@@ -317,7 +318,8 @@ def coalescelist(*vals: Value) -> Value:
     raise FunctionError("no non-null arguments")
 
 
-@register(CAT, "compact(list: list(string) [null]) -> list(string)", "Removes null and empty-string elements.")
+@register(CAT, "compact(list: list(string) [null]) -> list(string)",
+          "Removes null and empty-string elements.")
 def compact(lst: Value) -> Value:
     if lst.raw is None:
         raise ArgError(0, "argument must not be null")
@@ -448,14 +450,16 @@ def chunklist(lst: Value, size: Value) -> Value:
     return list_val(chunks, ListType(et))
 
 
-@register(CAT, "alltrue(list: list(bool) [null]) -> bool", "Whether every element is true (true for an empty list).")
+@register(CAT, "alltrue(list: list(bool) [null]) -> bool",
+          "Whether every element is true (true for an empty list).")
 def alltrue(lst: Value) -> Value:
     if lst.raw is None:
         raise ArgError(0, "argument must not be null")
     return bool_val(all(e.raw is True for e in lst.raw))
 
 
-@register(CAT, "anytrue(list: list(bool) [null]) -> bool", "Whether any element is true (false for an empty list).")
+@register(CAT, "anytrue(list: list(bool) [null]) -> bool",
+          "Whether any element is true (false for an empty list).")
 def anytrue(lst: Value) -> Value:
     if lst.raw is None:
         raise ArgError(0, "argument must not be null")

@@ -29,7 +29,8 @@ def _to(v: Value, want: Type, constraint: str) -> Value:
         raise ArgError(0, f"cannot convert {v.type.friendly_name()} to {constraint}") from None
 
 
-@register(CAT, "tostring(v: any [null] [unknown]) -> string", "Converts a number, bool or string to a string.")
+@register(CAT, "tostring(v: any [null] [unknown]) -> string",
+          "Converts a number, bool or string to a string.")
 def tostring(v: Value) -> Value:
     return _to(v, STRING, "string")
 

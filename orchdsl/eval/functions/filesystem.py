@@ -53,7 +53,8 @@ def pathexpand(p: Value) -> Value:
     return string_val(s)
 
 
-@register(CAT, "abspath(path: string) -> string", "The absolute form of a path (relative to the working directory).")
+@register(CAT, "abspath(path: string) -> string",
+          "The absolute form of a path (relative to the working directory).")
 def abspath(p: Value) -> Value:
     return string_val(Path(os.path.abspath(p.raw)).as_posix())
 

@@ -40,7 +40,8 @@ def cidrhost(prefix: Value, hostnum: Value) -> Value:
     return string_val(str(net.network_address + n))
 
 
-@register(CAT, "cidrnetmask(prefix: string) -> string", "The subnet mask of an IPv4 prefix, e.g. 255.255.0.0.")
+@register(CAT, "cidrnetmask(prefix: string) -> string",
+          "The subnet mask of an IPv4 prefix, e.g. 255.255.0.0.")
 def cidrnetmask(prefix: Value) -> Value:
     net = _parse(prefix)
     if net.version != 4:

@@ -98,12 +98,14 @@ def trimspace(s: Value) -> Value:
     return string_val(s.raw.strip())
 
 
-@register(CAT, "trimprefix(str: string, prefix: string) -> string", "Removes a prefix if the string starts with it.")
+@register(CAT, "trimprefix(str: string, prefix: string) -> string",
+          "Removes a prefix if the string starts with it.")
 def trimprefix(s: Value, prefix: Value) -> Value:
     return string_val(s.raw.removeprefix(prefix.raw))
 
 
-@register(CAT, "trimsuffix(str: string, suffix: string) -> string", "Removes a suffix if the string ends with it.")
+@register(CAT, "trimsuffix(str: string, suffix: string) -> string",
+          "Removes a suffix if the string ends with it.")
 def trimsuffix(s: Value, suffix: Value) -> Value:
     return string_val(s.raw.removesuffix(suffix.raw))
 
@@ -154,7 +156,8 @@ def strrev(s: Value) -> Value:
     return string_val("".join(reversed(graphemes(s.raw))))
 
 
-@register(CAT, "startswith(str: string, prefix: string) -> bool", "Whether the string starts with the prefix.")
+@register(CAT, "startswith(str: string, prefix: string) -> bool",
+          "Whether the string starts with the prefix.")
 def startswith(s: Value, prefix: Value) -> Value:
     return bool_val(s.raw.startswith(prefix.raw))
 
