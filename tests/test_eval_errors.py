@@ -190,3 +190,9 @@ def test_docs_cover_every_function():
     assert not missing, f"docs/functions.md lacks {missing}"
     assert doc == render_reference(), \
         "docs/functions.md is stale: python -m orchdsl.eval.functions.reference > docs/functions.md"
+
+
+def test_function_calls_need_a_function_table():
+    expr, _ = parse_expression('upper("a")')
+    _, [d] = evaluate(expr, EvalContext({}))
+    assert d.summary == "Function calls not allowed"

@@ -278,6 +278,8 @@ class Evaluator:
     # ---- functions -----------------------------------------------------------------------------
     def function_call(self, node, ctx: EvalContext) -> Value:
         fn = ctx.function(node.name)
+        if fn is None and not ctx.allows_functions:
+            return self.error(node, "Function calls not allowed", "Functions may not be called here.")
         if fn is None:
             hint = ops.suggest(node.name, ctx.functions.keys())
             if "::" in node.name:

@@ -62,5 +62,15 @@ class EvalContext:
             ctx = ctx.parent
         return {}
 
+    @property
+    def allows_functions(self) -> bool:
+        """False where no context in the chain has a function table (e.g. variable files)."""
+        ctx: EvalContext | None = self
+        while ctx is not None:
+            if ctx._functions is not None:
+                return True
+            ctx = ctx.parent
+        return False
+
     def function(self, name: str) -> Function | None:
         return self.functions.get(name)
