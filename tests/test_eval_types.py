@@ -87,3 +87,42 @@ def test_sensitive_marks_propagate():
         value, diags = evaluate(expr, ctx)
         assert not diags, (src, diags)
         assert format_value(value) == shown, src
+
+
+# ---- properties ------------------------------------------------------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+# Console output quotes strings as Go does (as Terraform), which HCL reads back only for text
+# without control characters or template sequences; multi-line strings print as heredocs.
+_text = st.text(st.characters(blacklist_categories=("Cc", "Cs"), blacklist_characters="$%"), max_size=12)
+_scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(min_value=-10**30, max_value=10**30),
+    st.decimals(allow_nan=False, allow_infinity=False, places=6, min_value=-10**6, max_value=10**6),
+    _text,
+)
+_data = st.recursive(_scalars, lambda inner: st.one_of(
+    st.lists(inner, max_size=4), st.dictionaries(_text, inner, max_size=4)), max_leaves=12)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_data)
+def test_console_output_evaluates_back_to_the_value(data):
+    value = from_python(data)
+    text = format_value(value)
+    expr, diags = parse_expression(text)
+    assert not diags, text
+    back, diags = evaluate(expr, EvalContext({}, standard_functions(".")))
+    assert not diags, text
+    assert back == value, text
+
+
+@settings(max_examples=150, deadline=None)
+@given(_data)
+def test_jsonencode_jsondecode_roundtrip(data):
+    ctx = EvalContext({"v": from_python(data)}, standard_functions("."))
+    expr, _ = parse_expression("jsondecode(jsonencode(v))")
+    back, diags = evaluate(expr, ctx)
+    assert not diags
+    assert to_python(back) == to_python(from_python(data))

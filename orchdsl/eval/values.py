@@ -123,6 +123,10 @@ class Value:
     def __len__(self) -> int:
         return len(self.raw)
 
+    def __bool__(self) -> bool:
+        # Without this, truth testing would fall back to __len__ and fail on numbers.
+        return True
+
     def iter_items(self) -> Iterator[tuple[Value, Value]]:
         """(key, value) pairs in cty order: index for sequences, key for maps, element for sets."""
         t = self.type
@@ -227,10 +231,13 @@ def to_decimal(n: Number) -> Decimal:
 
 # ---- constructors ----------------------------------------------------------------------
 
+def normalize_string(s: str) -> str:
+    """NFC, as cty normalises every string, map key and attribute name."""
+    return s if s.isascii() else unicodedata.normalize("NFC", s)
+
+
 def string_val(s: str) -> Value:
-    if not s.isascii():
-        s = unicodedata.normalize("NFC", s)
-    return Value(STRING, s)
+    return Value(STRING, normalize_string(s))
 
 
 def number_val(n: Number | float) -> Value:
@@ -259,7 +266,7 @@ def tuple_val(elems: Iterable[Value]) -> Value:
 def object_val(attrs: Mapping[str, Value]) -> Value:
     if not attrs:
         return EMPTY_OBJECT_VAL
-    items = dict(sorted(attrs.items()))
+    items = dict(sorted((normalize_string(k), v) for k, v in attrs.items()))
     return Value(ObjectType({k: v.type for k, v in items.items()}), items)
 
 
@@ -271,7 +278,7 @@ def list_val(elems: Iterable[Value], element_type: Type | None = None) -> Value:
 
 
 def map_val(items: Mapping[str, Value], element_type: Type | None = None) -> Value:
-    items = dict(sorted(items.items()))
+    items = dict(sorted((normalize_string(k), v) for k, v in items.items()))
     et = element_type if element_type is not None else (next(iter(items.values())).type if items else DYNAMIC)
     return Value(MapType(et), items)
 
