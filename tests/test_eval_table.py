@@ -132,6 +132,8 @@ CASES: list[tuple[str, Any]] = [
     ("var.nothing == null", True),
     ("var.name != null", True),
     ("99999999999999999999 + 1", 100000000000000000000),
+    ("-(1/3) * 3 == -(1/3 + 1/3 + 1/3)", True),
+    ("length(tostring(-(1/3)))", 158),  # full precision survives negation (not Python's 28 digits)
     ("1/0", Err("Division by zero")),
     ("1 % 0", Err("Division by zero")),
     # ---- conversions ---------------------------------------------------------------------
@@ -274,6 +276,8 @@ CASES: list[tuple[str, Any]] = [
     ('format("%.2f %e %g", 3.14159, 1234.5, 0.0001)', "3.14 1.234500e+03 0.0001"),
     ('format("%v %v %#v", "s", 1.5, [1, "a"])', 's 1.5 [1,"a"]'),
     ('format("%q", "a\\"b")', '"a\\"b"'),
+    ('format("%.40f", 1/3)', "0." + "3" * 40),
+    ('format("%+.2e|%08.3f|%#x", -1234.5, -3.14159, 255)', "-1.23e+03|-003.142|0xff"),
     ('format("%[2]s %[1]s", "a", "b")', "b a"),
     ('format("%t %%", true)', "true %"),
     ('format("%d")', Err("Error in function call")),

@@ -113,7 +113,9 @@ def unary(op: str, v: Value) -> Value:
                           "unary")
         if a.raw is UNKNOWN:
             return a
-        return Value(NUMBER, -a.raw, v.sensitive)
+        n = a.raw
+        # Decimal operators use the thread's context (28 digits); ours keeps full precision.
+        return Value(NUMBER, -n if isinstance(n, int) else NUMBER_CONTEXT.minus(n), v.sensitive)
     a = _operand(v, BOOL, "unary")
     if a.raw is None:
         raise OpError("Invalid operand", "Unsuitable value for unary operand: a non-null value is required.",

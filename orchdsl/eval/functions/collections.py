@@ -8,7 +8,7 @@ tuple); ``list(any)`` parameters first unify the elements to one type.
 from __future__ import annotations
 
 from ..convert import ConversionError, convert, unify, unify_values
-from ..ops import equals
+from ..ops import arithmetic, equals
 from ..types import BOOL, DYNAMIC, NUMBER, STRING, ListType, TupleType, Type
 from ..values import (FALSE, TRUE, UNKNOWN, Value, bool_val, canonical_set, list_val,
                       map_val, null, number_val, object_val, set_val, string_val, tuple_val, unknown)
@@ -231,7 +231,7 @@ def range_(*params: Value) -> Value:
             raise FunctionError("more than 1024 values were generated; either decrease the difference between "
                                 "start and end or use a smaller step")
         out.append(number_val(x))
-        x += step
+        x = arithmetic("+", x, step)
     return list_val(out, NUMBER)
 
 
@@ -299,7 +299,10 @@ def coalesce(*vals: Value) -> Value:
             return unknown(t)
         if v.raw is None or (v.type == STRING and v.raw == ""):
             continue
-        return convert(v, t)
+        try:
+            return convert(v, t)
+        except ConversionError as e:
+            raise FunctionError(f"all arguments must have the same type: {e}") from None
     raise FunctionError("no non-null, non-empty-string arguments")
 
 
@@ -471,8 +474,6 @@ def sum_(lst: Value) -> Value:
     _require_seq(lst, 0, "argument must be list, set, or tuple of number values")
     if not lst.raw:
         raise ArgError(0, "cannot sum an empty list")
-    from ..ops import arithmetic
-
     total = 0
     for i, e in enumerate(lst.raw):
         if e.raw is None:

@@ -13,7 +13,8 @@ CAT = "numeric"
 
 @register(CAT, "abs(num: number) -> number", "The absolute value.")
 def abs_(n: Value) -> Value:
-    return number_val(abs(n.raw))
+    x = n.raw
+    return number_val(abs(x) if isinstance(x, int) else NUMBER_CONTEXT.abs(x))
 
 
 @register(CAT, "ceil(num: number) -> number", "The closest whole number greater than or equal to num.")

@@ -16,6 +16,7 @@ from ..types import BOOL, NUMBER, STRING
 from ..values import NUMBER_CONTEXT, Value, format_number, to_decimal
 from .base import FunctionError
 
+_MAX_WIDTH = 1 << 16  # guards against accidental multi-gigabyte strings
 _VERB = re.compile(r"%(?:\[(\d+)\])?([+\-# 0]*)(\d+)?(?:\.(\d*))?(?:\[(\d+)\])?(.?)", re.DOTALL)
 
 
@@ -33,6 +34,8 @@ def format_string(spec: str, args: list[Value]) -> str:
         m = _VERB.match(spec, j)
         assert m is not None
         idx1, flags, width, prec, idx2, verb = m.groups()
+        if (width and int(width) > _MAX_WIDTH) or (prec and int(prec) > _MAX_WIDTH):
+            raise FunctionError(f"width or precision at offset {j} is larger than {_MAX_WIDTH}")
         i = m.end()
         if verb == "%" and not (idx1 or flags or width or prec is not None or idx2):
             out.append("%")
@@ -108,7 +111,7 @@ def _sign(negative: bool, flags: str) -> str:
 
 def _format_float(verb: str, flags: str, p: int | None, d: Decimal) -> str:
     neg = d.is_signed() and d != 0
-    d = abs(d)
+    d = NUMBER_CONTEXT.abs(d)
     if verb == "f":
         body = _fixed(d, 6 if p is None else p)
     elif verb in "eE":
@@ -123,6 +126,8 @@ def _format_float(verb: str, flags: str, p: int | None, d: Decimal) -> str:
 def _fixed(d: Decimal, places: int) -> str:
     with localcontext(NUMBER_CONTEXT) as ctx:
         ctx.rounding = ROUND_HALF_EVEN
+        # quantize needs room for every digit of the result
+        ctx.prec = max(ctx.prec, (d.adjusted() if d else 0) + places + 2)
         return format(d.quantize(Decimal(1).scaleb(-places)), "f")
 
 
@@ -131,11 +136,11 @@ def _exp(d: Decimal, places: int) -> str:
         mant, exp = _fixed(Decimal(0), places), 0
     else:
         exp = d.adjusted()
-        mant_d = d.scaleb(-exp)
+        mant_d = NUMBER_CONTEXT.scaleb(d, -exp)
         mant = _fixed(mant_d, places)
         if mant.startswith("10"):  # rounding carried into a new digit
             exp += 1
-            mant = _fixed(d.scaleb(-exp), places)
+            mant = _fixed(NUMBER_CONTEXT.scaleb(d, -exp), places)
     return f"{mant}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
 
 

@@ -9,6 +9,7 @@ from .strformat import format_string
 from .text import compile_regex, expand_template, graphemes
 
 CAT = "string"
+_MAX_PAD = 1 << 16  # guards against accidental multi-gigabyte strings
 
 
 @register(CAT, "format(spec: string, ...args: any [null]) -> string",
@@ -121,6 +122,8 @@ def indent(spaces: Value, s: Value) -> Value:
     n = spaces.raw
     if not isinstance(n, int) or n < 0:
         raise ArgError(0, "must be a non-negative whole number")
+    if n > _MAX_PAD:
+        raise ArgError(0, f"must be at most {_MAX_PAD}")
     return string_val(s.raw.replace("\n", "\n" + " " * n))
 
 
