@@ -1,0 +1,335 @@
+"""``orch state list|show|rm|mv``, ``orch force-unlock`` and ``orch output``.
+
+``register(subparsers)`` adds them to the ``orch`` argument parser; each sets
+``func`` to a function taking the parsed arguments and returning the exit
+status. Every user error is a Diagnostic on stderr with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+from ..addrs import AddressError
+from ..diagnostics import WARNING, Diagnostic, DiagnosticsError
+from .backend import DEFAULT_STATE_FILE, LocalBackend
+from .duration import parse_duration
+from .lock import force_unlock
+from .model import ResourceInstance, State
+from .render import render_instance, render_output, type_name, type_of
+from .targets import Target, parse_target
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def register(subparsers: Any) -> None:
+    """Add ``state``, ``force-unlock`` and ``output`` to an argparse subparsers object."""
+    st = subparsers.add_parser("state", help="inspect and edit the state",
+                               description="Inspect and edit the state (what orch manages, by address).")
+    st_sub = st.add_subparsers(dest="state_command", metavar="SUBCOMMAND")
+    st.set_defaults(func=_help(st))
+
+    p = st_sub.add_parser("list", help="list the resource instances in the state",
+                          description="List resource instances, in address order. ADDR may be an instance "
+                                      "(pod.web[0]), a resource (pod.web: all its instances) or a module "
+                                      "(module.app: everything inside it).")
+    p.add_argument("addresses", nargs="*", metavar="ADDR", help="only instances matching one of these")
+    p.add_argument("--id", help="only instances whose id attribute is this")
+    _state_flag(p)
+    p.set_defaults(func=cmd_state_list)
+
+    p = st_sub.add_parser("show", help="show the attributes of one resource instance")
+    p.add_argument("address", metavar="ADDR", help="resource instance address, e.g. 'pod.web[0]'")
+    _state_flag(p)
+    p.set_defaults(func=cmd_state_show)
+
+    p = st_sub.add_parser("rm", help="forget resource instances (the containers keep running)",
+                          description="Remove instances from the state. The real objects are not touched: "
+                                      "orch just stops managing them.")
+    p.add_argument("addresses", nargs="+", metavar="ADDR", help="instance, resource or module addresses")
+    p.add_argument("--dry-run", action="store_true", help="show what would be removed, change nothing")
+    _state_flag(p)
+    _lock_flag(p)
+    p.set_defaults(func=cmd_state_rm)
+
+    p = st_sub.add_parser("mv", help="track an object under another address",
+                          description="Move instances to new addresses, e.g. after renaming a resource "
+                                      "block, so that orch does not replace them.")
+    p.add_argument("source", metavar="SRC")
+    p.add_argument("destination", metavar="DST")
+    p.add_argument("--dry-run", action="store_true", help="show what would be moved, change nothing")
+    _state_flag(p)
+    _lock_flag(p)
+    p.set_defaults(func=cmd_state_mv)
+
+    p = subparsers.add_parser("force-unlock", help="remove a stale state lock",
+                              description="Remove the state lock left by a command that was killed. Only "
+                                          "the lock with the given ID is removed.")
+    p.add_argument("lock_id", metavar="ID", help="the lock ID from the 'Error acquiring the state lock' message")
+    p.add_argument("--force", action="store_true", help="do not ask for confirmation")
+    _state_flag(p)
+    p.set_defaults(func=cmd_force_unlock)
+
+    p = subparsers.add_parser("output", help="show output values from the state")
+    p.add_argument("name", nargs="?", metavar="NAME", help="only this output (its value alone)")
+    p.add_argument("--json", action="store_true", help="machine-readable (terraform output -json shape)")
+    p.add_argument("--raw", action="store_true", help="print a string, number or bool value as is")
+    _state_flag(p)
+    p.set_defaults(func=cmd_output)
+
+
+def _state_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--state", metavar="PATH", default=DEFAULT_STATE_FILE,
+                   help=f"state file (default: {DEFAULT_STATE_FILE}, relative to the working directory)")
+
+
+def _lock_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--lock-timeout", metavar="DURATION", default="0s",
+                   help="how long to retry taking the state lock, e.g. 30s or 2m (default: 0s)")
+
+
+def _help(parser: argparse.ArgumentParser) -> Command:
+    def show(args: argparse.Namespace) -> int:
+        parser.print_help(sys.stderr)
+        return 1
+    return show
+
+
+# ---- shared plumbing ---------------------------------------------------------------------
+
+def _command(fn: Command) -> Command:
+    """Render DiagnosticsError as diagnostics on stderr, exit status 1."""
+    @functools.wraps(fn)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return fn(args)
+        except DiagnosticsError as e:
+            _print_diags(e.diagnostics, args)
+            return 1
+    return run
+
+
+def _color(args: argparse.Namespace, stream: TextIO) -> bool:
+    return stream.isatty() and not getattr(args, "no_color", False) and "NO_COLOR" not in os.environ
+
+
+def _print_diags(diags: list[Diagnostic], args: argparse.Namespace) -> None:
+    for d in diags:
+        print(d.render(color=_color(args, sys.stderr)), file=sys.stderr)
+        print(file=sys.stderr)
+
+
+def _error(summary: str, detail: str = "", hint: str = "") -> DiagnosticsError:
+    return DiagnosticsError([Diagnostic.error(summary, detail, hint=hint)])
+
+
+def state_path(args: argparse.Namespace) -> Path:
+    """``--state``, relative to ``--chdir`` when the main parser has one and it is set."""
+    path = Path(args.state)
+    chdir = getattr(args, "chdir", None)
+    if chdir and not path.is_absolute():
+        path = Path(chdir) / path
+    return path
+
+
+def _lock_timeout(args: argparse.Namespace) -> float:
+    try:
+        return parse_duration(args.lock_timeout)
+    except ValueError as e:
+        raise _error("Invalid --lock-timeout", str(e)) from None
+
+
+def _targets(texts: list[str]) -> list[Target]:
+    out = []
+    for t in texts:
+        try:
+            out.append(parse_target(t))
+        except AddressError as e:
+            raise _error("Invalid address", str(e),
+                         hint="quote addresses with keys in the shell: 'pod.web[\"a\"]'") from None
+    return out
+
+
+def _existing_state(backend: LocalBackend) -> State:
+    if not backend.exists():
+        raise _error("No state file was found!",
+                     f"State management commands require a state file; there is none at {backend.path}.",
+                     hint="run this command where orch has applied a configuration, or pass --state PATH")
+    return backend.read()
+
+
+# ---- state list / show ------------------------------------------------------------------
+
+@_command
+def cmd_state_list(args: argparse.Namespace) -> int:
+    targets = _targets(args.addresses)
+    state = _existing_state(LocalBackend(state_path(args)))
+    for inst in state.list(*targets):
+        if args.id is None or inst.attributes.get("id") == args.id:
+            print(inst.addr)
+    return 0
+
+
+@_command
+def cmd_state_show(args: argparse.Namespace) -> int:
+    (target,) = _targets([args.address])
+    if target.is_module:
+        raise _error("Invalid address", f"{target} is a module; state show needs one resource instance.",
+                     hint=f'"orch state list {target}" lists what it contains')
+    state = _existing_state(LocalBackend(state_path(args)))
+    inst = state.get(target.address())
+    if inst is None:
+        matched = state.list(target)
+        if len(matched) > 1:
+            raise _error("Multiple instances found for the given pattern!",
+                         f"{target} matches {len(matched)} instances; this command shows exactly one.",
+                         hint=f'name one instance, such as {matched[0].addr}; "orch state list {target}" '
+                              "lists them")
+        if not matched:
+            raise _error("No instance found for the given address!",
+                         f"There is no {target} in the state.",
+                         hint='"orch state list" lists the addresses in the state')
+        inst = matched[0]
+    print(render_instance(inst))
+    return 0
+
+
+# ---- state rm / mv ----------------------------------------------------------------------
+
+@_command
+def cmd_state_rm(args: argparse.Namespace) -> int:
+    targets = _targets(args.addresses)
+    timeout = _lock_timeout(args)
+    backend = LocalBackend(state_path(args))
+    with backend.lock("state rm", timeout):
+        state = _existing_state(backend)
+        removed: list[ResourceInstance] = []
+        for t in targets:
+            gone = state.remove(t)
+            if not gone:  # like Terraform: one bad address and nothing is removed
+                raise DiagnosticsError([Diagnostic.error(
+                    "Invalid target address", f"No matching objects found for {t}.", address=str(t),
+                    hint='"orch state list" lists the addresses in the state')])
+            removed.extend(gone)
+        if not args.dry_run:
+            backend.write(state)
+    verb = "Would remove" if args.dry_run else "Removed"
+    for inst in removed:
+        print(f"{verb} {inst.addr}")
+    n = len(removed)
+    print(f"{'Would have removed' if args.dry_run else 'Successfully removed'} {n} resource instance(s).")
+    return 0
+
+
+@_command
+def cmd_state_mv(args: argparse.Namespace) -> int:
+    src, dst = _targets([args.source, args.destination])
+    timeout = _lock_timeout(args)
+    backend = LocalBackend(state_path(args))
+    with backend.lock("state mv", timeout):
+        state = _existing_state(backend)
+        pairs = state.move(src, dst)
+        if not args.dry_run:
+            backend.write(state)
+    verb = "Would move" if args.dry_run else "Move"
+    for old, new in pairs:
+        print(f'{verb} "{old}" to "{new}"')
+    print(f"{'Would have moved' if args.dry_run else 'Successfully moved'} {len(pairs)} object(s).")
+    return 0
+
+
+# ---- force-unlock -----------------------------------------------------------------------
+
+@_command
+def cmd_force_unlock(args: argparse.Namespace) -> int:
+    path = state_path(args)
+    if not args.force:
+        print("Do you really want to force-unlock?\n"
+              "  orch will remove the lock on the state. This will allow local orch commands to\n"
+              "  modify this state, even though it may still be in use. Only 'yes' will be accepted\n"
+              "  to confirm.\n")
+        print("  Enter a value: ", end="", flush=True)
+        answer = sys.stdin.readline().strip()
+        if answer != "yes":
+            print()
+            raise _error("force-unlock cancelled", "The lock was not removed.",
+                         hint="answer yes, or pass --force")
+    force_unlock(path, args.lock_id)
+    print("orch state has been successfully unlocked!\n\n"
+          "The state has been unlocked, and orch commands should now be able to obtain a new lock.")
+    return 0
+
+
+# ---- output -----------------------------------------------------------------------------
+
+@_command
+def cmd_output(args: argparse.Namespace) -> int:
+    if args.json and args.raw:
+        raise _error("Invalid output format", "The --raw and --json options are mutually exclusive.")
+    if args.raw and not args.name:
+        raise _error("Output name required",
+                     "You must give the name of a single output value when using the --raw option.")
+    backend = LocalBackend(state_path(args))
+    outputs = backend.read().outputs  # no file: no outputs (not an error, as in Terraform)
+
+    if args.name:
+        out = outputs.get(args.name)
+        if out is None:
+            raise _error(f'Output "{args.name}" not found',
+                         "The output value requested could not be found in the state file.",
+                         hint="outputs are stored by orch apply; if you recently added it to the "
+                              "configuration, apply it first")
+        if args.json:
+            print(json.dumps(out.value, indent=2))
+        elif args.raw:
+            sys.stdout.write(_raw(args.name, out.value))  # no newline: made for $(orch output --raw x)
+            sys.stdout.flush()
+        else:
+            # Naming an output is asking for it: shown even when sensitive, as Terraform does.
+            print(render_output(out, hide_sensitive=False))
+        return 0
+
+    if args.json:
+        doc = {name: {"sensitive": o.sensitive, "type": o.type if o.type is not None else type_of(o.value),
+                      "value": o.value} for name, o in sorted(outputs.items())}
+        print(json.dumps(doc, indent=2))
+        return 0
+    if not outputs:
+        _print_diags([Diagnostic(WARNING, "No outputs found",
+                                 "The state has no output values. Declare them with output blocks in the "
+                                 "configuration and run orch apply.")], args)
+        return 0
+    for name, o in sorted(outputs.items()):
+        print(f"{name} = {render_output(o, hide_sensitive=True)}")
+    return 0
+
+
+def _raw(name: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float, str)):
+        return value if isinstance(value, str) else json.dumps(value)
+    if value is None:
+        raise _error("Unsupported value for raw output",
+                     f'The value of output "{name}" is null, so --raw mode cannot print it.')
+    raise _error("Unsupported value for raw output",
+                 f'The --raw option only supports strings, numbers and bools, but output "{name}" is '
+                 f"{type_name(value)}.", hint="use --json for values of complex types")
+
+
+__all__ = [
+    "cmd_force_unlock",
+    "cmd_output",
+    "cmd_state_list",
+    "cmd_state_mv",
+    "cmd_state_rm",
+    "cmd_state_show",
+    "register",
+    "state_path",
+]
