@@ -154,6 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true", help="print one JSON value per line")
     c.add_argument("--var", action="append", metavar="NAME=VALUE", help="set an input variable")
     c.set_defaults(func=cmd_console)
+
+    from .state.commands import register as register_state_commands
+
+    register_state_commands(sub)
     return p
 
 

@@ -73,13 +73,10 @@ class Diagnostic:
         label = "Error" if self.is_error else "Warning"
         head = f"{red}{bold}{label}:{reset}{bold} {self.summary}{reset}"
         lines = [head]
-        where = ""
         if self.subject is not None:
-            where = f"{self.subject.filename}:{self.subject.start.line}:{self.subject.start.column}"
-        elif self.address:
-            where = f"in {self.address}"
-        if where:
-            lines.append(f"  on {where}")
+            lines.append(f"  on {self.subject.filename}:{self.subject.start.line}:{self.subject.start.column}")
+        if self.address:
+            lines.append(f"  with {self.address}")
         if self.subject is not None and self.source is not None:
             ln = self.subject.start.line
             code = self.source.line_text(ln)
