@@ -123,6 +123,8 @@ class Plan:
     destroy: bool = False
     variables: dict[str, Any] = field(default_factory=dict)
     timestamp: str = ""
+    # what each changed instance depends on (apply order; deletes go in reverse)
+    dependencies: dict[ResourceAddress, list[ResourceAddress]] = field(default_factory=dict)
 
     @property
     def counts(self) -> tuple[int, int, int]:

@@ -1,0 +1,214 @@
+"""The planner: configuration + refreshed state -> Plan. Pure apart from provider.plan (also pure).
+
+Resources are planned in dependency order so that an expression referring to
+another resource sees that resource's planned values (unknown where they are
+known only after apply). Every change carries a reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from ..addrs import ConfigAddress, ResourceAddress
+from ..config import Config, ResourceDecl, ResourceInstanceConfig
+from ..diagnostics import Diagnostic
+from ..plan import model as M
+from ..plan.model import UNKNOWN, Action, OutputChange, Plan, ResourceChange
+from ..provider import Provider, StateObject
+from ..state import ResourceInstance, State
+from .graph_order import config_order
+from .diff import configured_changes, get_path, set_path
+from .refresh import Refreshed, to_object
+
+
+@dataclass
+class PlanOptions:
+    targets: list[Any] = field(default_factory=list)  # orchdsl.state.targets.Target
+    replace: list[ResourceAddress] = field(default_factory=list)
+    refresh: bool = True
+    refresh_only: bool = False
+    destroy: bool = False
+
+
+def ctx_entry(decl: ResourceDecl, instances: dict[ResourceAddress, dict]) -> Any:
+    """The value other expressions see for a resource: one object, a list (count) or a map (for_each)."""
+    if decl.mode == "count":
+        return [v for a, v in sorted(instances.items(), key=lambda kv: kv[0].key)]
+    if decl.mode == "for_each":
+        return {a.key: v for a, v in instances.items()}
+    return next(iter(instances.values()), UNKNOWN)
+
+
+def _state_ctx(state: State, config: Config) -> dict[ConfigAddress, Any]:
+    out: dict[ConfigAddress, Any] = {}
+    for caddr, decl in config.resources.items():
+        insts = {i.addr: dict(i.attributes) for i in state.resources_of(caddr)}
+        if insts:
+            out[caddr] = ctx_entry(decl, insts)
+    return out
+
+
+def _targeted(addr: ResourceAddress, targets: list) -> bool:
+    return not targets or any(t.matches(addr) for t in targets)
+
+
+def make_plan(config: Config, state: State, refreshed: Refreshed, providers: dict[str, Provider],
+              options: PlanOptions) -> tuple[Plan, list[Diagnostic]]:
+    diags: list[Diagnostic] = []
+    work = refreshed.state
+    plan = Plan(drift=list(refreshed.drift), lineage=state.lineage, serial=state.serial,
+                refresh_only=options.refresh_only, destroy=options.destroy,
+                timestamp=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                variables={k: v for k, v in config.variables.items()})
+    if options.refresh_only:
+        return plan, diags
+
+    order, order_diags = config_order(config)
+    diags.extend(order_diags)
+    if order_diags:
+        return plan, diags
+
+    ctx: dict[ConfigAddress, Any] = {}
+    wanted: set[ResourceAddress] = set()
+    deps: dict[ResourceAddress, set[ResourceAddress]] = {}
+    changes: list[ResourceChange] = []
+    if not options.destroy:
+        for caddr in order:
+            decl = config.resources[caddr]
+            provider = providers.get(decl.type)
+            if provider is None:
+                diags.append(Diagnostic.error(
+                    "No provider for resource type",
+                    f'No installed provider handles resource type "{decl.type}".',
+                    decl.block.src, decl.block.start, decl.block.start + len(decl.type),
+                    hint="install a provider for it (the Docker provider handles node, pod, service, ...)"))
+                continue
+            instances, d = config.expand(decl, ctx)
+            diags.extend(d)
+            if any(x.is_error for x in d):
+                continue
+            planned_values: dict[ResourceAddress, dict] = {}
+            dep_instances = {i.addr for ref in (decl.references | set(decl.depends_on))
+                             for i in work.resources_of(ref)}
+            dep_instances |= {a for a in wanted if a.config in decl.references | set(decl.depends_on)}
+            for inst in instances:
+                wanted.add(inst.address)
+                deps[inst.address] = dep_instances
+                prior = work.get(inst.address)
+                if not _targeted(inst.address, options.targets):
+                    planned_values[inst.address] = dict(prior.attributes) if prior else {}
+                    continue
+                change, d = _plan_instance(inst, prior, provider, options, decl)
+                diags.extend(d)
+                if change is None:
+                    continue
+                changes.append(change)
+                planned_values[inst.address] = change.after if change.after is not None else {}
+            ctx[caddr] = ctx_entry(decl, planned_values)
+
+    # Objects in the state that the configuration no longer wants.
+    for inst in sorted(work, key=lambda i: i.addr, reverse=True):
+        if inst.addr in wanted or not _targeted(inst.addr, options.targets):
+            continue
+        decl = config.resources.get(inst.addr.config)
+        if options.destroy:
+            reason, why = None, "destroy requested"
+        elif decl is None:
+            reason, why = M.DELETE_BECAUSE_NO_RESOURCE_CONFIG, f"because {inst.addr.config} is not in configuration"
+        elif decl.mode == "count" or isinstance(inst.addr.key, int):
+            reason, why = M.DELETE_BECAUSE_COUNT_INDEX, f"because index [{inst.addr.key}] is out of range"
+        else:
+            reason, why = M.DELETE_BECAUSE_EACH_KEY, f'because key ["{inst.addr.key}"] is not in for_each'
+        if decl is not None and decl.lifecycle.prevent_destroy:
+            diags.append(_prevent_destroy(inst.addr, decl))
+        provider = providers.get(inst.type)
+        changes.append(ResourceChange(inst.addr, Action.DELETE, dict(inst.attributes), None, why, reason,
+                                      before_sensitive=[tuple(p) for p in inst.sensitive_attributes],
+                                      provider=provider.name if provider else inst.provider))
+        deps[inst.addr] = {ResourceAddress.parse(d) for d in inst.dependencies}
+    for i, c in enumerate(changes):
+        c.index = i
+    plan.changes = changes
+    plan.dependencies = {a: sorted(d) for a, d in deps.items()}
+
+    # Outputs.
+    if not options.destroy:
+        full_ctx = {**_state_ctx(work, config), **ctx}
+        outputs, d = config.evaluate_outputs(full_ctx)
+        diags.extend(d)
+        for name, out in outputs.items():
+            before = state.outputs.get(name)
+            if before is None:
+                action = Action.CREATE
+            elif out.value is UNKNOWN or before.value != out.value:
+                action = Action.UPDATE
+            else:
+                action = Action.NOOP
+            plan.outputs.append(OutputChange(name, action, before.value if before else None, out.value,
+                                             out.sensitive))
+    for name, before in state.outputs.items():
+        if options.destroy or name not in {o.name for o in plan.outputs}:
+            plan.outputs.append(OutputChange(name, Action.DELETE, before.value, None, before.sensitive))
+    return plan, diags
+
+
+def _prevent_destroy(addr: ResourceAddress, decl: ResourceDecl) -> Diagnostic:
+    return Diagnostic.error("Instance cannot be destroyed",
+                            f"Resource {addr} has lifecycle.prevent_destroy set, but the plan calls for this "
+                            "resource to be destroyed.", decl.block.src, decl.block.start, decl.block.end,
+                            hint="to destroy it, remove prevent_destroy first, or change the plan (e.g. with "
+                                 "-target)", address=str(addr))
+
+
+def _apply_ignore_changes(values: dict, prior: ResourceInstance, decl: ResourceDecl) -> dict:
+    lc = decl.lifecycle
+    if lc.ignore_all_changes:
+        return {k: prior.attributes.get(k) for k in values}
+    for path in lc.ignore_changes:
+        values = set_path(values, tuple(path), get_path(prior.attributes, tuple(path)))
+    return values
+
+
+def _plan_instance(inst: ResourceInstanceConfig, prior: ResourceInstance | None, provider: Provider,
+                   options: PlanOptions, decl: ResourceDecl) -> tuple[ResourceChange | None, list[Diagnostic]]:
+    addr = inst.address
+    values = dict(inst.values)
+    info = provider.resource_types().get(addr.type)
+    force_new = info.force_new if info else frozenset()
+    sens = sorted(tuple(p) for p in inst.sensitive_paths)
+    common = dict(after_sensitive=sens, provider=provider.name,
+                  create_before_destroy=decl.lifecycle.create_before_destroy)
+    if prior is None:
+        planned = provider.plan(addr, None, values)
+        return ResourceChange(addr, Action.CREATE, None, planned.planned, **common), planned.diagnostics
+    values = _apply_ignore_changes(values, prior, decl)
+    prior_obj: StateObject = to_object(prior)
+    before_sens = [tuple(p) for p in prior.sensitive_attributes]
+    planned = provider.plan(addr, prior_obj, values)
+    diags = list(planned.diagnostics)
+    after = planned.planned
+    changed = configured_changes(prior.attributes, values)
+    forcing = sorted({p for p in changed if p and p[0] in force_new} | {tuple(p) for p in planned.requires_replace},
+                     key=str)
+    if addr in options.replace:
+        action, reason, why = Action.REPLACE, M.REPLACE_BY_REQUEST, "replacement requested with --replace"
+    elif prior.status == "tainted":
+        action, reason, why = Action.REPLACE, M.REPLACE_BECAUSE_TAINTED, \
+            "because the last apply did not finish creating it"
+    elif not changed:
+        return ResourceChange(addr, Action.NOOP, dict(prior.attributes), dict(prior.attributes),
+                              before_sensitive=before_sens, **common), diags
+    elif forcing:
+        action, reason = Action.REPLACE, M.REPLACE_BECAUSE_CANNOT_UPDATE
+        why = "because " + ", ".join(".".join(str(s) for s in p) for p in forcing) + " cannot change in place"
+    else:
+        action, reason, why = Action.UPDATE, None, ""
+    if action is Action.REPLACE:
+        after = provider.plan(addr, None, values).planned  # a new object: computed values unknown again
+        if decl.lifecycle.prevent_destroy:
+            diags.append(_prevent_destroy(addr, decl))
+    return ResourceChange(addr, action, dict(prior.attributes), after, why, reason,
+                          replace_paths=forcing if action is Action.REPLACE else [],
+                          before_sensitive=before_sens, **common), diags
