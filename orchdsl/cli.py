@@ -124,6 +124,304 @@ def cmd_console(args: argparse.Namespace) -> int:
                        color=_color(args), variables=args.var or [])
 
 
+
+# ---- plan / apply / destroy / show / graph / import -------------------------------------
+
+def _bool(text: str) -> bool:
+    t = str(text).lower()
+    if t in ("true", "1", "yes", "on"):
+        return True
+    if t in ("false", "0", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f'expected true or false, got "{text}"')
+
+
+def _plan_options(args: argparse.Namespace, destroy: bool = False):
+    from .addrs import AddressError, parse_address
+    from .engine.planner import PlanOptions
+    from .state.targets import parse_target
+
+    diags: list[Diagnostic] = []
+    targets, replace = [], []
+    for t in args.target or []:
+        try:
+            targets.append(parse_target(t))
+        except (ValueError, Exception) as e:  # noqa: BLE001 - any bad address is a user error
+            diags.append(Diagnostic.error("Invalid target address", str(e), hint="e.g. --target pod.web[0]"))
+    for r in args.replace or []:
+        try:
+            replace.append(parse_address(r))
+        except AddressError as e:
+            diags.append(Diagnostic.error("Invalid replace address", str(e), hint="e.g. --replace pod.web[0]"))
+    opts = PlanOptions(targets=targets, replace=replace, refresh=args.refresh,
+                       refresh_only=getattr(args, "refresh_only", False), destroy=destroy or
+                       getattr(args, "destroy", False))
+    return opts, diags
+
+
+def _var_overrides(args: argparse.Namespace) -> tuple[dict[str, str], list[Diagnostic]]:
+    out: dict[str, str] = {}
+    diags = []
+    for item in args.var or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            diags.append(Diagnostic.error("Invalid --var option", f'"{item}" is not NAME=VALUE.',
+                                          hint="use --var NAME=VALUE"))
+            continue
+        out[name.strip()] = value
+    return out, diags
+
+
+def _lock_timeout(args: argparse.Namespace) -> float:
+    from .state.duration import parse_duration
+
+    try:
+        return parse_duration(args.lock_timeout)
+    except ValueError:
+        raise SystemExit(f"orch: invalid --lock-timeout {args.lock_timeout!r} (e.g. 0s, 30s, 2m)")
+
+
+def _render(the_plan, args: argparse.Namespace) -> None:
+    fmt = "json" if getattr(args, "json", False) else getattr(args, "format", "text")
+    if fmt == "json":
+        from .plan.render_json import dumps_plan_json
+
+        print(dumps_plan_json(the_plan))
+    elif fmt == "markdown":
+        from .plan.render_markdown import render_plan_markdown
+
+        print(render_plan_markdown(the_plan))
+    else:
+        from .plan.render_text import render_plan_text
+
+        print(render_plan_text(the_plan, color=_color(args)))
+
+
+def _session(args: argparse.Namespace, need_config: bool = True):
+    from .engine.workflow import open_session
+
+    overrides, diags = _var_overrides(args)
+    session = open_session(args.dir, overrides, getattr(args, "var_file", None) or [],
+                           getattr(args, "state", None), need_config=need_config)
+    session.diagnostics = diags + session.diagnostics
+    return session, overrides
+
+
+def _stop_on_errors(diags: list[Diagnostic], args: argparse.Namespace) -> bool:
+    _print_diags(diags, _color(args))
+    return any(d.is_error for d in diags)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from .diagnostics import DiagnosticsError
+    from .engine import workflow
+
+    session, overrides = _session(args)
+    opts, odiags = _plan_options(args)
+    if _stop_on_errors(session.diagnostics + odiags, args):
+        return 1
+    try:
+        with session.backend.lock("plan", _lock_timeout(args)):
+            state = session.backend.read()
+            the_plan, diags = workflow.plan(session, state, opts)
+    except DiagnosticsError as e:
+        _print_diags(e.diagnostics, _color(args))
+        return 1
+    if _stop_on_errors(diags, args) or the_plan is None:
+        return 1
+    _render(the_plan, args)
+    if args.out:
+        workflow.save_plan(args.out, workflow.SavedPlan(the_plan, str(args.dir), overrides, args.var_file or []))
+        if not getattr(args, "json", False):
+            print(f'\nSaved the plan to: {args.out}\n\nTo perform exactly these actions, run:\n'
+                  f'    orch apply "{args.out}"')
+    if args.detailed_exitcode and the_plan.has_changes:
+        return 2
+    return 0
+
+
+def _approve(args: argparse.Namespace, destroy: bool) -> bool:
+    if args.auto_approve:
+        return True
+    what = "destroy all remote objects managed by this configuration" if destroy else \
+        "perform the actions described above"
+    print(f"\nDo you {'really want to destroy all resources' if destroy else 'want to perform these actions'}?\n"
+          f"  orch will {what}.\n  Only 'yes' will be accepted to approve.\n")
+    try:
+        answer = input("  Enter a value: ")
+    except EOFError:
+        answer = ""
+    if answer.strip() != "yes":
+        print(f"\n{'Destroy' if destroy else 'Apply'} cancelled.")
+        return False
+    print()
+    return True
+
+
+def cmd_apply(args: argparse.Namespace, destroy: bool = False) -> int:
+    from .diagnostics import DiagnosticsError
+    from .engine import workflow
+
+    saved = None
+    plan_file = None
+    if not destroy and args.dir and Path(args.dir).is_file():
+        plan_file = args.dir
+        try:
+            saved = workflow.load_plan(plan_file)
+        except DiagnosticsError as e:
+            _print_diags(e.diagnostics, _color(args))
+            return 1
+        args.dir = saved.directory
+        args.var = [f"{k}={v}" for k, v in saved.var_overrides.items()]
+        args.var_file = saved.var_files
+    session, _ = _session(args)
+    opts, odiags = _plan_options(args, destroy=destroy)
+    if _stop_on_errors(session.diagnostics + odiags, args):
+        return 1
+    say = workflow.say_stdout
+    try:
+        with session.backend.lock("apply", _lock_timeout(args)):
+            state = session.backend.read()
+            if saved is not None:
+                stale = workflow.check_fresh(saved.plan, state)
+                if _stop_on_errors(stale, args):
+                    return 1
+                the_plan = saved.plan
+            else:
+                the_plan, diags = workflow.plan(session, state, opts)
+                if _stop_on_errors(diags, args) or the_plan is None:
+                    return 1
+                _render(the_plan, args)
+                if not any(c.action.value != "no-op" for c in the_plan.changes) and not the_plan.has_changes:
+                    return 0
+                if not _approve(args, destroy):
+                    return 1
+            with workflow.Interrupts(say) as interrupts:
+                outcome = workflow.apply(session, the_plan, state, say, args.parallelism, interrupts.stop)
+    except DiagnosticsError as e:
+        _print_diags(e.diagnostics, _color(args))
+        return 1
+    _print_diags(outcome.diagnostics, _color(args))
+    if outcome.interrupted:
+        print("\nApply interrupted: the changes in flight were finished and recorded in the state.")
+        return 1
+    verb = "Destroy" if destroy else "Apply"
+    if not outcome.ok:
+        print(f"\n{verb} failed. Resources: {outcome.added} added, {outcome.changed} changed, "
+              f"{outcome.destroyed} destroyed.")
+        return 1
+    if destroy:
+        print(f"\nDestroy complete! Resources: {outcome.destroyed} destroyed.")
+    else:
+        print(f"\nApply complete! Resources: {outcome.added} added, {outcome.changed} changed, "
+              f"{outcome.destroyed} destroyed.")
+        _print_outputs(session)
+    return 0
+
+
+def _print_outputs(session) -> None:
+    from .eval import format_value, from_python
+
+    state = session.backend.read()
+    if not state.outputs:
+        return
+    print("\nOutputs:\n")
+    for name, out in sorted(state.outputs.items()):
+        shown = "<sensitive>" if out.sensitive else format_value(from_python(out.value))
+        print(f"{name} = {shown}")
+
+
+def cmd_destroy(args: argparse.Namespace) -> int:
+    return cmd_apply(args, destroy=True)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from .diagnostics import DiagnosticsError
+    from .engine import workflow
+
+    if args.file:
+        try:
+            saved = workflow.load_plan(args.file)
+        except DiagnosticsError as e:
+            _print_diags(e.diagnostics, _color(args))
+            return 1
+        _render(saved.plan, args)
+        return 0
+    from .state.commands import register as _  # noqa: F401 - state commands render state
+
+    session, _o = _session(args, need_config=False)
+    try:
+        state = session.backend.read()
+    except DiagnosticsError as e:
+        _print_diags(e.diagnostics, _color(args))
+        return 1
+    if args.json:
+        print(state.to_json())
+    elif not len(state):
+        print("The state file is empty. No resources are represented.")
+    else:
+        for inst in state:
+            print(f"# {inst.address}:")
+            for k, v in sorted(inst.attributes.items()):
+                print(f"    {k} = {v!r}")
+            print()
+    return 0
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    from . import graph as G
+    from .engine.graph_order import config_graph
+
+    session, _ = _session(args)
+    if _stop_on_errors([d for d in session.diagnostics if d.is_error], args):
+        return 1
+    g = config_graph(session.config)
+    print(G.to_mermaid(g) if args.format == "mermaid" else G.to_dot(g), end="")
+    cycles = G.cycle_diagnostics(g)
+    return 1 if _stop_on_errors(cycles, args) else 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from .addrs import AddressError, parse_address
+    from .diagnostics import DiagnosticsError
+    from .engine import workflow
+
+    try:
+        addr = parse_address(args.address)
+    except AddressError as e:
+        _print_diags([Diagnostic.error("Invalid address", str(e), hint="e.g. pod.web[0]")], _color(args))
+        return 1
+    session, _ = _session(args)
+    if _stop_on_errors(session.diagnostics, args):
+        return 1
+    try:
+        with session.backend.lock("import", _lock_timeout(args)):
+            state = session.backend.read()
+            diags = workflow.import_resource(session, state, addr, args.id)
+    except DiagnosticsError as e:
+        diags = e.diagnostics
+    if _stop_on_errors(diags, args):
+        return 1
+    print(f"{addr}: Import prepared!\n\nImport successful!")
+    return 0
+
+
+def _engine_flags(p: argparse.ArgumentParser, planning: bool = True) -> None:
+    p.add_argument("--var", action="append", metavar="NAME=VALUE", help="set an input variable")
+    p.add_argument("--var-file", action="append", metavar="FILE", help="load variable values from a file")
+    p.add_argument("--state", metavar="PATH", help="state file (default: DIR/orch.orchstate)")
+    p.add_argument("--lock-timeout", default="0s", metavar="DURATION", help="wait this long for the state lock")
+    p.add_argument("--no-color", action="store_true", default=argparse.SUPPRESS, help="no colour in output")
+    if planning:
+        p.add_argument("--target", action="append", metavar="ADDR", help="plan only this resource (and what "
+                                                                          "it depends on)")
+        p.add_argument("--replace", action="append", metavar="ADDR", help="force replacement of this instance")
+        p.add_argument("--refresh", type=_bool, default=True, nargs="?", const=True, metavar="BOOL",
+                       help="read the real objects first (default true; --refresh=false skips)")
+        p.add_argument("--json", action="store_true", help="print the plan as JSON (terraform show -json shape)")
+        p.add_argument("--format", choices=["text", "json", "markdown"], default="text",
+                       help="plan rendering: text, json, or markdown for a PR comment")
+
 # ---- entry point ------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -154,6 +452,47 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true", help="print one JSON value per line")
     c.add_argument("--var", action="append", metavar="NAME=VALUE", help="set an input variable")
     c.set_defaults(func=cmd_console)
+
+    pl = sub.add_parser("plan", help="show what apply would change")
+    pl.add_argument("dir", nargs="?", default=".", help="configuration directory (default: .)")
+    _engine_flags(pl)
+    pl.add_argument("--refresh-only", action="store_true", help="only show objects changed outside orch")
+    pl.add_argument("--destroy", action="store_true", help="plan to destroy everything")
+    pl.add_argument("--out", metavar="FILE", help="save the plan for orch apply FILE")
+    pl.add_argument("--detailed-exitcode", action="store_true",
+                    help="exit 0: no changes, 1: error, 2: changes present")
+    pl.set_defaults(func=cmd_plan)
+
+    for name, fn, helptext in (("apply", cmd_apply, "make the hosts match the configuration"),
+                               ("destroy", cmd_destroy, "destroy everything this configuration manages")):
+        ap = sub.add_parser(name, help=helptext)
+        ap.add_argument("dir", nargs="?", default=".",
+                        help="configuration directory, or a plan file saved with orch plan --out")
+        _engine_flags(ap)
+        ap.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
+        ap.add_argument("--parallelism", type=int, default=10, help="changes in flight at once (default 10)")
+        ap.add_argument("--refresh-only", action="store_true", help=argparse.SUPPRESS)
+        ap.set_defaults(func=fn)
+
+    sh = sub.add_parser("show", help="show a saved plan, or the state")
+    sh.add_argument("file", nargs="?", help="plan file (default: show the state)")
+    sh.add_argument("--dir", default=".", help="configuration directory (for the state)")
+    sh.add_argument("--state", metavar="PATH", help="state file")
+    sh.add_argument("--json", action="store_true", help="machine-readable output")
+    sh.add_argument("--format", choices=["text", "json", "markdown"], default="text", help=argparse.SUPPRESS)
+    sh.set_defaults(func=cmd_show, var=None, var_file=None)
+
+    gr = sub.add_parser("graph", help="print the dependency graph")
+    gr.add_argument("dir", nargs="?", default=".", help="configuration directory (default: .)")
+    gr.add_argument("--format", choices=["dot", "mermaid"], default="dot")
+    gr.set_defaults(func=cmd_graph, var=None, var_file=None, state=None)
+
+    im = sub.add_parser("import", help="bring an existing object under orch's management")
+    im.add_argument("address", help="resource address, e.g. pod.web[0]")
+    im.add_argument("id", help="the object's id on its platform")
+    im.add_argument("--dir", default=".", help="configuration directory (default: .)")
+    _engine_flags(im, planning=False)
+    im.set_defaults(func=cmd_import)
 
     from .state.commands import register as register_state_commands
 

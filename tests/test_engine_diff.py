@@ -12,6 +12,9 @@ def test_only_configured_attributes_are_compared():
 def test_lists_compare_whole_and_numbers_by_value():
     assert configured_changes({"cmd": ["a", "b"]}, {"cmd": ["a", "b"]}) == []
     assert configured_changes({"cmd": ["a", "b"]}, {"cmd": ["a"]}) == [("cmd",)]
+    blocks = {"container": [{"image": "x", "resources": {"memory": 1}}]}
+    assert configured_changes(blocks, {"container": [{"image": "x", "resources": {"memory": 2}}]}) == \
+        [("container", 0, "resources", "memory")]
     assert configured_changes({"cpu": 1}, {"cpu": 1.0}) == []
     assert configured_changes({"on": True}, {"on": 1}) == [("on",)]
 

@@ -25,22 +25,17 @@ def test_dot_and_mermaid():
 
 def test_walk_runs_independent_work_concurrently_and_in_dependency_order():
     g = graph.build({"a": [], "b": [], "c": ["a", "b"]})
-    started: list[str] = []
-    lock = threading.Lock()
-    active = [0, 0]
+    both_running = threading.Barrier(2, timeout=5)  # a and b must be in flight at the same time
+    order: list[str] = []
 
     def visit(n):
-        with lock:
-            started.append(n)
-            active[0] += 1
-            active[1] = max(active[1], active[0])
-        time.sleep(0.05)
-        with lock:
-            active[0] -= 1
+        if n in ("a", "b"):
+            both_running.wait()
+        order.append(n)
 
     res = graph.walk(g, visit, parallelism=10)
     assert set(res.outcome.values()) == {graph.OK}
-    assert started[-1] == "c" and active[1] == 2
+    assert order[-1] == "c"
 
 
 def test_walk_failure_skips_dependents_only():

@@ -22,7 +22,7 @@ from ..plan.model import UNKNOWN, Action, Plan, ResourceChange
 from ..provider import Provider
 from ..state import LocalBackend, ResourceInstance, State
 from .diff import contains_unknown
-from .planner import _state_ctx
+from .planner import _prune_nulls, _state_ctx
 from .refresh import to_object
 
 Say = Callable[[str], None]
@@ -116,7 +116,8 @@ class Executor:
         for inst in instances:
             if inst.address == change.address:
                 prior = self.state.get(change.address) if change.action is Action.UPDATE else None
-                planned = provider.plan(change.address, to_object(prior) if prior else None, inst.values)
+                planned = provider.plan(change.address, to_object(prior) if prior else None,
+                                        _prune_nulls(inst.values))
                 return replace(change, after=planned.planned)
         return change
 

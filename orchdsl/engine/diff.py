@@ -4,7 +4,8 @@ Platforms fill in defaults the user never wrote (log options, users, env
 added by an image...). Comparing whole objects makes perpetual diffs
 (terraform-provider-docker #340, #473, #873); orch compares only the
 attributes present (and non-null) in the configuration, recursively for
-objects, as whole values for lists.
+objects and element by element for lists of the same length (a list that
+grew or shrank changed as a whole).
 """
 
 from __future__ import annotations
@@ -30,10 +31,10 @@ def configured_changes(prior: Any, config: Any, path: Path = ()) -> list[Path]:
     if isinstance(config, list):
         if not isinstance(prior, list) or len(prior) != len(config):
             return [path]
+        out = []
         for i, (p, c) in enumerate(zip(prior, config)):
-            if configured_changes(p, c, path + (i,)):
-                return [path]
-        return []
+            out.extend(configured_changes(p, c, path + (i,)))
+        return out
     if _number(prior) and _number(config):
         return [] if float(prior) == float(config) else [path]
     if type(prior) is not type(config):  # True == 1 in Python, not in orch

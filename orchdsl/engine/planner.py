@@ -154,6 +154,15 @@ def make_plan(config: Config, state: State, refreshed: Refreshed, providers: dic
     return plan, diags
 
 
+def _prune_nulls(v: Any) -> Any:
+    """Unset optional attributes are absent, not null: nothing to show, store or compare."""
+    if isinstance(v, dict):
+        return {k: _prune_nulls(x) for k, x in v.items() if x is not None}
+    if isinstance(v, list):
+        return [_prune_nulls(x) for x in v]
+    return v
+
+
 def _prevent_destroy(addr: ResourceAddress, decl: ResourceDecl) -> Diagnostic:
     return Diagnostic.error("Instance cannot be destroyed",
                             f"Resource {addr} has lifecycle.prevent_destroy set, but the plan calls for this "
@@ -174,7 +183,7 @@ def _apply_ignore_changes(values: dict, prior: ResourceInstance, decl: ResourceD
 def _plan_instance(inst: ResourceInstanceConfig, prior: ResourceInstance | None, provider: Provider,
                    options: PlanOptions, decl: ResourceDecl) -> tuple[ResourceChange | None, list[Diagnostic]]:
     addr = inst.address
-    values = dict(inst.values)
+    values = _prune_nulls(inst.values)
     info = provider.resource_types().get(addr.type)
     force_new = info.force_new if info else frozenset()
     sens = sorted(tuple(p) for p in inst.sensitive_paths)

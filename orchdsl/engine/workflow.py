@@ -1,0 +1,206 @@
+"""plan / apply / destroy / show / graph / import, as the CLI runs them.
+
+Each step returns diagnostics rather than raising; the CLI renders them.
+Saved plans are pickled ``SavedPlan`` objects: they are local artifacts,
+trusted like the state file itself.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pickle
+import signal
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ..addrs import ResourceAddress
+from ..config import Config, load_config
+from ..diagnostics import Diagnostic, DiagnosticsError
+from ..plan.model import Action, Plan
+from ..provider import Provider, StateObject, discover, providers_by_type
+from ..state import LocalBackend, ResourceInstance, State
+from .apply import ApplyOutcome, Executor
+from .planner import PlanOptions, make_plan
+from .refresh import Refreshed, refresh
+
+PLAN_MAGIC = b"ORCHPLAN1\n"
+
+
+@dataclass
+class Session:
+    """Everything one command works with."""
+
+    directory: Path
+    config: Config | None
+    backend: LocalBackend
+    providers: dict[str, Provider]  # by resource type
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+
+@dataclass
+class SavedPlan:
+    plan: Plan
+    directory: str
+    var_overrides: dict[str, str]
+    var_files: list[str]
+
+
+def load_providers(extra: list[Provider] | None = None) -> tuple[list[Provider], list[Diagnostic]]:
+    """Installed providers (entry points) plus ``ORCH_PROVIDER_MODULES=module:Class,...``."""
+    diags: list[Diagnostic] = []
+    classes: list[type] = []
+    try:
+        classes.extend(discover().values())
+    except Exception as e:  # a broken plugin must not take the CLI down
+        diags.append(Diagnostic.error("Failed to load providers", str(e)))
+    for spec in filter(None, os.environ.get("ORCH_PROVIDER_MODULES", "").split(",")):
+        mod, _, cls = spec.strip().partition(":")
+        try:
+            classes.append(getattr(importlib.import_module(mod), cls))
+        except Exception as e:
+            diags.append(Diagnostic.error("Failed to load provider", f"{spec}: {e}",
+                                          hint="ORCH_PROVIDER_MODULES takes module:Class entries"))
+    return [c() for c in classes] + list(extra or []), diags
+
+
+def open_session(directory: str | Path, var_overrides: dict[str, str] | None = None,
+                 var_files: list[str] | None = None, state_path: str | None = None,
+                 providers: list[Provider] | None = None, need_config: bool = True) -> Session:
+    d = Path(directory)
+    config, diags = (load_config(d, var_overrides or {}, var_files or []) if need_config else (None, []))
+    if providers is None:
+        providers, pdiags = load_providers()
+        diags += pdiags
+    by_type, tdiags = providers_by_type(providers)
+    diags += tdiags
+    backend = LocalBackend(state_path) if state_path else LocalBackend.for_config_dir(d)
+    return Session(d, config, backend, by_type, diags)
+
+
+def _configure(session: Session, state: State) -> list[Diagnostic]:
+    diags = []
+    for p in {id(p): p for p in session.providers.values()}.values():
+        diags += p.configure({}, state.lineage)
+    return diags
+
+
+def plan(session: Session, state: State, options: PlanOptions) -> tuple[Plan | None, list[Diagnostic]]:
+    diags = list(_configure(session, state))
+    if session.config is None or any(d.is_error for d in diags):
+        return None, diags
+    refreshed = refresh(state, session.providers) if options.refresh else Refreshed(state.copy())
+    diags += refreshed.diagnostics
+    if any(d.is_error for d in refreshed.diagnostics):
+        return None, diags
+    the_plan, pdiags = make_plan(session.config, state, refreshed, session.providers, options)
+    diags += pdiags
+    if refreshed.adopted:
+        # Objects made by an interrupted apply: recorded now so that the plan's changes line up.
+        for addr in refreshed.adopted:
+            diags.append(Diagnostic("warning", "Adopted an object the state had lost",
+                                    f"{addr} exists (made by an earlier apply of this state) and was not "
+                                    "recorded; orch adopts it instead of creating a duplicate.",
+                                    address=str(addr)))
+    the_plan.adopted = list(refreshed.adopted)  # type: ignore[attr-defined]
+    the_plan.refreshed_state = refreshed.state  # type: ignore[attr-defined]
+    return the_plan, diags
+
+
+def save_plan(path: str | Path, saved: SavedPlan) -> None:
+    data = PLAN_MAGIC + pickle.dumps(saved, protocol=pickle.HIGHEST_PROTOCOL)
+    tmp = Path(f"{path}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def load_plan(path: str | Path) -> SavedPlan:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise DiagnosticsError([Diagnostic.error("Failed to read plan file", f"{path}: {e.strerror or e}")])
+    if not data.startswith(PLAN_MAGIC):
+        raise DiagnosticsError([Diagnostic.error("Not a plan file", f"{path} was not written by orch plan -out.",
+                                                 hint="create one with orch plan -out FILE")])
+    return pickle.loads(data[len(PLAN_MAGIC):])
+
+
+def check_fresh(saved_plan: Plan, state: State) -> list[Diagnostic]:
+    if saved_plan.lineage != state.lineage or saved_plan.serial != state.serial:
+        return [Diagnostic.error(
+            "Saved plan is stale",
+            f"The plan was made against state serial {saved_plan.serial} (lineage {saved_plan.lineage}), but "
+            f"the state is now at serial {state.serial} (lineage {state.lineage}): something changed it since.",
+            hint="run orch plan again and apply the new plan")]
+    return []
+
+
+class Interrupts:
+    """First Ctrl+C: stop starting new changes, finish the ones in flight, save state. Second: default."""
+
+    def __init__(self, say: Callable[[str], None]):
+        self.stop = threading.Event()
+        self.say = say
+        self._old: Any = None
+
+    def __enter__(self) -> Interrupts:
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.stop.is_set():
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            raise KeyboardInterrupt
+        self.stop.set()
+        self.say("Interrupt received.\nPlease wait for orch to exit or data loss may occur.\n"
+                 "Gracefully shutting down...")
+
+    def __exit__(self, *exc) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+
+def apply(session: Session, the_plan: Plan, state: State, say: Callable[[str], None], parallelism: int = 10,
+          stop: threading.Event | None = None) -> ApplyOutcome:
+    refreshed: State | None = getattr(the_plan, "refreshed_state", None)
+    work = refreshed.copy() if refreshed is not None else state
+    # The refreshed view (adopted objects included) becomes the record before anything changes.
+    if refreshed is not None and not work.same_content(state):
+        session.backend.write(work)
+    ex = Executor(the_plan, session.config, work, session.backend, session.providers, say, parallelism, stop)
+    return ex.run()
+
+
+def import_resource(session: Session, state: State, addr: ResourceAddress, object_id: str
+                    ) -> list[Diagnostic]:
+    """Adopt an existing object: the provider reads it by id, the state records it."""
+    if state.get(addr) is not None:
+        return [Diagnostic.error("Resource already managed", f"{addr} is already in the state.",
+                                 hint="orch state rm it first to import another object there")]
+    if session.config is not None and addr.config not in session.config.resources:
+        return [Diagnostic.error("Configuration for import target does not exist",
+                                 f"The configuration has no {addr.config} block.",
+                                 hint=f"add the block for {addr.config} before importing")]
+    provider = session.providers.get(addr.type)
+    if provider is None:
+        return [Diagnostic.error("No provider for resource type", f'No provider handles "{addr.type}".')]
+    reader = getattr(provider, "import_object", None)
+    if reader is None:
+        return [Diagnostic.error("Import not supported", f"The {provider.name} provider cannot import objects.")]
+    _configure(session, state)
+    obj: StateObject | None = reader(addr, object_id)
+    if obj is None:
+        return [Diagnostic.error("Cannot import non-existent remote object",
+                                 f'No {addr.type} with id "{object_id}" exists.', address=str(addr))]
+    state.set(ResourceInstance.for_address(addr, provider.name, obj.attributes, private=obj.private or None))
+    session.backend.write(state)
+    return []
+
+
+def say_stdout(line: str) -> None:
+    print(line, flush=True)
+    sys.stdout.flush()
