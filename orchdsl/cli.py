@@ -283,6 +283,9 @@ def cmd_apply(args: argparse.Namespace, destroy: bool = False) -> int:
         with session.backend.lock("apply", _lock_timeout(args)):
             state = session.backend.read()
             if saved is not None:
+                if not session.backend.exists() and saved.plan.serial == 0:
+                    # planned against "no state yet": the new state takes the plan's lineage
+                    state = type(state)(lineage=saved.plan.lineage)
                 stale = workflow.check_fresh(saved.plan, state)
                 if _stop_on_errors(stale, args):
                     return 1

@@ -32,6 +32,15 @@ class PlanOptions:
     destroy: bool = False
 
 
+def _plain(v: Any) -> Any:
+    from ..eval import to_python
+
+    try:
+        return to_python(v.unmark_deep())
+    except Exception:  # noqa: BLE001 - a variable that cannot be shown is shown as unknown
+        return UNKNOWN
+
+
 def ctx_entry(decl: ResourceDecl, instances: dict[ResourceAddress, dict]) -> Any:
     """The value other expressions see for a resource: one object, a list (count) or a map (for_each)."""
     if decl.mode == "count":
@@ -61,7 +70,7 @@ def make_plan(config: Config, state: State, refreshed: Refreshed, providers: dic
     plan = Plan(drift=list(refreshed.drift), lineage=state.lineage, serial=state.serial,
                 refresh_only=options.refresh_only, destroy=options.destroy,
                 timestamp=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                variables={k: v for k, v in config.variables.items()})
+                variables={k: _plain(v) for k, v in config.variables.items()})
     if options.refresh_only:
         return plan, diags
 
