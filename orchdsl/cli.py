@@ -46,7 +46,9 @@ def _read_error(path: Path, err: OSError) -> Diagnostic:
 def cmd_validate(args: argparse.Namespace) -> int:
     from .lang import parse_file
 
-    suffixes = CONFIG_SUFFIXES if args.syntax_only else (".orch",)
+    if not args.syntax_only:
+        return _validate_config(args)
+    suffixes = CONFIG_SUFFIXES
     files = expand_paths(args.paths or ["."], suffixes)
     diags: list[Diagnostic] = []
     if not files:
@@ -66,6 +68,30 @@ def cmd_validate(args: argparse.Namespace) -> int:
         _print_diags(diags, _color(args))
         if not errors:
             print(f"Success! The configuration is valid ({len(files)} file{'s' if len(files) != 1 else ''}).")
+    return 1 if errors else 0
+
+
+def _validate_config(args: argparse.Namespace) -> int:
+    """Full validation of configuration directories: syntax, resource schemas, references, types."""
+    from .config import load_config
+
+    diags: list[Diagnostic] = []
+    dirs = args.paths or ["."]
+    for d in dirs:
+        if not Path(d).is_dir():
+            diags.append(Diagnostic.error("Not a configuration directory", f"{d} is not a directory.",
+                                          hint="pass a directory of .orch files, or use --syntax-only for "
+                                               "single files"))
+            continue
+        _, config_diags = load_config(d)
+        diags.extend(config_diags)
+    errors = sum(1 for d in diags if d.is_error)
+    if args.json:
+        print(to_validate_json(diags))
+    else:
+        _print_diags(diags, _color(args))
+        if not errors:
+            print("Success! The configuration is valid.")
     return 1 if errors else 0
 
 

@@ -312,3 +312,51 @@ def test_killed_applies_leave_a_state_that_lists_every_object(tmp_path):
     again = subprocess.run([sys.executable, "-m", "orchdsl.cli", "plan", "--detailed-exitcode", str(cfg)],
                            env=env, cwd=REPO, capture_output=True, text=True)
     assert again.returncode == 0, again.stdout
+
+
+def test_import_adopts_an_existing_object(env, capsys, tmp_path):
+    cfg, world = env
+    assert orch(capsys, "apply", "--auto-approve", str(cfg))[0] == 0
+    db_id = world_objects(world)["pod.db"]["id"]
+    assert orch(capsys, "state", "rm", "--state", str(cfg / "orch.orchstate"), "pod.db")[0] == 0
+    code, out, err = orch(capsys, "import", "--dir", str(cfg), "pod.db", db_id)
+    assert code == 0, err
+    assert "Import successful!" in out
+    assert orch(capsys, "plan", "--detailed-exitcode", str(cfg))[0] == 0
+    code, _, err = orch(capsys, "import", "--dir", str(cfg), "pod.db", db_id)
+    assert code == 1 and "already in the state" in err
+
+
+def test_ctrl_c_finishes_in_flight_work_and_saves_state(tmp_path):
+    import signal
+
+    cfg = tmp_path / "cfg"
+    cfg.mkdir()
+    (cfg / "main.orch").write_text(CONFIG.replace("default = 2", "default = 20"))
+    world = tmp_path / "world"
+    env = {**os.environ, "ORCH_PROVIDER_MODULES": "tests.support.memory_provider:MemoryProvider",
+           "ORCH_MEMORY_WORLD": str(world), "ORCH_MEMORY_DELAY": "0.2", "PYTHONPATH": str(REPO)}
+    p = subprocess.Popen([sys.executable, "-m", "orchdsl.cli", "apply", "--auto-approve", "--parallelism", "2",
+                          str(cfg)], env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in p.stdout:
+        lines.append(line)
+        if "Creation complete" in line and "pod.web" in line:
+            p.send_signal(signal.SIGINT)
+            break
+    rest, _ = p.communicate(timeout=30)
+    out = "".join(lines) + rest
+    assert p.returncode != 0
+    assert "Interrupt received" in out and "Apply interrupted" in out
+    st = json.loads((cfg / "orch.orchstate").read_text())
+    recorded = {r["address"] for r in st["resources"] if r["status"] == "ready"}
+    assert set(world_objects(world)) == recorded  # nothing in flight was lost
+    assert 1 < len(recorded) < 21
+    assert not (cfg / "orch.orchstate.lock").exists()
+
+
+def test_validate_checks_the_resource_model(env, capsys):
+    cfg, _ = env
+    edit(cfg, 'image = "orch/busybox:test"\n    env   = { ROLE = "db" }', 'imag = "x"')
+    code, _, err = orch(capsys, "validate", str(cfg))
+    assert code == 1 and "main.orch" in err and "image" in err

@@ -101,6 +101,17 @@ class MemoryProvider:
         self._write(addr, attrs)
         return ApplyResult(StateObject(addr, attrs))
 
+    def import_object(self, address: ResourceAddress, object_id: str) -> StateObject | None:
+        """Find an object by id (``orch import``), whatever address it was made under."""
+        for o in self._objects_any_lineage():
+            if o["attributes"].get("id") == object_id:
+                return StateObject(address, o["attributes"])
+        return None
+
+    def _objects_any_lineage(self) -> list[dict]:
+        return [json.loads(f.read_text()) for f in sorted(self.world.glob("*.json"))] if self.world.is_dir() \
+            else []
+
     # -- the world --------------------------------------------------------------------------
     def _file(self, addr: ResourceAddress) -> Path:
         h = hashlib.sha1(f"{self.lineage}/{addr}".encode()).hexdigest()[:16]
