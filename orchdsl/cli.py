@@ -526,7 +526,20 @@ def build_parser() -> argparse.ArgumentParser:
     from .state.commands import register as register_state_commands
 
     register_state_commands(sub)
+    _plugin_commands(sub)
     return p
+
+
+def _plugin_commands(sub) -> None:
+    """Commands contributed by installed providers (entry-point group ``orch.commands``):
+    each entry point is a ``register(subparsers)`` function, e.g. the Docker provider's ``orch lab``."""
+    from importlib.metadata import entry_points
+
+    for ep in sorted(entry_points(group="orch.commands"), key=lambda e: e.name):
+        try:
+            ep.load()(sub)
+        except Exception as e:  # noqa: BLE001 - a broken plugin must not break the core commands
+            print(f"orch: warning: could not load commands from {ep.name}: {e}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
