@@ -321,7 +321,7 @@ def cmd_apply(args: argparse.Namespace, destroy: bool = False) -> int:
                 if _stop_on_errors(diags, args) or the_plan is None:
                     return 1
                 _render(the_plan, args)
-                if not any(c.action.value != "no-op" for c in the_plan.changes) and not the_plan.has_changes:
+                if not the_plan.has_changes:
                     return 0
                 if not _approve(args, destroy):
                     return 1

@@ -92,6 +92,18 @@ class Diagnostic:
         return "\n".join(lines)
 
 
+def unique(diags: Iterable[Diagnostic]) -> list[Diagnostic]:
+    """Drop repeated diagnostics (same message at the same place), keeping order."""
+    seen = set()
+    out = []
+    for d in diags:
+        key = (d.severity, d.summary, d.detail, str(d.subject), d.address)
+        if key not in seen:
+            seen.add(key)
+            out.append(d)
+    return out
+
+
 def has_errors(diags: Iterable[Diagnostic]) -> bool:
     return any(d.is_error for d in diags)
 

@@ -26,7 +26,7 @@ import re
 from typing import Any
 
 from ..addrs import ConfigAddress, ModulePath, ResourceAddress
-from ..diagnostics import Diagnostic
+from ..diagnostics import Diagnostic, unique
 from ..eval import (BOOL, NUMBER, STRING, ConversionError, EvalContext, Value, convert, evaluate, number_val,
                     object_val, string_val, tuple_val, unknown)
 from ..eval.types import DYNAMIC, Type
@@ -41,17 +41,6 @@ from .refs import classify, references
 from .variables import RawValue, finalize
 
 _MISSING = object()
-
-
-def unique(diags: list[Diagnostic]) -> list[Diagnostic]:
-    seen = set()
-    out = []
-    for d in diags:
-        key = (d.severity, d.summary, d.detail, str(d.subject), d.address)
-        if key not in seen:
-            seen.add(key)
-            out.append(d)
-    return out
 
 
 class Scope:

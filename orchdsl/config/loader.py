@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from ..addrs import ConfigAddress, ModulePath, ModuleStep
-from ..diagnostics import Diagnostic
+from ..diagnostics import Diagnostic, unique
 from ..eval.ops import suggest
 from ..lang import ast as A
 from ..schema import RESOURCE_TYPES, describe
@@ -73,18 +73,6 @@ def load_config(directory: str | os.PathLike, var_overrides: Mapping[str, str] |
         from .evaluate import validate
         diags.extend(validate(config))
     return config, unique(diags)
-
-
-def unique(diags: list[Diagnostic]) -> list[Diagnostic]:
-    """Drop repeated diagnostics (same message at the same place), keeping order."""
-    seen = set()
-    out = []
-    for d in diags:
-        key = (d.severity, d.summary, d.detail, str(d.subject), d.address)
-        if key not in seen:
-            seen.add(key)
-            out.append(d)
-    return out
 
 
 def _err(diags: list[Diagnostic], node: A.Node, summary: str, detail: str, hint: str = "",

@@ -105,8 +105,8 @@ def plan(session: Session, state: State, options: PlanOptions) -> tuple[Plan | N
                                     f"{addr} exists (made by an earlier apply of this state) and was not "
                                     "recorded; orch adopts it instead of creating a duplicate.",
                                     address=str(addr)))
-    the_plan.adopted = list(refreshed.adopted)  # type: ignore[attr-defined]
-    the_plan.refreshed_state = refreshed.state  # type: ignore[attr-defined]
+    the_plan.adopted = list(refreshed.adopted)
+    the_plan.prior_state = refreshed.state
     return the_plan, diags
 
 
@@ -166,7 +166,7 @@ class Interrupts:
 
 def apply(session: Session, the_plan: Plan, state: State, say: Callable[[str], None], parallelism: int = 10,
           stop: threading.Event | None = None) -> ApplyOutcome:
-    refreshed: State | None = getattr(the_plan, "refreshed_state", None)
+    refreshed: State | None = the_plan.prior_state
     work = refreshed.copy() if refreshed is not None else state
     # The refreshed view (adopted objects included) becomes the record before anything changes.
     if refreshed is not None and not work.same_content(state):

@@ -125,6 +125,10 @@ class Plan:
     timestamp: str = ""
     # what each changed instance depends on (apply order; deletes go in reverse)
     dependencies: dict[ResourceAddress, list[ResourceAddress]] = field(default_factory=dict)
+    # objects made by an interrupted apply that refresh found and the plan adopts
+    adopted: list[ResourceAddress] = field(default_factory=list)
+    # the refreshed state the plan was made from (apply starts from it); engine-internal
+    prior_state: Any = field(default=None, repr=False, compare=False)
 
     @property
     def counts(self) -> tuple[int, int, int]:
