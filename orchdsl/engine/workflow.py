@@ -20,7 +20,7 @@ from typing import Any, Callable
 from ..addrs import ResourceAddress
 from ..config import Config, load_config
 from ..diagnostics import Diagnostic, DiagnosticsError
-from ..plan.model import Action, Plan
+from ..plan.model import Plan
 from ..provider import Provider, StateObject, discover, providers_by_type
 from ..state import LocalBackend, ResourceInstance, State
 from .apply import ApplyOutcome, Executor

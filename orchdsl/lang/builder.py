@@ -576,7 +576,7 @@ class Builder:
             else:  # else / endif / endfor
                 if opener is None:
                     self.error(f"Unexpected {k} directive", "The control directives within this template are "
-                               "unbalanced.", p.start, p.end, hint=f"remove it or add the matching opening directive")
+                               "unbalanced.", p.start, p.end, hint="remove it or add the matching opening directive")
                     continue
                 return out, i, p
         return out, i, None
