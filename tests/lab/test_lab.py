@@ -1,0 +1,300 @@
+"""The local multi-node lab (``orch lab``): its API, its diagnostics, and the lab itself.
+
+Tests marked ``lab`` use the session fixture ``lab`` (tests/lab/conftest.py), which brings up 3 nodes;
+the others need nothing but this package.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import sys
+import tarfile
+import time
+import uuid
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import pytest
+
+from orchdsl.cli import main
+from orchdsl.config import load_config
+
+labmod = pytest.importorskip("orch_provider_docker.lab.lab")
+rootfs = pytest.importorskip("orch_provider_docker.lab.rootfs")
+LabError = labmod.LabError
+
+
+def _errors(diags):
+    return [d for d in diags if d.is_error]
+
+
+# ---- without the lab ------------------------------------------------------------------------------
+
+def test_entry_points_are_declared():
+    assert "lab" in {e.name for e in entry_points(group="orch.commands")}
+    assert "docker" in {e.name for e in entry_points(group="orch.providers")}
+
+
+def test_orch_lab_help_lists_the_commands(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["lab", "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    for cmd in ("up", "status", "down"):
+        assert cmd in out
+
+
+def test_not_root_is_a_diagnostic(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    calls = (lambda: labmod.up(3, tmp_path), lambda: labmod.down(tmp_path), lambda: labmod.status(tmp_path))
+    for call in calls:
+        with pytest.raises(LabError) as e:
+            call()
+        assert e.value.diagnostic.summary == \
+            "orch lab needs root: it creates network namespaces and starts dockerd"
+        assert "sudo" in e.value.diagnostic.hint
+    assert main(["lab", "status", "--dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "Error: orch lab needs root" in err and "Traceback" not in err
+
+
+def test_missing_packages_are_named(monkeypatch):
+    real = labmod._which
+    monkeypatch.setattr(labmod, "_which", lambda b: None if b in ("dockerd", "/usr/sbin/sshd") else real(b))
+    monkeypatch.delenv("ORCH_LAB_INSTALL", raising=False)
+    assert labmod.missing_packages()[:2] == ["docker.io", "openssh-server"]
+    with pytest.raises(LabError) as e:
+        labmod.ensure_packages()
+    d = e.value.diagnostic
+    assert "docker.io" in d.detail and "openssh-server" in d.detail
+    assert "apt-get install -y docker.io openssh-server busybox-static iptables iproute2" in d.hint
+    assert "--install" in d.hint
+
+
+def test_install_runs_apt_get_for_the_missing_packages(monkeypatch):
+    real = labmod._which
+    missing = {"dockerd"}
+    monkeypatch.setattr(labmod, "_which", lambda b: None if b in missing else real(b))
+    calls = []
+
+    def fake_install(pkgs, log):
+        calls.append(list(pkgs))
+        missing.clear()
+
+    monkeypatch.setattr(labmod, "_install_packages", fake_install)
+    monkeypatch.setenv("ORCH_LAB_INSTALL", "1")
+    labmod.ensure_packages()
+    assert calls == [["docker.io"]]
+
+
+def test_a_failing_step_names_node_command_and_stderr(tmp_path):
+    lab = labmod._Lab(tmp_path, None)
+    with pytest.raises(LabError) as e:
+        lab.run(["sh", "-c", "echo boom >&2; exit 3"], node="n2")
+    d = e.value.diagnostic
+    assert "node n2" in d.summary
+    assert "sh -c 'echo boom >&2; exit 3'" in d.detail and "Exit status: 3" in d.detail and "boom" in d.detail
+    assert "orch lab up" in d.hint
+    with pytest.raises(LabError) as e:
+        lab.run(["no-such-binary-for-the-lab"], node="n1")
+    assert "not found" in e.value.diagnostic.summary and "apt-get" in e.value.diagnostic.hint
+
+
+def test_address_plan():
+    labmod.check_address_plan(labmod.MAX_NODES)
+    for bad in (0, labmod.MAX_NODES + 1):
+        with pytest.raises(LabError):
+            labmod.check_address_plan(bad)
+    assert [labmod.node_address(i) for i in (1, 2, 15)] == ["198.18.0.11", "198.18.0.12", "198.18.0.25"]
+    assert labmod.node_bip(3) == "198.19.3.1/24" and labmod.node_pool(3) == "198.19.48.0/20"
+    assert labmod.node_pool(15) == "198.19.240.0/20"
+
+
+def test_nodes_file_text_is_valid_config(tmp_path):
+    odd = tmp_path / 'lab "x" ${y} %{z}'
+    lab = labmod._Lab(odd, None)
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "nodes.orch").write_text(lab.nodes_file_text(3))
+    config, diags = load_config(conf)
+    assert not _errors(diags), [d.render() for d in diags]
+    assert sorted(str(a) for a in config.resources) == ["node.n1", "node.n2", "node.n3"]
+    assert main(["fmt", "--check", str(conf)]) == 0
+
+
+def test_static_busybox_check(tmp_path):
+    assert not rootfs.is_static_elf(Path(os.path.realpath(sys.executable)))
+    (tmp_path / "script").write_text("#!/bin/sh\n")
+    assert not rootfs.is_static_elf(tmp_path / "script")
+
+
+def test_rootfs_has_busybox_and_applets(tmp_path):
+    bb = rootfs.find_busybox()
+    if bb is None or not rootfs.is_static_elf(bb):
+        pytest.skip("busybox-static is not installed")
+    root = rootfs.build_rootfs(tmp_path / "rootfs", bb)
+    for a in rootfs.REQUIRED_APPLETS:
+        assert os.readlink(root / "bin" / a) == "busybox", a
+    with tarfile.open(fileobj=io.BytesIO(rootfs.rootfs_tar(root))) as tar:
+        names = set(tar.getnames())
+    assert {"./bin/busybox", "./bin/sh", "./bin/httpd", "./etc/passwd"} <= names
+
+
+# ---- with the lab -----------------------------------------------------------------------------------
+
+@pytest.mark.lab
+def test_up_again_changes_nothing_and_is_fast(lab):
+    files = [Path(lab.nodes_file), Path(lab.known_hosts), Path(lab.identity_file)]
+    before = [f.stat().st_mtime_ns for f in files]
+    t0 = time.monotonic()
+    again = labmod.up(len(lab.nodes), lab.dir)
+    elapsed = time.monotonic() - t0
+    assert again.changes == []
+    assert elapsed < 10, elapsed
+    assert [f.stat().st_mtime_ns for f in files] == before
+    assert again.nodes == lab.nodes
+
+
+@pytest.mark.lab
+def test_status_is_healthy(lab, capsys):
+    st = labmod.status(lab.dir)
+    assert st.healthy, st
+    for node, s in zip(lab.nodes, st.nodes):
+        assert (s.name, s.address) == (node.name, node.address)
+        assert s.netns and s.dockerd_alive and s.sshd_alive and s.image and s.containers is not None
+    assert main(["lab", "status", "--dir", lab.dir]) == 0
+    out = capsys.readouterr().out
+    assert "Healthy." in out and "n1" in out
+
+
+@pytest.mark.lab
+def test_nodes_file_is_valid_configuration(lab, tmp_path):
+    config, diags = load_config(Path(lab.nodes_file).parent)
+    assert not _errors(diags), [d.render() for d in diags]
+    shutil.copy(lab.nodes_file, tmp_path / "nodes.orch")
+    config, diags = load_config(tmp_path)
+    assert not _errors(diags), [d.render() for d in diags]
+    assert sorted(str(a) for a in config.resources) == sorted(f"node.{n.name}" for n in lab.nodes)
+    text = Path(lab.nodes_file).read_text()
+    for n in lab.nodes:
+        assert f'address       = "{n.address}"' in text
+    assert f'identity_file = "{lab.identity_file}"' in text and f'known_hosts   = "{lab.known_hosts}"' in text
+
+
+def _ssh(lab, address):
+    import paramiko
+
+    c = paramiko.SSHClient()
+    c.load_host_keys(lab.known_hosts)
+    c.set_missing_host_key_policy(paramiko.RejectPolicy())
+    c.connect(address, username="root", key_filename=lab.identity_file, look_for_keys=False,
+              allow_agent=False, timeout=10)
+    return c
+
+
+@pytest.mark.lab
+def test_ssh_with_known_hosts_and_key_reaches_each_nodes_engine(lab):
+    for i, node in enumerate(lab.nodes[:3], start=1):
+        c = _ssh(lab, node.address)
+        try:
+            cmd = ('echo "$DOCKER_HOST"; '
+                   'docker network inspect bridge --format "{{(index .IPAM.Config 0).Subnet}}"')
+            _, out, _ = c.exec_command(cmd, timeout=30)
+            lines = out.read().decode().split()
+            assert out.channel.recv_exit_status() == 0
+            assert lines == [node.docker_host, f"198.19.{i}.0/24"]
+            # the transport orch uses: the engine API through `docker system dial-stdio`
+            chan = c.get_transport().open_session()
+            chan.settimeout(15)
+            chan.exec_command("docker system dial-stdio")
+            chan.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+            resp = b""
+            while not resp.endswith(b"OK"):
+                chunk = chan.recv(4096)
+                if not chunk:
+                    break
+                resp += chunk
+            chan.close()
+            assert resp.startswith(b"HTTP/1.0 200") and resp.endswith(b"OK"), resp
+        finally:
+            c.close()
+
+
+@pytest.mark.lab
+def test_host_keys_are_verified_not_trusted_blindly(lab, tmp_path):
+    import paramiko
+
+    (tmp_path / "empty").write_text("")
+    c = paramiko.SSHClient()
+    c.load_host_keys(str(tmp_path / "empty"))
+    c.set_missing_host_key_policy(paramiko.RejectPolicy())
+    with pytest.raises(paramiko.SSHException):
+        c.connect(lab.nodes[0].address, username="root", key_filename=lab.identity_file, look_for_keys=False,
+                  allow_agent=False, timeout=10)
+    c.close()
+
+
+@pytest.mark.lab
+def test_image_on_every_node(lab):
+    import docker
+
+    for node in lab.nodes:
+        cli = docker.DockerClient(base_url=node.docker_host, timeout=30)
+        try:
+            img = cli.images.get(rootfs.IMAGE)
+            assert img.attrs["Config"]["Cmd"] == ["/bin/sh"]
+        finally:
+            cli.close()
+
+
+@pytest.mark.lab
+def test_cross_node_pod_traffic_is_routed_and_not_nated(lab):
+    import docker
+
+    n1, n2, n3 = lab.nodes[:3]
+    tag = uuid.uuid4().hex[:8]
+    c1 = docker.DockerClient(base_url=n1.docker_host, timeout=30)
+    clients = [docker.DockerClient(base_url=n.docker_host, timeout=30) for n in (n2, n3)]
+    srv = None
+    try:
+        srv = c1.containers.run(rootfs.IMAGE, ["httpd", "-f", "-vv", "-p", "8080", "-h", "/www"], detach=True,
+                                init=True, name=f"orch-labtest-srv-{tag}", labels={"orch.labtest": tag})
+        srv.reload()
+        ip = srv.attrs["NetworkSettings"]["IPAddress"]
+        assert ip.startswith("198.19.1."), ip
+        for k, cli in enumerate(clients, start=2):
+            fetch = f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {ip} 8080"
+            out = cli.containers.run(rootfs.IMAGE, ["sh", "-c", fetch], remove=True,
+                                     name=f"orch-labtest-cli{k}-{tag}", labels={"orch.labtest": tag})
+            assert b"200 OK" in out and b"hello from the orch lab" in out, out
+        logs = srv.logs().decode()
+        # the server sees the clients' pod addresses (198.19.2.x, 198.19.3.x), not their nodes' (no NAT)
+        assert "198.19.2." in logs and "198.19.3." in logs, logs
+        assert "198.18.0." not in logs, logs
+    finally:
+        if srv is not None:
+            srv.remove(force=True)
+        for cli in [c1, *clients]:
+            for c in cli.containers.list(all=True, filters={"label": f"orch.labtest={tag}"}):
+                c.remove(force=True)
+            cli.close()
+
+
+@pytest.mark.lab
+def test_nodes_above_n_are_torn_down(lab):
+    n = len(lab.nodes)
+    if n != 3:
+        pytest.skip(f"the lab has {n} nodes; this test grows a 3-node lab to 4 and back")
+    try:
+        bigger = labmod.up(4, lab.dir)
+        assert [x.name for x in bigger.nodes] == ["n1", "n2", "n3", "n4"]
+        assert 'node "n4"' in Path(lab.nodes_file).read_text()
+    finally:
+        back = labmod.up(3, lab.dir)
+    assert not os.path.exists("/var/run/netns/n4")
+    assert 'node "n4"' not in Path(lab.nodes_file).read_text()
+    assert "198.18.0.14" not in Path(lab.known_hosts).read_text()
+    assert any("n4" in c for c in back.changes)
+    assert labmod.status(lab.dir).healthy
