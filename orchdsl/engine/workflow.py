@@ -50,14 +50,17 @@ class SavedPlan:
 
 
 def load_providers(extra: list[Provider] | None = None) -> tuple[list[Provider], list[Diagnostic]]:
-    """Installed providers (entry points) plus ``ORCH_PROVIDER_MODULES=module:Class,...``."""
+    """Installed providers (entry points), or instead ``ORCH_PROVIDER_MODULES=module:Class,...``
+    when set (development and tests: load providers by import path in place of the installed ones)."""
     diags: list[Diagnostic] = []
     classes: list[type] = []
-    try:
-        classes.extend(discover().values())
-    except Exception as e:  # a broken plugin must not take the CLI down
-        diags.append(Diagnostic.error("Failed to load providers", str(e)))
-    for spec in filter(None, os.environ.get("ORCH_PROVIDER_MODULES", "").split(",")):
+    explicit = [s for s in os.environ.get("ORCH_PROVIDER_MODULES", "").split(",") if s.strip()]
+    if not explicit:
+        try:
+            classes.extend(discover().values())
+        except Exception as e:  # a broken plugin must not take the CLI down
+            diags.append(Diagnostic.error("Failed to load providers", str(e)))
+    for spec in explicit:
         mod, _, cls = spec.strip().partition(":")
         try:
             classes.append(getattr(importlib.import_module(mod), cls))
