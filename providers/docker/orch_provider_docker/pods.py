@@ -1,0 +1,566 @@
+"""Pods on Docker: pure functions from pod attributes to Engine API bodies and back.
+
+A pod replica is an *infra* container holding the network and IPC namespaces
+and the hostname (a ``sleep`` under Docker's init, from the first container's
+image), plus one *app* container per ``container`` block joined to it with
+``NetworkMode``/``IpcMode`` = ``container:<infra id>`` — the layout of
+Kubernetes' dockershim. Ports are published on the infra container, since
+the apps share its network namespace.
+
+Nothing here does I/O: the provider feeds these functions with plan values
+and with the results of one ``list containers`` call per node.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchdsl.addrs import ResourceAddress
+from orchdsl.engine.diff import configured_changes
+from orchdsl.plan.model import UNKNOWN, Path
+
+from . import naming
+
+NETWORK = "bridge"  # the pod network; a per-node orch bridge comes with pod networking
+INFRA_COMMAND = ["sleep", "2147483647"]
+HASH_VERSION = "v1"
+
+# Attributes of a pod that change without touching its containers' identity:
+# restart and resources through `docker update`; the rest lives only in orch's state.
+IN_PLACE_POD = frozenset({"restart", "labels", "node_selector", "spread_by", "strategy", "autoscale"})
+IN_PLACE_CONTAINER = frozenset({"resources", "pull"})
+FORCE_NEW_POD = frozenset({"hostname"})
+COMPUTED_POD = ("id", "ip", "node")
+
+RUNNING_STATES = frozenset({"running", "restarting"})
+
+
+# ---- helpers ------------------------------------------------------------------------------------------
+
+def _ns(seconds: Any) -> int:
+    return int(round(float(seconds) * 1_000_000_000))
+
+
+def _norm(v: Any) -> Any:
+    """Canonical form for hashing: 5.0 and 5 are one number (state files round-trip through JSON)."""
+    if isinstance(v, dict):
+        return {str(k): _norm(x) for k, x in v.items() if x is not None}
+    if isinstance(v, (list, tuple)):
+        return [_norm(x) for x in v]
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    return v
+
+
+def canonical_json(v: Any) -> str:
+    return json.dumps(_norm(v), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def containers_of(attrs: dict) -> list[dict]:
+    cs = attrs.get("container")
+    return [c for c in cs if isinstance(c, dict)] if isinstance(cs, list) else []
+
+
+def instance_name(address: ResourceAddress, attrs: dict) -> str:
+    n = attrs.get("name")
+    if isinstance(n, str) and n:
+        return n
+    return address.name if address.key is None else f"{address.name}-{address.key}"
+
+
+_HOST_BAD = re.compile(r"[^a-z0-9-]+")
+
+
+def hostname_for(address: ResourceAddress, attrs: dict) -> str:
+    """The pod's hostname: ``hostname`` if set, else the instance name made a valid host name."""
+    h = attrs.get("hostname")
+    if isinstance(h, str) and h:
+        return h
+    out = _HOST_BAD.sub("-", instance_name(address, attrs).lower()).strip("-")
+    return (out or "pod")[:63]
+
+
+def config_hash(attrs: dict) -> str:
+    """Hash of everything that cannot change in place: two containers with one hash were made from one spec.
+
+    Computed from orch's attributes (not from the Docker request), so that a new orch version mapping
+    attributes differently does not make every pod look foreign.
+    """
+    conts = [{k: v for k, v in c.items() if k not in IN_PLACE_CONTAINER} for c in containers_of(attrs)]
+    basis = {"container": conts, "hostname": attrs.get("hostname"), "name": attrs.get("name")}
+    return f"{HASH_VERSION}:" + hashlib.sha256(canonical_json(basis).encode()).hexdigest()[:32]
+
+
+def spec_label(attrs: dict) -> str:
+    """The pod's attributes as created, stored on the infra container to adopt it after a crash."""
+    return canonical_json({k: v for k, v in attrs.items() if k not in COMPUTED_POD and v is not UNKNOWN})
+
+
+# ---- Docker requests ------------------------------------------------------------------------------
+
+def restart_policy(restart: Any) -> dict:
+    name = restart if restart in ("always", "on-failure", "unless-stopped", "no") else "always"
+    if name == "on-failure":
+        return {"Name": "on-failure", "MaximumRetryCount": 0}
+    return {"Name": name}
+
+
+def resource_limits(resources: Any) -> dict:
+    """Docker HostConfig resource fields from a container's ``resources`` block.
+
+    Limits default to the requests (the schema's rule). The memory limit is hard (no swap on top:
+    MemorySwap = Memory); the memory request becomes a soft reservation and the CPU request relative
+    CPU shares (1024 per core), so that requests matter under contention.
+    """
+    if not isinstance(resources, dict):
+        return {}
+    limits = resources.get("limits") if isinstance(resources.get("limits"), dict) else {}
+    cpu_req, mem_req = resources.get("cpu"), resources.get("memory")
+    cpu_lim = limits.get("cpu", None) if limits.get("cpu") is not None else cpu_req
+    mem_lim = limits.get("memory", None) if limits.get("memory") is not None else mem_req
+    out: dict[str, int] = {}
+    if cpu_lim is not None:
+        out["NanoCpus"] = int(round(float(cpu_lim) * 1e9))
+    if cpu_req is not None:
+        out["CpuShares"] = max(2, int(round(float(cpu_req) * 1024)))
+    if mem_lim is not None:
+        out["Memory"] = int(mem_lim)
+        out["MemorySwap"] = int(mem_lim)
+    if mem_req is not None:
+        out["MemoryReservation"] = int(mem_req)
+    return out
+
+
+def healthcheck(health: Any) -> dict | None:
+    if not isinstance(health, dict) or not health.get("command"):
+        return None
+    out = {"Test": ["CMD", *[str(a) for a in health["command"]]]}
+    for key, attr in (("Interval", "interval"), ("Timeout", "timeout"), ("StartPeriod", "start_period")):
+        if health.get(attr) is not None:
+            out[key] = _ns(health[attr])
+    if health.get("retries") is not None:
+        out["Retries"] = int(health["retries"])
+    return out
+
+
+def mounts(container: dict) -> list[dict]:
+    out = []
+    for m in container.get("mounts") or []:
+        if not isinstance(m, dict):
+            continue
+        ro = m.get("read_only") is True
+        if m.get("volume"):
+            out.append({"Type": "volume", "Source": str(m["volume"]), "Target": str(m["target"]), "ReadOnly": ro})
+        elif m.get("host_path"):
+            out.append({"Type": "bind", "Source": str(m["host_path"]), "Target": str(m["target"]),
+                        "ReadOnly": ro})
+        elif m.get("tmpfs"):
+            out.append({"Type": "tmpfs", "Target": str(m["target"]), "ReadOnly": ro})
+    return out
+
+
+def ports(attrs: dict) -> tuple[dict, dict]:
+    """(ExposedPorts, PortBindings) of the pod: every container's ports, published on the infra container."""
+    exposed: dict[str, dict] = {}
+    bindings: dict[str, list] = {}
+    for c in containers_of(attrs):
+        for p in c.get("ports") or []:
+            if not isinstance(p, dict) or p.get("container_port") is None:
+                continue
+            key = f"{int(p['container_port'])}/{p.get('protocol') or 'tcp'}"
+            exposed[key] = {}
+            if p.get("host_port") is not None:
+                bindings.setdefault(key, []).append({"HostIp": "", "HostPort": str(int(p["host_port"]))})
+    return exposed, bindings
+
+
+def env_list(env: Any) -> list[str]:
+    if not isinstance(env, dict):
+        return []
+    return [f"{k}={v}" for k, v in sorted(env.items())]
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What labels a pod replica's containers: whose state, which address, which spec, where."""
+
+    lineage: str
+    address: ResourceAddress
+    node: str
+    config_hash: str
+
+    def labels(self, role: str, container: str | None = None) -> dict[str, str]:
+        out = {naming.LINEAGE: self.lineage, naming.ADDRESS: str(self.address), naming.ROLE: role,
+               naming.CONFIG_HASH: self.config_hash, naming.NODE: self.node}
+        if container is not None:
+            out[naming.CONTAINER] = container
+        return out
+
+
+def infra_config(attrs: dict, ident: Identity) -> dict:
+    """Create body of the infra container."""
+    first = containers_of(attrs)[0]
+    exposed, bindings = ports(attrs)
+    labels = ident.labels(naming.ROLE_INFRA)
+    labels[naming.SPEC] = spec_label(attrs)
+    return {
+        "Image": first["image"],
+        "Entrypoint": [INFRA_COMMAND[0]],
+        "Cmd": INFRA_COMMAND[1:],
+        "Hostname": hostname_for(ident.address, attrs),
+        "Labels": labels,
+        "ExposedPorts": exposed,
+        "HostConfig": {
+            "NetworkMode": NETWORK,
+            "IpcMode": "shareable",
+            "Init": True,
+            "RestartPolicy": {"Name": "always"},
+            "PortBindings": bindings,
+        },
+    }
+
+
+def app_config(attrs: dict, container: dict, infra_id: str, ident: Identity) -> dict:
+    """Create body of one app container, joined to the infra container's namespaces."""
+    labels = {str(k): str(v) for k, v in (container.get("labels") or {}).items()}
+    labels.update(ident.labels(naming.ROLE_APP, container["name"]))
+    host = {
+        "NetworkMode": f"container:{infra_id}",
+        "IpcMode": f"container:{infra_id}",
+        "RestartPolicy": restart_policy(attrs.get("restart")),
+        "Init": container.get("init") is True,
+        "ReadonlyRootfs": container.get("read_only") is True,
+        "Mounts": mounts(container),
+        **resource_limits(container.get("resources")),
+    }
+    body: dict[str, Any] = {
+        "Image": container["image"],
+        "Env": env_list(container.get("env")),
+        "Labels": labels,
+        "HostConfig": host,
+    }
+    if container.get("command") is not None:
+        body["Cmd"] = [str(a) for a in container["command"]]
+    if container.get("entrypoint") is not None:
+        body["Entrypoint"] = [str(a) for a in container["entrypoint"]]
+    if container.get("working_dir"):
+        body["WorkingDir"] = str(container["working_dir"])
+    if container.get("user"):
+        body["User"] = str(container["user"])
+    hc = healthcheck(container.get("health"))
+    if hc:
+        body["Healthcheck"] = hc
+    if container.get("stop_timeout") is not None:
+        body["StopTimeout"] = int(round(float(container["stop_timeout"])))
+    return body
+
+
+def update_body(attrs: dict, container: dict) -> dict:
+    """``POST /containers/{id}/update`` body: what changes in place (restart policy, cpu, memory)."""
+    return {"RestartPolicy": restart_policy(attrs.get("restart")), **resource_limits(container.get("resources"))}
+
+
+# ---- planning -----------------------------------------------------------------------------------------
+
+def strip_state(name: Any) -> Any:
+    """A container name as refresh reports it for a stopped container (``httpd (exited)``) -> ``httpd``."""
+    if isinstance(name, str) and name.endswith(")") and " (" in name:
+        return name[:name.rindex(" (")]
+    return name
+
+
+def replace_paths(prior: dict, config: dict, not_running: set[str] = frozenset(),
+                  node_ok: bool = True) -> list[Path]:
+    """Which of the changed paths force a new pod (in place: restart policy, resources, labels...).
+
+    ``not_running``: containers refresh found stopped (their name carries the state); bringing them back
+    is an in-place change (``docker start``). ``node_ok``: whether the pod's node still satisfies the new
+    ``node_selector``.
+    """
+    out: list[Path] = []
+    prior_conts = containers_of(prior)
+    for path in configured_changes(prior, config):
+        if not path:
+            out.append(path)
+            continue
+        head = path[0]
+        if head == "container":
+            if len(path) < 3:
+                out.append(path[:2])
+                continue
+            field_ = path[2]
+            if field_ in IN_PLACE_CONTAINER:
+                if field_ == "resources" and _limit_removed(prior_conts, config, path[1]):
+                    out.append(path[:3])
+                continue
+            if field_ == "name" and isinstance(path[1], int) and path[1] < len(prior_conts):
+                was = prior_conts[path[1]].get("name")
+                want = containers_of(config)[path[1]].get("name") if path[1] < len(containers_of(config)) else None
+                if strip_state(was) == want and want in not_running:
+                    continue  # restart, in place
+            out.append(path[:3])
+        elif head in FORCE_NEW_POD:
+            out.append(path[:1])
+        elif head == "node_selector":
+            if not node_ok:
+                out.append(path[:1])
+        elif head in IN_PLACE_POD:
+            continue
+        else:
+            out.append(path[:1])
+    seen: set = set()
+    return [p for p in out if not (p in seen or seen.add(p))]
+
+
+def _limit_removed(prior_conts: list[dict], config: dict, index: Any) -> bool:
+    """Docker's update cannot lift a limit (0 means "unchanged"): a limit that disappears needs a new
+    container."""
+    conts = containers_of(config)
+    if not isinstance(index, int) or index >= len(prior_conts) or index >= len(conts):
+        return False
+    before = resource_limits(prior_conts[index].get("resources"))
+    after = resource_limits(conts[index].get("resources"))
+    return any(k in before and k not in after for k in ("NanoCpus", "Memory", "MemoryReservation", "CpuShares"))
+
+
+def selector_matches(selector: Any, labels: dict[str, str]) -> bool:
+    if not isinstance(selector, dict):
+        return True
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def replica_index(address: ResourceAddress) -> int:
+    """Round-robin position of an instance: its count index; a for_each key hashes to a stable number."""
+    key = address.key
+    if isinstance(key, int):
+        return key
+    if key is None:
+        return 0
+    return int(hashlib.sha256(str(key).encode()).hexdigest()[:8], 16)
+
+
+@dataclass(frozen=True)
+class NodeView:
+    name: str
+    labels: dict[str, str] = field(default_factory=dict)
+    schedulable: bool = True
+
+
+def place(address: ResourceAddress, current: str | None, selector: Any,
+          nodes: list[NodeView]) -> tuple[str | None, str]:
+    """The node of a pod replica, until the scheduler exists: keep the current node while it exists and
+    matches ``node_selector``; otherwise replica k goes to the k-th (mod n) schedulable matching node in
+    name order. Returns (node, why-not when None)."""
+    by_name = {n.name: n for n in nodes}
+    if current is not None and current in by_name and selector_matches(selector, by_name[current].labels):
+        return current, ""
+    fits = sorted(n.name for n in nodes if n.schedulable and selector_matches(selector, n.labels))
+    if not fits:
+        if not nodes:
+            return None, "no node resources are configured"
+        if selector:
+            return None, f"no schedulable node has all the labels of node_selector {json.dumps(selector)}"
+        return None, "every node is unschedulable (schedulable = false)"
+    return fits[replica_index(address) % len(fits)], ""
+
+
+# ---- refresh ------------------------------------------------------------------------------------------
+
+@dataclass
+class Observed:
+    """A pod replica as the node's container list shows it."""
+
+    node: str
+    infra: dict | None = None
+    apps: dict[str, dict] = field(default_factory=dict)  # container block name -> list entry
+    extra: list[dict] = field(default_factory=list)  # older generations, duplicates
+
+    @property
+    def ids(self) -> list[str]:
+        """Every container id, apps before infra (the removal order)."""
+        apps = [c["Id"] for c in self.apps.values()] + [c["Id"] for c in self.extra
+                                                           if _role(c) != naming.ROLE_INFRA]
+        infra = ([self.infra["Id"]] if self.infra else []) + [c["Id"] for c in self.extra
+                                                              if _role(c) == naming.ROLE_INFRA]
+        return apps + infra
+
+
+def _labels(c: dict) -> dict:
+    return c.get("Labels") or {}
+
+
+def _role(c: dict) -> str | None:
+    return _labels(c).get(naming.ROLE)
+
+
+def group(containers_by_node: dict[str, list[dict]],
+          prefer: dict[tuple[str, str], str] | None = None) -> dict[tuple[str, str], Observed]:
+    """orch's containers grouped by pod: (``orch.lineage``, ``orch.address``) -> Observed.
+
+    ``prefer``: pod key -> infra container id recorded in the state, chosen when a pod has several
+    infra containers (an interrupted replacement left one behind); otherwise the newest wins.
+    """
+    prefer = prefer or {}
+    out: dict[tuple[str, str], Observed] = {}
+    for node, containers in sorted(containers_by_node.items()):
+        for c in containers:
+            lb = _labels(c)
+            if not lb.get(naming.LINEAGE) or not lb.get(naming.ADDRESS):
+                continue
+            key = (lb[naming.LINEAGE], lb[naming.ADDRESS])
+            obs = out.get(key)
+            if obs is None:
+                obs = out[key] = Observed(node)
+            if lb.get(naming.ROLE) == naming.ROLE_INFRA:
+                if obs.infra is None:
+                    obs.infra, obs.node = c, node
+                elif c["Id"] == prefer.get(key) or (obs.infra["Id"] != prefer.get(key)
+                                                    and c.get("Created", 0) > obs.infra.get("Created", 0)):
+                    obs.extra.append(obs.infra)
+                    obs.infra, obs.node = c, node
+                else:
+                    obs.extra.append(c)
+            else:
+                name = lb.get(naming.CONTAINER, "")
+                if name in obs.apps:
+                    obs.extra.append(c)
+                else:
+                    obs.apps[name] = c
+    # an app container belongs with the infra container it was made with (same config hash)
+    for obs in out.values():
+        if obs.infra is None:
+            continue
+        h = _labels(obs.infra).get(naming.CONFIG_HASH)
+        for c in list(obs.extra):
+            name = _labels(c).get(naming.CONTAINER) or ""
+            cur = obs.apps.get(name)
+            if _role(c) == naming.ROLE_APP and cur is not None and _labels(cur).get(naming.CONFIG_HASH) != h \
+                    and _labels(c).get(naming.CONFIG_HASH) == h:
+                obs.extra.remove(c)
+                obs.extra.append(cur)
+                obs.apps[name] = c
+    return out
+
+
+def ip_of(c: dict) -> str | None:
+    nets = ((c.get("NetworkSettings") or {}).get("Networks") or {})
+    for name in [NETWORK] + sorted(nets):
+        ip = (nets.get(name) or {}).get("IPAddress")
+        if ip:
+            return ip
+    ip = (c.get("NetworkSettings") or {}).get("IPAddress")
+    return ip or None
+
+
+_EXIT = re.compile(r"Exited \((-?\d+)\)")
+
+
+def exit_code(c: dict) -> int | None:
+    m = _EXIT.search(c.get("Status") or "")
+    return int(m.group(1)) if m else None
+
+
+def should_run(c: dict, restart: Any) -> bool:
+    """Whether a stopped app container is drift, given the pod's restart policy.
+
+    ``no``: a container that ran and exited stays exited (a job). ``on-failure``: a clean exit (0) is
+    final. A container that was never started (``created``) or is paused is always drift.
+    """
+    state = c.get("State")
+    if state in RUNNING_STATES:
+        return False
+    if state in ("created", "paused"):
+        return True
+    if restart == "no":
+        return False
+    if restart == "on-failure" and exit_code(c) == 0:
+        return False
+    return True
+
+
+def state_word(c: dict) -> str:
+    state = c.get("State") or "unknown"
+    code = exit_code(c)
+    return f"{state} {code}" if state == "exited" and code is not None else state
+
+
+def current_attributes(prior: dict, obs: Observed) -> tuple[dict | None, dict]:
+    """What a recorded pod is now, from the container list: (attributes or None if gone, private).
+
+    * infra container missing or not running: the pod's sandbox is gone -> None (recreated whole);
+    * an app container missing -> None;
+    * containers made from another spec (config-hash label differs from the state's): the attributes
+      they were created with (the spec label), so the plan shows what differs and replaces;
+    * an image reference that no longer resolves to the container's image (the tag moved): the image
+      the container reports (an ID), so the plan replaces it;
+    * an app container stopped while its restart policy says it should run: its ``name`` reads
+      ``"httpd (exited 137)"``: the plan shows it and restarts the container in place.
+    """
+    infra = obs.infra
+    if infra is None or infra.get("State") not in RUNNING_STATES:
+        return None, {}
+    attrs = json.loads(json.dumps(prior))  # a deep copy of plain data
+    want_hash = config_hash(prior)
+    if any(_labels(c).get(naming.CONFIG_HASH) != want_hash for c in [infra, *obs.apps.values()]):
+        made = _from_spec(infra)
+        if made is None:
+            return None, {}
+        for k in IN_PLACE_POD:  # in-place attributes are not in the spec label's hash: keep the state's
+            if k in prior:
+                made[k] = prior[k]
+        for c in containers_of(made):
+            for p in containers_of(prior):
+                if p.get("name") == c.get("name"):
+                    for k in IN_PLACE_CONTAINER:
+                        if k in p:
+                            c[k] = p[k]
+        attrs = {**made, **{k: prior[k] for k in COMPUTED_POD if k in prior}}
+    not_running: list[str] = []
+    ids: dict[str, str] = {}
+    for c in containers_of(attrs):
+        name = c.get("name")
+        seen = obs.apps.get(name)
+        if seen is None:
+            return None, {}
+        ids[name] = seen["Id"]
+        image = seen.get("Image")
+        if isinstance(image, str) and image and image != c.get("image"):
+            c["image"] = image
+        if should_run(seen, attrs.get("restart")):
+            not_running.append(name)
+            c["name"] = f"{name} ({state_word(seen)})"
+    attrs["id"] = infra["Id"][:12]
+    ip = ip_of(infra)
+    if ip:
+        attrs["ip"] = ip
+    attrs["node"] = obs.node
+    private = {"node": obs.node, "infra": infra["Id"], "containers": ids}
+    if not_running:
+        private["not_running"] = not_running
+    return attrs, private
+
+
+def _from_spec(infra: dict) -> dict | None:
+    try:
+        made = json.loads(_labels(infra).get(naming.SPEC) or "")
+    except ValueError:
+        return None
+    return made if isinstance(made, dict) and containers_of(made) else None
+
+
+def orphan_attributes(obs: Observed) -> tuple[dict | None, dict]:
+    """An object of this lineage that the state does not list (an apply was killed before recording it):
+    its attributes from the spec label, or None when it cannot be read back."""
+    if obs.infra is None:
+        return None, {}
+    made = _from_spec(obs.infra)
+    if made is None:
+        return None, {}
+    made["id"] = obs.infra["Id"][:12]
+    made["node"] = obs.node
+    attrs, private = current_attributes(made, obs)
+    return attrs, private

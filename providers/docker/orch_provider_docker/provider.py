@@ -1,0 +1,666 @@
+"""The Docker provider: ``node`` and ``pod`` on Docker hosts reached over SSH (or a local socket).
+
+How the core's calls map to Docker:
+
+* ``refresh(prior)`` — per node, in parallel: ``docker info`` (the node's facts) and ONE container list
+  filtered by the state's lineage label; every recorded pod is then reconstructed from that list
+  (``pods.current_attributes``), and pods of this lineage missing from the state come back as orphans.
+* ``plan`` — no writes. Nodes are registered (their connection settings are what pods need); a pod is
+  placed (``pods.place``) and, with ``pull = "never"``, its images are checked on the chosen node (one
+  cached ``image inspect`` per node and image) so a missing image fails the plan, before any change.
+* ``apply`` — create (infra then apps, started in that order), update (``docker update``; start stopped
+  containers), delete (apps then infra, forced), replace (delete then create, or with
+  ``create_before_destroy`` create under temporary names, delete, rename).
+
+Nodes' connection settings come from the node resources themselves: from the state at refresh, from the
+configuration at plan, from the planned values at apply. A pod's node is its ``node`` attribute.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+import secrets
+import threading
+import time
+from typing import Any, Callable
+
+from orchdsl.addrs import ResourceAddress
+from orchdsl.diagnostics import Diagnostic
+from orchdsl.engine.diff import merge_configured
+from orchdsl.plan.model import UNKNOWN, Action, ResourceChange
+from orchdsl.provider import ApplyResult, PlannedObject, RefreshResult, ResourceTypeInfo, StateObject
+
+from . import naming, pods
+from .transport import (DEFAULT_MAX_CHANNELS, Conflict, Connections, Engine, EngineError, NodeError,
+                        NodeSettings, NotFound)
+
+Progress = Callable[[str], None]
+
+NODE_COMPUTED = frozenset({"id", "capacity", "engine_version"})
+TICK_SECONDS = 10.0
+
+
+def _node_name(address: ResourceAddress, attrs: dict | None) -> str:
+    n = (attrs or {}).get("name")
+    if isinstance(n, str) and n:
+        return n
+    return address.name if address.key is None else f"{address.name}-{address.key}"
+
+
+def _has_unknown(v: Any) -> bool:
+    if v is UNKNOWN:
+        return True
+    if isinstance(v, dict):
+        return any(_has_unknown(x) for x in v.values())
+    if isinstance(v, list):
+        return any(_has_unknown(x) for x in v)
+    return False
+
+
+class _Ticker:
+    """Says "Still creating... [10s elapsed]" while a slow step runs."""
+
+    def __init__(self, progress: Progress, verb: str, every: float = TICK_SECONDS):
+        self.progress, self.verb, self.every = progress, verb, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._start = time.monotonic()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self.progress(f"Still {self.verb}... [{int(time.monotonic() - self._start)}s elapsed]")
+
+    def __enter__(self) -> _Ticker:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+
+
+class DockerProvider:
+    name = "docker"
+
+    def __init__(self, connect: Callable[[NodeSettings], Engine] | None = None,
+                 max_channels: int = DEFAULT_MAX_CHANNELS):
+        self.lineage = ""
+        self._conns = Connections(connect, max_channels)
+        self._lock = threading.RLock()
+        self._config_nodes: dict[str, NodeSettings] = {}  # node resources planned in this run
+        self._state_nodes: dict[str, NodeSettings] = {}  # node resources the state records
+        self._node_addr: dict[str, str] = {}  # node name -> its address, for diagnostics
+        self._observed: dict[str, list[dict]] = {}  # node -> its containers as listed at refresh
+        self._pod_nodes: dict[ResourceAddress, str] = {}  # where refresh found each pod
+        self._pod_keys: dict[ResourceAddress, tuple[str, str]] = {}  # pod -> (lineage, address label)
+        self._images: dict[tuple[str, str], bool] = {}  # (node, image) -> present
+
+    # ---- protocol ------------------------------------------------------------------------------------
+    def resource_types(self) -> dict[str, ResourceTypeInfo]:
+        return {
+            "node": ResourceTypeInfo("node", frozenset(), NODE_COMPUTED),
+            "pod": ResourceTypeInfo("pod", pods.FORCE_NEW_POD, frozenset(pods.COMPUTED_POD)),
+        }
+
+    def configure(self, settings: dict[str, Any], lineage: str) -> list[Diagnostic]:
+        self.lineage = lineage
+        return []
+
+    def close(self) -> None:
+        self._conns.close()
+
+    # ---- nodes: registry -----------------------------------------------------------------------------
+    def _register(self, address: ResourceAddress, attrs: dict, from_config: bool) -> NodeSettings:
+        name = _node_name(address, attrs)
+        s = NodeSettings.from_attributes(name, attrs)
+        with self._lock:
+            (self._config_nodes if from_config else self._state_nodes)[name] = s
+            self._node_addr[name] = str(address)
+        return s
+
+    def _settings(self, name: str) -> NodeSettings | None:
+        with self._lock:
+            return self._config_nodes.get(name) or self._state_nodes.get(name)
+
+    def _addr_of(self, node: str) -> str:
+        return self._node_addr.get(node, f"node.{node}")
+
+    def _engine(self, node: str) -> Engine:
+        s = self._settings(node)
+        if s is None:
+            raise NodeError(node, "Unknown node",
+                            f'No node resource named "{node}" is known in this run.',
+                            hint="declare the node in the configuration (apply a saved plan only together with "
+                                 "its nodes)")
+        return self._conns.engine(s)
+
+    def _node_diag(self, e: NodeError, address: str | None = None, context: str = "") -> Diagnostic:
+        detail = f"{context}{e.detail}" if context else e.detail
+        return Diagnostic.error(e.summary, detail, hint=e.hint, address=address or self._addr_of(e.node))
+
+    # ---- refresh -------------------------------------------------------------------------------------
+    def refresh(self, prior: list[StateObject]) -> RefreshResult:
+        out = RefreshResult()
+        node_objs = [o for o in prior if o.address.type == "node"]
+        pod_objs = [o for o in prior if o.address.type == "pod"]
+        for o in node_objs:
+            self._register(o.address, o.attributes, from_config=False)
+        lineages: dict[str, set[str]] = {}  # node -> lineages to list (ours, and those of imported pods)
+        for p in pod_objs:
+            node = p.attributes.get("node") or p.private.get("node")
+            key = (p.private.get("lineage") or self.lineage, p.private.get("label_address") or str(p.address))
+            self._pod_keys[p.address] = key
+            if isinstance(node, str):
+                lineages.setdefault(node, {self.lineage}).add(key[0])
+        with self._lock:
+            names = sorted(n for n in set(self._state_nodes) | set(lineages)
+                           if n in self._state_nodes or n in self._config_nodes)
+        for n in names:
+            lineages.setdefault(n, {self.lineage})
+
+        results: dict[str, tuple[dict, list[dict]] | Exception] = {}
+
+        def read(node: str) -> tuple[dict, list[dict]]:
+            eng = self._engine(node)
+            info = eng.info()
+            conts: list[dict] = []
+            for lin in sorted(lineages[node]):
+                conts.extend(eng.list_containers([naming.lineage_filter(lin)]))
+            return info, conts
+
+        if names:
+            with cf.ThreadPoolExecutor(min(8, len(names))) as ex:
+                futs = {n: ex.submit(read, n) for n in names}
+                for n, f in futs.items():
+                    try:
+                        results[n] = f.result()
+                    except (NodeError, EngineError) as e:
+                        results[n] = e
+
+        readable: dict[str, list[dict]] = {}
+        for n, r in sorted(results.items()):
+            if isinstance(r, NodeError):
+                out.diagnostics.append(Diagnostic.error(
+                    r.summary, r.detail, hint=(r.hint + "; " if r.hint else "") +
+                    "if the node is gone for good, remove it and its pods from the state (orch state rm)",
+                    address=self._addr_of(n)))
+            elif isinstance(r, EngineError):
+                out.diagnostics.append(Diagnostic.error("Cannot read node", f"node {n}: {r}",
+                                                        address=self._addr_of(n)))
+            else:
+                readable[n] = r[1]
+        with self._lock:
+            self._observed.update(readable)
+
+        # nodes
+        for o in node_objs:
+            name = _node_name(o.address, o.attributes)
+            r = results.get(name)
+            if isinstance(r, tuple):
+                attrs, private = _node_facts(o.attributes, o.private, r[0])
+                out.current[o.address] = StateObject(o.address, attrs, private)
+
+        # pods
+        prefer = {self._pod_keys[p.address]: p.private.get("infra") for p in pod_objs if p.private.get("infra")}
+        groups = pods.group(readable, prefer)
+        claimed: set[tuple[str, str]] = set()
+        for p in pod_objs:
+            key = self._pod_keys[p.address]
+            claimed.add(key)
+            node = p.attributes.get("node") or p.private.get("node")
+            obs = groups.get(key)
+            if obs is None:
+                if node in readable:
+                    out.current[p.address] = None  # its node answered and has none of its containers
+                elif node not in results:
+                    out.diagnostics.append(Diagnostic(
+                        "warning", "Pod on an unknown node",
+                        f"{p.address} is recorded on node {node!r}, which the state no longer lists; orch cannot "
+                        "read it.", address=str(p.address), hint="orch state rm it if it is gone"))
+                continue
+            attrs, private = pods.current_attributes(p.attributes, obs)
+            if attrs is None:
+                out.current[p.address] = None
+                continue
+            if key[0] != self.lineage or key[1] != str(p.address):
+                private.update(lineage=key[0], label_address=key[1])
+            self._pod_nodes[p.address] = obs.node
+            out.current[p.address] = StateObject(p.address, attrs, private)
+        for (lin, label_addr), obs in sorted(groups.items()):
+            if lin != self.lineage or (lin, label_addr) in claimed:
+                continue
+            try:
+                addr = ResourceAddress.parse(label_addr)
+            except ValueError:
+                continue
+            if addr.type != "pod":
+                continue
+            attrs, private = pods.orphan_attributes(obs)
+            if attrs is not None:
+                self._pod_nodes[addr] = obs.node
+                out.orphans.append(StateObject(addr, attrs, private))
+        return out
+
+    # ---- plan ----------------------------------------------------------------------------------------
+    def plan(self, address: ResourceAddress, prior: StateObject | None,
+             config: dict[str, Any] | None) -> PlannedObject:
+        if config is None:
+            return PlannedObject(dict(prior.attributes) if prior else {})
+        if address.type == "node":
+            return self._plan_node(address, prior, config)
+        if address.type == "pod":
+            return self._plan_pod(address, prior, config)
+        return PlannedObject(dict(config), diagnostics=[Diagnostic.error(
+            "Unsupported resource type", f"The docker provider does not handle {address.type}.",
+            address=str(address))])
+
+    def _plan_node(self, address: ResourceAddress, prior: StateObject | None, config: dict) -> PlannedObject:
+        diags: list[Diagnostic] = []
+        s = self._register(address, config, from_config=True)
+        try:
+            s.endpoint()
+        except NodeError as e:
+            diags.append(self._node_diag(e, str(address)))
+        if prior is None:
+            planned = dict(config)
+            planned["id"] = UNKNOWN
+            planned["engine_version"] = UNKNOWN
+            planned["capacity"] = _planned_capacity(config.get("capacity"), None)
+        else:
+            planned = merge_configured(prior.attributes, config)
+            planned["capacity"] = _planned_capacity(config.get("capacity"), prior.attributes.get("capacity"))
+        return PlannedObject(planned, diagnostics=diags)
+
+    def _placement_nodes(self) -> list[pods.NodeView]:
+        with self._lock:
+            source = self._config_nodes or self._state_nodes
+            return [pods.NodeView(s.name, s.label_map, s.schedulable) for s in source.values()]
+
+    def _plan_pod(self, address: ResourceAddress, prior: StateObject | None, config: dict) -> PlannedObject:
+        diags = _validate_pod(address, config)
+        current = None
+        if prior is not None:
+            current = prior.attributes.get("node")
+        if current is None:
+            current = self._pod_nodes.get(address)
+        selector = config.get("node_selector")
+        node, why = pods.place(address, current, selector if not _has_unknown(selector) else None,
+                               self._placement_nodes())
+        if node is None:
+            diags.append(Diagnostic.error("No node for pod", f"{address} cannot be placed: {why}.",
+                                          address=str(address),
+                                          hint="add a node resource, or relax node_selector"))
+        if prior is None:
+            planned = dict(config)
+            planned["node"] = node if node is not None else UNKNOWN
+            planned["id"] = UNKNOWN
+            planned["ip"] = UNKNOWN
+            if node is not None:
+                diags.extend(self._check_images(address, node, config))
+            return PlannedObject(planned, diagnostics=diags)
+        planned = merge_configured(prior.attributes, config)
+        conts = pods.containers_of(config)
+        if conts:  # names come from the configuration, not from a stopped container's "httpd (exited)"
+            planned["container"] = config["container"]
+        planned["node"] = prior.attributes.get("node", node)
+        node_ok = node == prior.attributes.get("node")
+        paths = pods.replace_paths(prior.attributes, config, set(prior.private.get("not_running") or ()),
+                                   node_ok=node_ok)
+        return PlannedObject(planned, requires_replace=paths, diagnostics=diags)
+
+    def _check_images(self, address: ResourceAddress, node: str, config: dict) -> list[Diagnostic]:
+        """With pull = "never" a missing image fails the plan, naming the node (one inspect per image)."""
+        wanted = [c for c in pods.containers_of(config) if c.get("pull") == "never"
+                  and isinstance(c.get("image"), str)]
+        if not wanted or self._settings(node) is None:
+            return []
+        try:
+            eng = self._engine(node)
+            missing = []
+            for c in wanted:
+                if not self._image_present(eng, node, c["image"]):
+                    missing.append(c)
+        except NodeError as e:
+            return [self._node_diag(e)]
+        except EngineError as e:
+            return [Diagnostic.error("Cannot check images", f"node {node}: {e}", address=self._addr_of(node))]
+        return [Diagnostic.error(
+            "Image not on node",
+            f'Image "{c["image"]}" of container "{c.get("name")}" is not on node {node}, and pull = "never".',
+            address=str(address),
+            hint=f'load the image on {node} (docker load / docker build), or set pull = "missing"')
+            for c in missing]
+
+    def _image_present(self, eng: Engine, node: str, image: str) -> bool:
+        key = (node, image)
+        with self._lock:
+            if key in self._images:
+                return self._images[key]
+        present = eng.image_present(image)
+        with self._lock:
+            self._images[key] = present
+        return present
+
+    # ---- apply ---------------------------------------------------------------------------------------
+    def apply(self, change: ResourceChange, prior: StateObject | None, progress: Progress) -> ApplyResult:
+        if not self.lineage and change.address.type == "pod":
+            return ApplyResult(None, [Diagnostic.error(
+                "Provider not configured", "The docker provider has no state lineage to label containers with.",
+                address=str(change.address))])
+        try:
+            if change.address.type == "node":
+                return self._apply_node(change, prior)
+            if change.address.type == "pod":
+                return self._apply_pod(change, prior, progress)
+        except NodeError as e:
+            return ApplyResult(None, [self._node_diag(e, context=f"{change.address}: ")])
+        except EngineError as e:
+            return ApplyResult(None, [Diagnostic.error("Docker request failed", str(e),
+                                                       address=str(change.address))])
+        return ApplyResult(None, [Diagnostic.error("Unsupported resource type", str(change.address.type),
+                                                   address=str(change.address))])
+
+    def _apply_node(self, change: ResourceChange, prior: StateObject | None) -> ApplyResult:
+        if change.action is Action.DELETE:
+            return ApplyResult(None)  # orch does not own the host; its pods are deleted on their own
+        planned_cap = (change.after or {}).get("capacity")
+        after = {k: v for k, v in (change.after or {}).items() if v is not UNKNOWN}
+        if prior is not None and isinstance(prior.attributes.get("capacity"), dict):
+            after["capacity"] = {**prior.attributes["capacity"],
+                                 **{k: v for k, v in (planned_cap or {}).items() if v is not UNKNOWN}} \
+                if isinstance(planned_cap, dict) else prior.attributes["capacity"]
+        s = self._register(change.address, after, from_config=True)
+        eng = self._conns.engine(s)
+        info = eng.info()
+        attrs, private = _node_facts(after, prior.private if prior else {}, info,
+                                     planned=planned_cap if planned_cap is not None else {})
+        return ApplyResult(StateObject(change.address, attrs, private))
+
+    def _apply_pod(self, change: ResourceChange, prior: StateObject | None, progress: Progress) -> ApplyResult:
+        addr = change.address
+        if change.action is Action.DELETE:
+            assert prior is not None
+            self._delete_pod(addr, prior, progress)
+            return ApplyResult(None)
+        after = dict(change.after or {})
+        if _has_unknown({k: v for k, v in after.items() if k not in pods.COMPUTED_POD}) or \
+                after.get("node") is UNKNOWN:
+            return ApplyResult(None, [Diagnostic.error("Values still unknown",
+                                                       f"{addr} has values that are unknown at apply time.",
+                                                       address=str(addr))])
+        if change.action is Action.UPDATE:
+            assert prior is not None
+            attrs, private = self._update_pod(addr, prior, after, progress)
+            return ApplyResult(StateObject(addr, attrs, private))
+        if change.action is Action.REPLACE and prior is not None:
+            if change.create_before_destroy:
+                token = secrets.token_hex(3)
+                attrs, private = self._create_pod(addr, after, progress, temp=token)
+                self._delete_pod(addr, prior, progress)
+                self._rename(addr, attrs, private)
+                return ApplyResult(StateObject(addr, attrs, private))
+            self._delete_pod(addr, prior, progress)
+        attrs, private = self._create_pod(addr, after, progress)
+        return ApplyResult(StateObject(addr, attrs, private))
+
+    # create ----------------------------------------------------------------------------------------------
+    def _create_pod(self, addr: ResourceAddress, after: dict, progress: Progress,
+                    temp: str | None = None) -> tuple[dict, dict]:
+        node = after["node"]
+        eng = self._engine(node)
+        attrs = {k: v for k, v in after.items() if v is not UNKNOWN}
+        ident = pods.Identity(self.lineage, addr, node, pods.config_hash(attrs))
+        base = naming.base_name(addr, attrs.get("name"))
+
+        def name_of(n: str) -> str:
+            return naming.temporary(n, temp) if temp else n
+
+        with _Ticker(progress, "creating"):
+            self._ensure_images(eng, node, attrs, progress)
+            if temp is None:
+                self._remove_leftovers(eng, node, addr)
+            made: list[str] = []
+            ids: dict[str, str] = {}
+            try:
+                infra_id = self._create_named(eng, pods.infra_config(attrs, ident),
+                                              name_of(naming.infra_name(base)), addr)
+                made.append(infra_id)
+                eng.start(infra_id)
+                for c in pods.containers_of(attrs):
+                    cid = self._create_named(eng, pods.app_config(attrs, c, infra_id, ident),
+                                             name_of(naming.app_name(base, c["name"])), addr)
+                    made.append(cid)
+                    ids[c["name"]] = cid
+                    eng.start(cid)
+                info = eng.inspect(infra_id)
+            except EngineError:
+                for cid in reversed(made):  # leave nothing half-made behind
+                    try:
+                        eng.remove(cid)
+                    except EngineError:
+                        pass
+                raise
+        attrs["id"] = infra_id[:12]
+        ip = pods.ip_of(info)
+        if ip:
+            attrs["ip"] = ip
+        attrs["node"] = node
+        progress(f"infra {infra_id[:12]} and {len(ids)} container(s) running on {node}")
+        with self._lock:
+            self._pod_nodes[addr] = node
+        return attrs, {"node": node, "infra": infra_id, "containers": ids}
+
+    def _create_named(self, eng: Engine, body: dict, name: str, addr: ResourceAddress) -> str:
+        try:
+            return eng.create(body, name)
+        except Conflict as first:
+            try:
+                other = eng.inspect(name)
+            except NotFound:
+                raise first from None
+            lb = (other.get("Config") or {}).get("Labels") or {}
+            if lb.get(naming.LINEAGE) == self.lineage and lb.get(naming.ADDRESS) == str(addr):
+                eng.remove(other["Id"])  # a leftover of an earlier attempt at this very pod
+                return eng.create(body, name)
+            owner = (f"made by orch for {lb.get(naming.ADDRESS)} of state lineage {lb.get(naming.LINEAGE)}"
+                     if lb.get(naming.LINEAGE) else "not made by orch")
+            raise EngineError(f'a container named "{name}" already exists on node {eng.node} ({owner}); '
+                              "remove or rename it") from None
+
+    def _ensure_images(self, eng: Engine, node: str, attrs: dict, progress: Progress) -> None:
+        policy: dict[str, str] = {}
+        for c in pods.containers_of(attrs):
+            p = c.get("pull") or "missing"
+            prev = policy.get(c["image"])
+            # the strictest wins: always > missing > never
+            order = {"never": 0, "missing": 1, "always": 2}
+            if prev is None or order.get(p, 1) > order.get(prev, 1):
+                policy[c["image"]] = p
+        for image, p in policy.items():
+            if p == "always" or not self._image_present(eng, node, image):
+                if p == "never":
+                    raise EngineError(f'image "{image}" is not on node {node} and pull = "never"')
+                progress(f"Pulling {image} on {node}...")
+                eng.pull(image)
+                with self._lock:
+                    self._images[(node, image)] = True
+
+    def _leftovers(self, eng: Engine, node: str, addr: ResourceAddress, key: tuple[str, str] | None = None
+                   ) -> list[str]:
+        """Ids of the containers of one pod on its node, apps first: from the refresh's list if it covered
+        the node, else one list call."""
+        lineage, label_addr = key or self._pod_keys.get(addr, (self.lineage, str(addr)))
+        with self._lock:
+            listed = self._observed.get(node)
+        if listed is None:
+            listed = eng.list_containers([naming.lineage_filter(lineage), f"{naming.ADDRESS}={label_addr}"])
+        groups = pods.group({node: listed})
+        obs = groups.get((lineage, label_addr))
+        return obs.ids if obs else []
+
+    def _remove_leftovers(self, eng: Engine, node: str, addr: ResourceAddress) -> None:
+        for cid in self._leftovers(eng, node, addr, (self.lineage, str(addr))):
+            eng.remove(cid)
+
+    def _rename(self, addr: ResourceAddress, attrs: dict, private: dict) -> None:
+        """After a create-before-destroy replacement, the new containers take the usual names."""
+        eng = self._engine(private["node"])
+        base = naming.base_name(addr, attrs.get("name"))
+        try:
+            eng.rename(private["infra"], naming.infra_name(base))
+            for name, cid in private["containers"].items():
+                eng.rename(cid, naming.app_name(base, name))
+        except EngineError:
+            pass  # names are for people; orch finds containers by label
+
+    # delete ----------------------------------------------------------------------------------------------
+    def _delete_pod(self, addr: ResourceAddress, prior: StateObject, progress: Progress) -> None:
+        node = prior.attributes.get("node") or prior.private.get("node")
+        if not isinstance(node, str):
+            return
+        eng = self._engine(node)
+        recorded = list((prior.private.get("containers") or {}).values())
+        infra = prior.private.get("infra")
+        ids = list(dict.fromkeys(recorded + self._leftovers(eng, node, addr) + ([infra] if infra else [])))
+        # apps before infra: an app holds the infra container's namespaces
+        apps = [i for i in ids if i != infra]
+        with _Ticker(progress, "destroying"):
+            for cid in apps + ([infra] if infra else []):
+                eng.remove(cid)
+
+    # update ----------------------------------------------------------------------------------------------
+    def _update_pod(self, addr: ResourceAddress, prior: StateObject, after: dict,
+                    progress: Progress) -> tuple[dict, dict]:
+        node = prior.attributes.get("node") or prior.private.get("node")
+        eng = self._engine(node)
+        private = dict(prior.private)
+        ids = dict(private.get("containers") or {})
+        if not ids or any(c["name"] not in ids for c in pods.containers_of(after)):
+            key = self._pod_keys.get(addr, (self.lineage, str(addr)))
+            listed = eng.list_containers([naming.lineage_filter(key[0]), f"{naming.ADDRESS}={key[1]}"])
+            obs = pods.group({node: listed}).get(key)
+            ids = {n: c["Id"] for n, c in (obs.apps if obs else {}).items()}
+        not_running = set(private.pop("not_running", None) or [])
+        for c in pods.containers_of(after):
+            cid = ids.get(c["name"])
+            if cid is None:
+                raise EngineError(f'container "{c["name"]}" of {addr} is missing on node {node}')
+            eng.update(cid, pods.update_body(after, c))
+            if c["name"] in not_running:
+                state = (eng.inspect(cid).get("State") or {})
+                if state.get("Paused"):
+                    eng.unpause(cid)
+                elif not state.get("Running"):
+                    eng.start(cid)
+                progress(f"restarted {c['name']} ({cid[:12]})")
+        attrs = {k: v for k, v in after.items() if v is not UNKNOWN}
+        for k in pods.COMPUTED_POD:
+            if k not in attrs and k in prior.attributes:
+                attrs[k] = prior.attributes[k]
+        private["containers"] = ids
+        return attrs, private
+
+    # ---- import --------------------------------------------------------------------------------------
+    def import_object(self, address: ResourceAddress, object_id: str) -> StateObject | None:
+        """Adopt a pod made by orch (any state) by its infra container's id or name.
+
+        The provider must know the nodes (from the configuration or the state); each is asked in turn.
+        """
+        if address.type != "pod":
+            return None
+        with self._lock:
+            names = sorted(set(self._config_nodes) | set(self._state_nodes))
+        for node in names:
+            try:
+                eng = self._engine(node)
+                found = eng.inspect(object_id)
+            except (NotFound, NodeError, EngineError):
+                continue
+            lb = (found.get("Config") or {}).get("Labels") or {}
+            lineage, label_addr = lb.get(naming.LINEAGE), lb.get(naming.ADDRESS)
+            if not lineage or not label_addr:
+                continue
+            listed = eng.list_containers([naming.lineage_filter(lineage), f"{naming.ADDRESS}={label_addr}"])
+            obs = pods.group({node: listed}).get((lineage, label_addr))
+            if obs is None:
+                continue
+            attrs, private = pods.orphan_attributes(obs)
+            if attrs is None:
+                continue
+            if lineage != self.lineage or label_addr != str(address):
+                private.update(lineage=lineage, label_address=label_addr)
+            return StateObject(address, attrs, private)
+        return None
+
+
+# ---- helpers -------------------------------------------------------------------------------------------
+
+def _planned_capacity(configured: Any, prior: Any) -> Any:
+    """Capacity: each configured dimension, else what the host reports (known after apply)."""
+    conf = configured if isinstance(configured, dict) else {}
+    before = prior if isinstance(prior, dict) else {}
+    out = {}
+    for dim in ("cpu", "memory"):
+        if conf.get(dim) is not None:
+            out[dim] = conf[dim]
+        elif dim in before:
+            out[dim] = before[dim]
+        else:
+            out[dim] = UNKNOWN
+    return out
+
+
+def _node_facts(attrs: dict, private: dict, info: dict, planned: Any = None) -> tuple[dict, dict]:
+    """A node's attributes with what ``docker info`` says: engine id, version, reported capacity.
+
+    ``capacity`` holds, per dimension, the configured value or else what the host reports; the private
+    ``reported`` list remembers which dimensions are reported, so refresh can update those only.
+    ``planned``: the planned capacity at apply (unknown dimensions are to be reported).
+    """
+    out = dict(attrs)
+    priv = dict(private or {})
+    out["id"] = info.get("ID") or out.get("id")
+    if info.get("ServerVersion"):
+        out["engine_version"] = info["ServerVersion"]
+    reported = {"cpu": info.get("NCPU"), "memory": info.get("MemTotal")}
+    was_reported = set(priv.get("reported") or ())
+    cap = {k: v for k, v in (out.get("capacity") or {}).items() if v is not UNKNOWN} \
+        if isinstance(out.get("capacity"), dict) else {}
+    if planned is not None:
+        plan_cap = planned if isinstance(planned, dict) else {}
+        dims = []
+        for d in ("cpu", "memory"):
+            v = plan_cap.get(d, UNKNOWN)
+            if v is UNKNOWN or (d in was_reported and v == cap.get(d)):
+                dims.append(d)
+        was_reported = set(dims)
+    elif "reported" not in priv:
+        was_reported = {d for d in ("cpu", "memory") if d not in cap}
+    priv["reported"] = sorted(was_reported)
+    for dim in priv["reported"]:
+        if reported.get(dim) is not None:
+            cap[dim] = reported[dim]
+    out["capacity"] = cap
+    return out, priv
+
+
+def _validate_pod(address: ResourceAddress, config: dict) -> list[Diagnostic]:
+    diags = []
+    for c in pods.containers_of(config):
+        labels = c.get("labels")
+        if isinstance(labels, dict):
+            bad = naming.reserved_labels(labels)
+            if bad:
+                diags.append(Diagnostic.error(
+                    "Reserved label", f'Container "{c.get("name")}" sets {", ".join(json.dumps(b) for b in bad)}: '
+                    "labels starting with orch. are orch's own.", address=str(address),
+                    hint="rename the label"))
+        env = c.get("env")
+        if isinstance(env, dict):
+            for k in env:
+                if not isinstance(k, str) or not k or "=" in k or "\x00" in k:
+                    diags.append(Diagnostic.error(
+                        "Invalid environment variable name",
+                        f'Container "{c.get("name")}": {json.dumps(k)} cannot be an environment variable name.',
+                        address=str(address), hint="names must be non-empty and contain no = or NUL"))
+    return diags

@@ -1,0 +1,674 @@
+"""Reaching a node's Docker Engine: one SSH connection per node, a few channels at a time.
+
+Over SSH, every HTTP connection to the Engine API is an SSH *channel* on the
+node's one paramiko transport, running ``docker system dial-stdio`` (the
+Docker CLI on the node relays the channel to its local engine). docker-py's
+own ``ssh://`` adapter keeps one connection pool per request URL, so a burst of
+concurrent requests opens more channels than sshd's stock ``MaxSessions 10``
+allows (``ChannelException(2, 'Connect failed')``). Here each node has exactly
+one pool of at most ``max_channels`` (default 6) connections, shared by every
+request; callers beyond that wait for a free channel.
+
+Host keys are verified against the node's ``known_hosts`` file (default
+``~/.ssh/known_hosts``). An unknown or changed key refuses the connection with
+a message naming the node and the key's SHA256 fingerprint; trusting a host is
+an explicit act (``orch trust NODE``).
+
+``docker_host`` selects another endpoint: ``unix:///path`` (a local socket when
+the node has no ``address``; with an ``address`` the socket path on the node,
+reached over SSH), ``ssh://user@host:port`` or ``tcp://host:port`` (plain
+HTTP, for loopback test engines only).
+
+The API client is docker-py's low-level ``APIClient`` with our adapter
+mounted, so request building and error types are docker-py's.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import queue
+import shlex
+import socket
+import threading
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+MIN_API_VERSION = "1.30"  # Docker 17.06: Mounts, Init, NanoCpus, Healthcheck.StartPeriod
+DEFAULT_MAX_CHANNELS = 6  # below sshd's stock MaxSessions 10, leaving room for an interactive session
+CONNECT_TIMEOUT = 10.0
+API_TIMEOUT = 120.0
+
+
+# ---- settings ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class NodeSettings:
+    """How to reach one node: the connection-relevant attributes of a ``node`` resource."""
+
+    name: str
+    address: str | None = None
+    port: int = 22
+    user: str = "root"
+    identity_file: str | None = None
+    known_hosts: str | None = None
+    docker_host: str | None = None
+    become: bool = False
+    labels: tuple[tuple[str, str], ...] = ()
+    schedulable: bool = True
+
+    @classmethod
+    def from_attributes(cls, name: str, attrs: dict[str, Any]) -> NodeSettings:
+        def s(key: str) -> str | None:
+            v = attrs.get(key)
+            return v if isinstance(v, str) and v != "" else None
+
+        port = attrs.get("port")
+        labels = attrs.get("labels") if isinstance(attrs.get("labels"), dict) else {}
+        return cls(name=name, address=s("address"),
+                   port=int(port) if isinstance(port, (int, float)) and not isinstance(port, bool) else 22,
+                   user=s("user") or "root", identity_file=s("identity_file"), known_hosts=s("known_hosts"),
+                   docker_host=s("docker_host"), become=attrs.get("become") is True,
+                   labels=tuple(sorted((str(k), str(v)) for k, v in labels.items())),
+                   schedulable=attrs.get("schedulable") is not False)
+
+    @property
+    def label_map(self) -> dict[str, str]:
+        return dict(self.labels)
+
+    def endpoint(self) -> Endpoint:
+        """Where the Engine API is, decided from ``docker_host`` and ``address``."""
+        dh = self.docker_host
+        if dh is None:
+            if self.address is None:
+                raise NodeError(self.name, "Node has no address",
+                                f'node "{self.name}" has neither "address" nor "docker_host".',
+                                hint='set address = "HOST" (SSH) or docker_host = "unix:///var/run/docker.sock"')
+            return Endpoint("ssh", host=self.address, port=self.port, user=self.user)
+        u = urllib.parse.urlsplit(dh)
+        if u.scheme == "unix":
+            path = (u.netloc + u.path) or "/var/run/docker.sock"
+            if self.address is None:
+                return Endpoint("unix", path=path)
+            return Endpoint("ssh", host=self.address, port=self.port, user=self.user, remote_socket=dh)
+        if u.scheme == "ssh":
+            if not u.hostname:
+                raise NodeError(self.name, "Invalid docker_host", f'"{dh}" names no host.',
+                                hint="write ssh://USER@HOST[:PORT]")
+            return Endpoint("ssh", host=u.hostname, port=u.port or self.port, user=u.username or self.user)
+        if u.scheme in ("tcp", "http"):
+            if not u.hostname:
+                raise NodeError(self.name, "Invalid docker_host", f'"{dh}" names no host.',
+                                hint="write tcp://HOST:PORT")
+            return Endpoint("tcp", host=u.hostname, port=u.port or 2375)
+        raise NodeError(self.name, "Unsupported docker_host",
+                        f'"{dh}": orch reaches Docker through unix://, ssh:// or tcp:// endpoints.',
+                        hint="leave docker_host unset to use the node's Docker socket over SSH")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    kind: str  # "ssh", "unix" or "tcp"
+    host: str | None = None
+    port: int | None = None
+    user: str | None = None
+    path: str | None = None  # unix
+    remote_socket: str | None = None  # ssh: docker -H this on the node
+
+    def describe(self) -> str:
+        if self.kind == "unix":
+            return f"unix://{self.path}"
+        if self.kind == "tcp":
+            return f"tcp://{self.host}:{self.port}"
+        return f"ssh://{self.user}@{self.host}:{self.port}"
+
+    def dial_command(self, subcommand: str = "system dial-stdio") -> str:
+        """The command run on the node for a channel. The socket path is quoted: no user value reaches
+        the node's shell unquoted."""
+        host = f" -H {shlex.quote(self.remote_socket)}" if self.remote_socket else ""
+        return f"docker{host} {subcommand}"
+
+
+# ---- errors -----------------------------------------------------------------------------------------
+
+class NodeError(Exception):
+    """A node cannot be used; rendered as a diagnostic with address ``node.NAME``."""
+
+    def __init__(self, node: str, summary: str, detail: str = "", hint: str = "", kind: str = "error"):
+        super().__init__(f"{summary}: {detail}" if detail else summary)
+        self.node = node
+        self.summary = summary
+        self.detail = detail
+        self.hint = hint
+        self.kind = kind
+
+
+class EngineError(Exception):
+    """The Engine refused or failed a request."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+class NotFound(EngineError):
+    pass
+
+
+class Conflict(EngineError):
+    pass
+
+
+class UnknownHostKey(Exception):
+    def __init__(self, hostname: str, key: Any):
+        super().__init__(hostname)
+        self.hostname = hostname
+        self.key = key
+
+
+def fingerprint(key: Any) -> str:
+    """OpenSSH's ``SHA256:...`` fingerprint of a paramiko key."""
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+# ---- SSH --------------------------------------------------------------------------------------------
+
+def _known_hosts_path(settings: NodeSettings) -> str:
+    return os.path.expanduser(settings.known_hosts or "~/.ssh/known_hosts")
+
+
+def _host_id(ep: Endpoint) -> str:
+    return ep.host if ep.port == 22 else f"[{ep.host}]:{ep.port}"
+
+
+def open_ssh(settings: NodeSettings, ep: Endpoint, timeout: float = CONNECT_TIMEOUT):
+    """A connected, host-key-verified ``paramiko.SSHClient``; raises NodeError."""
+    import paramiko
+
+    class _Refuse(paramiko.MissingHostKeyPolicy):
+        def missing_host_key(self, client, hostname, key):  # noqa: ANN001 - paramiko's signature
+            raise UnknownHostKey(hostname, key)
+
+    client = paramiko.SSHClient()
+    kh = _known_hosts_path(settings)
+    if os.path.isfile(kh):
+        try:
+            client.load_host_keys(kh)
+        except (OSError, paramiko.SSHException, ValueError) as e:
+            raise NodeError(settings.name, "Cannot read known_hosts", f"{kh}: {e}",
+                            hint="fix or remove the broken line") from None
+    client.set_missing_host_key_policy(_Refuse())
+    key_file = os.path.expanduser(settings.identity_file) if settings.identity_file else None
+    if key_file and not os.path.isfile(key_file):
+        raise NodeError(settings.name, "SSH identity file not found", f"{key_file} does not exist.",
+                        hint="set identity_file to an existing private key, or leave it unset to use the SSH "
+                             "agent and ~/.ssh keys")
+    where = f"{ep.user}@{ep.host}:{ep.port}"
+    try:
+        client.connect(ep.host, port=ep.port or 22, username=ep.user, key_filename=key_file,
+                       timeout=timeout, banner_timeout=timeout, auth_timeout=timeout, channel_timeout=timeout,
+                       allow_agent=True, look_for_keys=key_file is None)
+    except UnknownHostKey as e:
+        client.close()
+        raise NodeError(
+            settings.name, "Unknown SSH host key",
+            f'node "{settings.name}" ({where}) presented a {e.key.get_name()} host key with fingerprint '
+            f"{fingerprint(e.key)}, which is not in {kh}. orch does not trust new hosts implicitly.",
+            hint=f"check the fingerprint with the host's administrator, then run: orch trust {settings.name}",
+            kind="unknown_host_key") from None
+    except paramiko.BadHostKeyException as e:
+        client.close()
+        raise NodeError(
+            settings.name, "SSH host key changed",
+            f'node "{settings.name}" ({where}) presented a {e.key.get_name()} host key with fingerprint '
+            f"{fingerprint(e.key)}, but {kh} records {fingerprint(e.expected_key)} for it. Someone may be "
+            "intercepting the connection, or the host was reinstalled.",
+            hint=f"if the host was reinstalled, remove the old key (ssh-keygen -R {_host_id(ep)} -f {kh}) and "
+                 f"run: orch trust {settings.name}", kind="changed_host_key") from None
+    except paramiko.AuthenticationException as e:
+        client.close()
+        raise NodeError(settings.name, "SSH authentication failed", f"{where}: {e}",
+                        hint="check user and identity_file, and that the key is in the node's "
+                             "authorized_keys", kind="auth") from None
+    except (socket.timeout, TimeoutError) as e:
+        client.close()
+        raise NodeError(settings.name, "Cannot reach node", f"{where}: timed out ({e or 'no answer'}).",
+                        hint="check the address and that sshd runs on the node", kind="unreachable") from None
+    except (OSError, paramiko.SSHException, EOFError) as e:
+        t = client.get_transport()
+        refused = t is not None and t.is_active() and not t.is_authenticated()
+        client.close()
+        detail = getattr(e, "strerror", None) or str(e) or type(e).__name__
+        if refused:  # paramiko re-raises a key-loading error after the server refused every key
+            raise NodeError(settings.name, "SSH authentication failed",
+                            f"{where}: the server accepted none of the keys offered ({detail})",
+                            hint="check user and identity_file, and that the key is in the node's "
+                                 "authorized_keys", kind="auth") from None
+        raise NodeError(settings.name, "Cannot reach node", f"{where}: {detail}",
+                        hint="check the address and port, and that sshd runs on the node",
+                        kind="unreachable") from None
+    transport = client.get_transport()
+    if transport is not None:
+        transport.set_keepalive(30)
+    return client
+
+
+def scan_host_key(settings: NodeSettings, timeout: float = CONNECT_TIMEOUT):
+    """The node's host key, read without trusting it (for ``orch trust``)."""
+    import paramiko
+
+    ep = settings.endpoint()
+    if ep.kind != "ssh":
+        raise NodeError(settings.name, "Not an SSH node", f"{ep.describe()} needs no host key.")
+    try:
+        sock = socket.create_connection((ep.host, ep.port or 22), timeout=timeout)
+    except OSError as e:
+        raise NodeError(settings.name, "Cannot reach node", f"{ep.host}:{ep.port}: {e.strerror or e}",
+                        kind="unreachable") from None
+    t = paramiko.Transport(sock)
+    try:
+        t.start_client(timeout=timeout)
+        return t.get_remote_server_key()
+    except paramiko.SSHException as e:
+        raise NodeError(settings.name, "SSH handshake failed", str(e), kind="unreachable") from None
+    finally:
+        t.close()
+
+
+def trust_host(settings: NodeSettings, key: Any) -> str:
+    """Append the node's host key to its known_hosts file; returns the file's path."""
+    ep = settings.endpoint()
+    path = _known_hosts_path(settings)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "a", encoding="ascii") as f:
+        f.write(f"{_host_id(ep)} {key.get_name()} {key.get_base64()}\n")
+    return path
+
+
+# ---- HTTP over channels ---------------------------------------------------------------------------
+
+def _http_classes():
+    """urllib3/requests classes, built lazily so that importing this module stays cheap."""
+    import requests.adapters
+    import urllib3
+    import urllib3.connection
+    import urllib3.connectionpool
+
+    class ChannelConnection(urllib3.connection.HTTPConnection):
+        """An HTTP connection whose socket comes from an opener (SSH channel, unix or TCP socket)."""
+
+        def __init__(self, opener: Callable[[], Any], timeout: float):
+            super().__init__("localhost", timeout=timeout)
+            self._opener = opener
+
+        def connect(self) -> None:
+            self.sock = self._opener()
+
+    class ChannelPool(urllib3.connectionpool.HTTPConnectionPool):
+        """One bounded pool: ``block=True`` makes callers wait for a free connection, so the node never
+        sees more than ``maxsize`` channels from us."""
+
+        def __init__(self, opener: Callable[[], Any], timeout: float, maxsize: int):
+            super().__init__("localhost", timeout=timeout, maxsize=maxsize, block=True)
+            self._opener = opener
+            self._conn_timeout = timeout
+
+        def _new_conn(self):
+            return ChannelConnection(self._opener, self._conn_timeout)
+
+        # urllib3's liveness check polls the socket's fileno(); a paramiko channel makes a pipe for it.
+        # Ask the channel instead.
+        def _get_conn(self, timeout=None):
+            try:
+                conn = self.pool.get(block=self.block, timeout=timeout)
+            except AttributeError as e:  # pool closed
+                raise urllib3.exceptions.ClosedPoolError(self, "Pool is closed.") from e
+            except queue.Empty:
+                raise urllib3.exceptions.EmptyPoolError(self, "Pool reached maximum size.") from None
+            if conn is not None and _dropped(conn.sock):
+                conn.close()
+                conn = None
+            return conn or self._new_conn()
+
+    class ChannelAdapter(requests.adapters.HTTPAdapter):
+        def __init__(self, opener: Callable[[], Any], timeout: float, maxsize: int):
+            self._pool = ChannelPool(opener, timeout, maxsize)
+            super().__init__(pool_connections=1, pool_maxsize=maxsize)
+
+        def get_connection(self, url, proxies=None):  # noqa: ANN001 - requests' signature
+            return self._pool
+
+        def get_connection_with_tls_context(self, request, verify, proxies=None, cert=None):  # noqa: ANN001
+            return self._pool
+
+        def request_url(self, request, proxies):  # noqa: ANN001
+            return request.path_url
+
+        def close(self) -> None:
+            self._pool.close()
+            super().close()
+
+    return ChannelAdapter
+
+
+def _dropped(sock: Any) -> bool:
+    if sock is None:
+        return True
+    closed = getattr(sock, "closed", None)
+    if isinstance(closed, bool):  # paramiko Channel
+        return closed or bool(getattr(sock, "eof_received", False))
+    return False
+
+
+# ---- the Engine -------------------------------------------------------------------------------------
+
+class Engine:
+    """The few Engine API calls the provider makes, with errors turned into EngineError/NotFound/Conflict.
+
+    Tests substitute a fake with the same methods.
+    """
+
+    def __init__(self, api: Any, node: str, endpoint: str, on_close: Callable[[], None] | None = None):
+        self.api = api
+        self.node = node
+        self.endpoint = endpoint
+        self._on_close = on_close
+        self.version_info: dict = {}
+
+    # errors
+    def _call(self, fn: Callable[[], Any]) -> Any:
+        import docker.errors
+        import requests
+
+        try:
+            return fn()
+        except docker.errors.NotFound as e:
+            raise NotFound(_explain(e), 404) from None
+        except docker.errors.APIError as e:
+            status = e.status_code
+            if status == 409:
+                raise Conflict(_explain(e), 409) from None
+            raise EngineError(_explain(e), status) from None
+        except docker.errors.DockerException as e:
+            raise EngineError(str(e)) from None
+        except (requests.RequestException, OSError, EOFError) as e:
+            raise EngineError(f"connection to the Docker Engine of node {self.node} failed: {e}") from None
+        except Exception as e:  # paramiko's SSHException / ChannelException and friends
+            if type(e).__module__.startswith("paramiko"):
+                raise EngineError(f"SSH channel to node {self.node} failed: {e!r}") from None
+            raise
+
+    # calls
+    def version(self) -> dict:
+        return self._call(lambda: self.api.version(api_version=False))
+
+    def info(self) -> dict:
+        return self._call(self.api.info)
+
+    def list_containers(self, labels: Iterable[str]) -> list[dict]:
+        return self._call(lambda: self.api.containers(all=True, filters={"label": list(labels)}))
+
+    def create(self, config: dict, name: str) -> str:
+        return self._call(lambda: self.api.create_container_from_config(config, name=name))["Id"]
+
+    def start(self, cid: str) -> None:
+        self._call(lambda: self.api.start(cid))
+
+    def inspect(self, cid: str) -> dict:
+        return self._call(lambda: self.api.inspect_container(cid))
+
+    def remove(self, cid: str) -> None:
+        try:
+            self._call(lambda: self.api.remove_container(cid, force=True, v=True))
+        except NotFound:
+            pass
+
+    def update(self, cid: str, body: dict) -> None:
+        def call():
+            res = self.api._post_json(self.api._url("/containers/{0}/update", cid), data=body)
+            return self.api._result(res, True)
+        self._call(call)
+
+    def rename(self, cid: str, name: str) -> None:
+        self._call(lambda: self.api.rename(cid, name))
+
+    def unpause(self, cid: str) -> None:
+        self._call(lambda: self.api.unpause(cid))
+
+    def image_present(self, ref: str) -> bool:
+        try:
+            self._call(lambda: self.api.inspect_image(ref))
+            return True
+        except NotFound:
+            return False
+
+    def pull(self, ref: str) -> None:
+        repo, tag = _split_ref(ref)
+
+        def call():
+            for event in self.api.pull(repo, tag=tag, stream=True, decode=True):
+                if isinstance(event, dict) and event.get("error"):
+                    raise EngineError(f'pulling "{ref}" failed: {event["error"]}')
+        self._call(call)
+
+    def close(self) -> None:
+        try:
+            self.api.close()
+        finally:
+            if self._on_close:
+                self._on_close()
+
+
+def _explain(e: Any) -> str:
+    ex = getattr(e, "explanation", None)
+    if isinstance(ex, bytes):
+        ex = ex.decode(errors="replace")
+    return str(ex or e)
+
+
+def _split_ref(ref: str) -> tuple[str, str | None]:
+    if "@" in ref:
+        return ref, None
+    name, sep, tag = ref.rpartition(":")
+    if sep and "/" not in tag:
+        return name, tag
+    return ref, "latest"
+
+
+def _version_tuple(v: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in v.split("."))
+    except ValueError:
+        return (0,)
+
+
+def negotiate(api: Any, node: str, endpoint: str, info: dict) -> str:
+    """The API version to speak: the engine's, capped at docker-py's, at least MIN_API_VERSION."""
+    import docker.constants
+
+    server = str(info.get("ApiVersion") or "")
+    if not server or _version_tuple(server) < _version_tuple(MIN_API_VERSION):
+        raise NodeError(node, "Docker Engine too old",
+                        f"{endpoint} speaks Docker API {server or '(unknown)'} (Docker "
+                        f"{info.get('Version', '?')}); orch needs API {MIN_API_VERSION} (Docker 17.06) or newer.",
+                        hint="upgrade Docker on the node", kind="too_old")
+    ours = docker.constants.DEFAULT_DOCKER_API_VERSION
+    return server if _version_tuple(server) <= _version_tuple(ours) else ours
+
+
+# ---- connecting ---------------------------------------------------------------------------------------
+
+@dataclass
+class _SSHLink:
+    """The one SSH connection of a node; reconnects once if it dropped."""
+
+    settings: NodeSettings
+    endpoint: Endpoint
+    timeout: float
+    client: Any = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def transport(self):
+        with self.lock:
+            t = self.client.get_transport() if self.client is not None else None
+            if t is None or not t.is_active():
+                if self.client is not None:
+                    self.client.close()
+                self.client = open_ssh(self.settings, self.endpoint, self.timeout)
+                t = self.client.get_transport()
+            return t
+
+    def channel(self, command: str, api_timeout: float):
+        ch = self.transport().open_session(timeout=self.timeout)
+        ch.settimeout(api_timeout)
+        ch.exec_command(command)
+        return ch
+
+    def run(self, command: str, timeout: float = CONNECT_TIMEOUT) -> tuple[int, str, str]:
+        """Run a command on the node (fixed strings and quoted values only); returns (status, out, err)."""
+        ch = self.transport().open_session(timeout=self.timeout)
+        try:
+            ch.settimeout(timeout)
+            ch.exec_command(command)
+            out = ch.makefile("rb").read().decode(errors="replace")
+            err = ch.makefile_stderr("rb").read().decode(errors="replace")
+            return ch.recv_exit_status(), out, err
+        finally:
+            ch.close()
+
+    def close(self) -> None:
+        with self.lock:
+            if self.client is not None:
+                self.client.close()
+                self.client = None
+
+
+def connect(settings: NodeSettings, max_channels: int = DEFAULT_MAX_CHANNELS,
+            timeout: float = CONNECT_TIMEOUT, api_timeout: float = API_TIMEOUT) -> Engine:
+    """Connect to a node's engine (one SSH connection, a pool of at most ``max_channels`` channels) and
+    check it: reachable, trusted, Docker present, API new enough. Raises NodeError."""
+    import docker
+
+    ep = settings.endpoint()
+    link: _SSHLink | None = None
+    if ep.kind == "ssh":
+        link = _SSHLink(settings, ep, timeout)
+        link.transport()  # connect now: unreachable host, refused key, failed auth surface here
+
+        def opener():
+            return link.channel(ep.dial_command(), api_timeout)
+    elif ep.kind == "unix":
+        if not os.path.exists(ep.path or ""):
+            raise NodeError(settings.name, "Docker socket not found", f"{ep.path} does not exist.",
+                            hint="is Docker running? check docker_host", kind="unreachable")
+
+        def opener():
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.settimeout(api_timeout)
+            s.connect(ep.path)
+            return s
+    else:
+        def opener():
+            s = socket.create_connection((ep.host, ep.port), timeout=timeout)
+            s.settimeout(api_timeout)
+            return s
+
+    adapter_cls = _http_classes()
+    api = docker.APIClient(base_url="unix:///var/run/docker.sock", version=MIN_API_VERSION, timeout=api_timeout)
+    api.mount("http+docker://", adapter_cls(opener, api_timeout, max_channels))
+    api.base_url = "http+docker://localhost"
+    engine = Engine(api, settings.name, ep.describe(), on_close=link.close if link else None)
+    try:
+        info = engine.version()
+    except EngineError as e:
+        detail = _diagnose(link, ep) if link is not None else ""
+        engine.close()
+        raise NodeError(settings.name, "Docker Engine not reachable",
+                        f"{ep.describe()}: {detail or e}",
+                        hint="install Docker on the node (the docker CLI is needed for `docker system "
+                             "dial-stdio`) and check that the SSH user may use it" if link else
+                             "is Docker running? check docker_host", kind="no_docker") from None
+    try:
+        api._version = negotiate(api, settings.name, ep.describe(), info)
+    except NodeError:
+        engine.close()
+        raise
+    engine.version_info = info
+    return engine
+
+
+def _diagnose(link: _SSHLink, ep: Endpoint) -> str:
+    """Why ``docker system dial-stdio`` failed on the node, in the node's own words."""
+    try:
+        status, out, err = link.run(ep.dial_command("version --format '{{.Server.APIVersion}}'"))
+    except Exception as e:  # noqa: BLE001 - diagnosis must not hide the first failure
+        return f"the API request failed and running docker on the node failed too ({e})"
+    text = (err.strip() or out.strip()).splitlines()
+    msg = text[-1] if text else ""
+    if status == 127:
+        return f"the docker CLI is not installed on the node ({msg or 'command not found'})"
+    if status != 0:
+        return f"docker on the node failed (exit {status}): {msg}"
+    return f"docker works on the node (API {out.strip()}) but `docker system dial-stdio` failed"
+
+
+class Connections:
+    """The engines of the nodes used in one orch run, one per node, connected on first use.
+
+    A node that failed to connect keeps failing for the rest of the run without new attempts, so an
+    unreachable node costs one timeout, not one per pod.
+    """
+
+    def __init__(self, factory: Callable[[NodeSettings], Engine] | None = None,
+                 max_channels: int = DEFAULT_MAX_CHANNELS):
+        self._factory = factory or (lambda s: connect(s, max_channels))
+        self._engines: dict[tuple, Engine] = {}
+        self._failed: dict[tuple, NodeError] = {}
+        self._locks: dict[tuple, threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _key(s: NodeSettings) -> tuple:
+        return (s.name, s.address, s.port, s.user, s.identity_file, s.known_hosts, s.docker_host)
+
+    def engine(self, settings: NodeSettings) -> Engine:
+        key = self._key(settings)
+        with self._lock:
+            if key in self._engines:
+                return self._engines[key]
+            if key in self._failed:
+                raise self._failed[key]
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:  # one connection attempt per node, even with many pods asking at once
+            with self._lock:
+                if key in self._engines:
+                    return self._engines[key]
+                if key in self._failed:
+                    raise self._failed[key]
+            try:
+                eng = self._factory(settings)
+            except NodeError as e:
+                with self._lock:
+                    self._failed[key] = e
+                raise
+            with self._lock:
+                self._engines[key] = eng
+            return eng
+
+    def forget_failures(self) -> None:
+        with self._lock:
+            self._failed.clear()
+
+    def close(self) -> None:
+        with self._lock:
+            engines = list(self._engines.values())
+            self._engines.clear()
+            self._failed.clear()
+        for e in engines:
+            try:
+                e.close()
+            except Exception:  # noqa: BLE001 - closing is best effort
+                pass

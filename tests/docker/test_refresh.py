@@ -1,0 +1,169 @@
+"""Refresh: one list per node, reconstruction of each pod, drift, orphans, unreachable nodes."""
+
+from __future__ import annotations
+
+import json
+
+from orchdsl.addrs import ResourceAddress
+from orchdsl.engine.diff import configured_changes
+from orchdsl.plan.model import Action
+from orchdsl.provider import StateObject
+
+from orch_provider_docker import naming
+from orch_provider_docker.provider import DockerProvider
+
+from .fakes import FakeCluster
+from .helpers import actions, apply, plan, state_of, write_config
+
+A = ResourceAddress.parse
+
+
+def _deployed(tmp_path, replicas=3):
+    cluster = FakeCluster("n1", "n2", "n3")
+    write_config(tmp_path, replicas=replicas)
+    apply(tmp_path, cluster)
+    return cluster
+
+
+def _prior(tmp_path) -> tuple[str, list[StateObject]]:
+    st = state_of(tmp_path)
+    return st.lineage, [StateObject(i.addr, dict(i.attributes), dict(i.private or {})) for i in st]
+
+
+def _refresh(tmp_path, cluster):
+    lineage, prior = _prior(tmp_path)
+    p = DockerProvider(connect=cluster.connect)
+    p.configure({}, lineage)
+    return p.refresh(prior), prior
+
+
+def test_one_list_call_per_node_and_no_drift(tmp_path):
+    cluster = _deployed(tmp_path, replicas=9)
+    for e in cluster.engines.values():
+        e.calls.clear()
+    res, prior = _refresh(tmp_path, cluster)
+    assert not res.diagnostics and not res.orphans
+    for e in cluster.engines.values():
+        assert [c[0] for c in e.calls] == ["info", "list"]  # not one call per pod
+    for obj in prior:
+        now = res.current[obj.address]
+        assert now is not None
+        assert configured_changes(now.attributes, obj.attributes) == [], obj.address
+    p, _ = plan(tmp_path, cluster)
+    assert actions(p) == {} and not p.drift
+
+
+def test_missing_infra_or_app_container_means_gone(tmp_path):
+    cluster = _deployed(tmp_path)
+    cluster["n1"].remove(cluster["n1"].by_name("web-0-infra")["Id"])
+    cluster["n2"].remove(cluster["n2"].by_name("web-1-httpd")["Id"])
+    res, _ = _refresh(tmp_path, cluster)
+    assert res.current[A("pod.web[0]")] is None
+    assert res.current[A("pod.web[1]")] is None
+    assert res.current[A("pod.web[2]")] is not None
+    p, _ = plan(tmp_path, cluster)
+    assert actions(p) == {"pod.web[0]": Action.CREATE, "pod.web[1]": Action.CREATE}
+    assert {str(d.address) for d in p.drift} == {"pod.web[0]", "pod.web[1]"}
+
+
+def test_stopped_infra_means_gone_stopped_app_is_drift_repaired_in_place(tmp_path):
+    cluster = _deployed(tmp_path)
+    cluster["n1"].stop("web-0-infra")
+    cluster["n2"].stop("web-1-httpd", code=143)
+    res, _ = _refresh(tmp_path, cluster)
+    assert res.current[A("pod.web[0]")] is None
+    now = res.current[A("pod.web[1]")]
+    assert now.attributes["container"][0]["name"] == "httpd (exited 143)"
+    assert now.private["not_running"] == ["httpd"]
+    p, _ = plan(tmp_path, cluster)
+    assert actions(p) == {"pod.web[0]": Action.CREATE, "pod.web[1]": Action.UPDATE}
+    drift = {str(d.address): d for d in p.drift}
+    assert drift["pod.web[1]"].action is Action.UPDATE
+    # apply restarts it, and the next plan is clean
+    apply(tmp_path, cluster)
+    assert cluster["n2"].by_name("web-1-httpd")["State"] == "running"
+    p, _ = plan(tmp_path, cluster)
+    assert actions(p) == {} and not p.drift
+
+
+def test_exited_job_with_restart_no_is_not_drift(tmp_path):
+    cluster = FakeCluster("n1", "n2", "n3")
+    write_config(tmp_path, replicas=1)
+    text = (tmp_path / "main.orch").read_text().replace('labels   = { app = "web" }', 'restart = "no"')
+    (tmp_path / "main.orch").write_text(text)
+    apply(tmp_path, cluster)
+    cluster["n1"].stop("web-0-httpd", code=0)
+    p, _ = plan(tmp_path, cluster)
+    assert actions(p) == {} and not p.drift
+
+
+def test_changed_image_is_drift_that_replaces(tmp_path):
+    cluster = _deployed(tmp_path, replicas=1)
+    # the tag now names another image: Docker lists the container's image by ID
+    cluster["n1"].by_name("web-0-httpd")["Image"] = "sha256:0123456789ab"
+    res, _ = _refresh(tmp_path, cluster)
+    assert res.current[A("pod.web[0]")].attributes["container"][0]["image"] == "sha256:0123456789ab"
+    p, _ = plan(tmp_path, cluster)
+    assert actions(p) == {"pod.web[0]": Action.REPLACE}
+
+
+def test_containers_from_another_spec_show_that_spec(tmp_path):
+    """Recreated by hand (or by another orch) with our labels but other settings: the config hash differs,
+    and the spec label tells what they are."""
+    cluster = _deployed(tmp_path, replicas=1)
+    eng = cluster["n1"]
+    infra = eng.by_name("web-0-infra")
+    spec = json.loads(infra["Config"]["Labels"][naming.SPEC])
+    spec["container"][0]["env"] = {"GREETING": "tampered"}
+    for c in eng.containers.values():
+        c["Config"]["Labels"][naming.CONFIG_HASH] = "v1:other"
+    infra["Config"]["Labels"][naming.SPEC] = json.dumps(spec)
+    res, _ = _refresh(tmp_path, cluster)
+    assert res.current[A("pod.web[0]")].attributes["container"][0]["env"] == {"GREETING": "tampered"}
+    p, _ = plan(tmp_path, cluster)
+    assert actions(p) == {"pod.web[0]": Action.REPLACE}
+
+
+def test_orphans_of_our_lineage_are_adopted_others_ignored(tmp_path):
+    cluster = _deployed(tmp_path, replicas=2)
+    lineage, prior = _prior(tmp_path)
+    # the state lost pod.web[1] (an apply killed before it could record it)
+    prior = [o for o in prior if str(o.address) != "pod.web[1]"]
+    # another state's pod on the same node
+    cluster["n1"].add_raw("x-infra", {naming.LINEAGE: "someone-else", naming.ADDRESS: "pod.x",
+                                      naming.ROLE: "infra"})
+    p = DockerProvider(connect=cluster.connect)
+    p.configure({}, lineage)
+    res = p.refresh(prior)
+    assert [str(o.address) for o in res.orphans] == ["pod.web[1]"]
+    orphan = res.orphans[0]
+    assert orphan.attributes["node"] == "n2" and orphan.attributes["container"][0]["name"] == "httpd"
+    assert orphan.attributes["id"] == cluster["n2"].by_name("web-1-infra")["Id"][:12]
+
+
+def test_unreachable_node_is_a_diagnostic_naming_it(tmp_path):
+    cluster = _deployed(tmp_path)
+    cluster.unreachable.add("n2")
+    res, _ = _refresh(tmp_path, cluster)
+    errs = [d for d in res.diagnostics if d.is_error]
+    assert len(errs) == 1
+    assert errs[0].address == "node.n2" and errs[0].summary == "Cannot reach node"
+    assert "Connection refused" in errs[0].detail
+    assert A("pod.web[1]") not in res.current and A("node.n2") not in res.current  # kept as the state says
+    assert res.current[A("pod.web[0]")] is not None
+    _, diags = plan(tmp_path, cluster)
+    assert any(d.is_error and d.address == "node.n2" for d in diags)
+
+
+def test_node_facts_refresh_reported_capacity_only(tmp_path):
+    cluster = FakeCluster("n1", "n2", "n3")
+    write_config(tmp_path, replicas=0, nodes='node "n1" {\n address = "h"\n capacity {\n cpu = 1\n }\n}\n'
+                 'node "n2" {\n address = "h2"\n}\nnode "n3" {\n address = "h3"\n}\n')
+    apply(tmp_path, cluster)
+    st = state_of(tmp_path)
+    n1 = st.get(A("node.n1"))
+    assert n1.attributes["capacity"] == {"cpu": 1, "memory": 8 << 30}
+    assert n1.attributes["id"] == "ENGINE-n1" and n1.attributes["engine_version"] == "20.10.24"
+    assert st.get(A("node.n2")).attributes["capacity"] == {"cpu": 4, "memory": 8 << 30}
+    p, _ = plan(tmp_path, cluster)
+    assert actions(p) == {} and not p.drift
