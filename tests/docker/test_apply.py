@@ -137,19 +137,22 @@ def test_name_conflicts_leftover_of_ours_is_replaced_foreign_is_an_error(tmp_pat
 def test_unreachable_node_names_the_node_at_plan_and_apply(tmp_path):
     cluster = FakeCluster("n1", "n2", "n3", unreachable=("n3",))
     write_config(tmp_path, replicas=6)
-    # pull = "never": the plan checks images on the chosen nodes, and cannot reach n3
+    # a new node is verified at plan time (and pods with pull = "never" check their images there)
     _, diags = plan(tmp_path, cluster)
-    assert {d.address for d in diags if d.is_error} == {"node.n3"}
+    errs = [d for d in diags if d.is_error]
+    assert {d.address for d in errs} == {"node.n3"} and errs[0].summary == "Cannot reach node"
     assert cluster.connects.count("n3") == 1  # one failed attempt per run, not one per pod
-    # pull = "missing": the plan does not connect; apply fails for n3's pods only, naming the node
-    (tmp_path / "main.orch").write_text((tmp_path / "main.orch").read_text().replace('"never"', '"missing"'))
-    cluster.connects.clear()
-    _, outcome, _ = apply(tmp_path, cluster)
-    errs = [d for d in outcome.diagnostics if d.is_error]
-    assert {d.address for d in errs} == {"node.n3"} and len(errs) == 3  # node.n3, pod.web[2], pod.web[5]
-    assert all(d.summary == "Cannot reach node" for d in errs)
-    assert cluster.connects.count("n3") == 1
-    assert len(cluster["n1"].names()) == 4
+    # at apply (the node went away after the plan): the pod's change fails naming the node
+    p = DockerProvider(connect=cluster.connect)
+    p.configure({}, "L")
+    p.plan(A("node.n3"), None, {"name": "n3", "address": "198.18.0.13"})
+    change = ResourceChange(A("pod.web[2]"), Action.CREATE, None,
+                            {"name": "web-2", "node": "n3", "restart": "always",
+                             "container": [{"name": "c", "image": "orch/busybox:test"}]})
+    res = p.apply(change, None, lambda m: None)
+    assert res.new is None and res.diagnostics[0].address == "node.n3"
+    assert "pod.web[2]" in res.diagnostics[0].detail and "Connection refused" in res.diagnostics[0].detail
+    assert cluster.connects.count("n3") == 2  # this provider's one attempt
 
 
 def test_import_by_infra_id_or_name(tmp_path):

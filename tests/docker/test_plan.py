@@ -55,7 +55,7 @@ def test_first_plan_places_replicas_and_leaves_computed_unknown(tmp_path):
 
 
 def test_placement_survives_scaling_and_node_removal(tmp_path):
-    cluster = FakeCluster("n1", "n2", "n3")
+    cluster = FakeCluster("n1", "n2", "n3", "n9")
     write_config(tmp_path, replicas=3)
     apply(tmp_path, cluster)
     write_config(tmp_path, replicas=5)

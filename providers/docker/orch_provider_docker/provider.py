@@ -259,6 +259,10 @@ class DockerProvider:
         s = self._register(address, config, from_config=True)
         try:
             s.endpoint()
+            if prior is None and not _has_unknown(config):
+                # a node orch has not used yet: verify it now (reachable, trusted host key, Docker new
+                # enough), before anything changes; the connection is reused by the apply
+                self._conns.engine(s)
         except NodeError as e:
             diags.append(self._node_diag(e, str(address)))
         if prior is None:
