@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import threading
-from typing import Any
 
 from orch_provider_docker.transport import Conflict, EngineError, NodeError, NodeSettings, NotFound
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from orch_provider_docker.provider import DockerProvider
+
 from orchdsl.addrs import ResourceAddress
 from orchdsl.config import load_config
 from orchdsl.engine import workflow
 from orchdsl.engine.planner import PlanOptions, _prune_nulls
 from orchdsl.plan.model import Action
-
-from orch_provider_docker.provider import DockerProvider
 
 NODES = """
 node "n1" {

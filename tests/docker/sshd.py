@@ -92,7 +92,10 @@ class FakeDockerHost:
         except (OSError, EOFError, paramiko.SSHException):
             pass
         finally:
-            chan.close()
+            try:
+                chan.close()
+            except (OSError, EOFError, paramiko.SSHException):
+                pass  # the client went away first
             self.session_closed()
 
     def _http(self, chan: paramiko.Channel) -> None:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from orch_provider_docker import naming
+from orch_provider_docker.provider import DockerProvider
+
 from orchdsl.addrs import ResourceAddress
 from orchdsl.plan.model import Action, ResourceChange
 from orchdsl.provider import StateObject
-
-from orch_provider_docker import naming
-from orch_provider_docker.provider import DockerProvider
 
 from .fakes import FakeCluster
 from .helpers import apply, plan, state_of, write_config
@@ -44,7 +44,7 @@ def test_update_in_place_uses_docker_update(tmp_path):
     apply(tmp_path, cluster)
     cluster["n1"].calls.clear()
     write_config(tmp_path, replicas=1, memory="64Mi")
-    p, outcome, _ = apply(tmp_path, cluster)
+    _, outcome, _ = apply(tmp_path, cluster)
     assert outcome.changed == 1 and outcome.added == 0
     ups = [c for c in cluster["n1"].calls if c[0] == "update"]
     assert len(ups) == 1 and ups[0][1] == "web-0-httpd"
@@ -126,7 +126,7 @@ def test_name_conflicts_leftover_of_ours_is_replaced_foreign_is_an_error(tmp_pat
                                           naming.ROLE: "app"})
     # someone else's container where pod.web[1] wants to be
     cluster["n2"].add_raw("web-1-infra", {"owner": "alice"})
-    p, outcome, _ = apply(tmp_path, cluster)
+    _, outcome, _ = apply(tmp_path, cluster)
     assert cluster["n1"].names() == ["web-0-httpd", "web-0-infra"]
     errs = [d for d in outcome.diagnostics if d.is_error]
     assert len(errs) == 1 and errs[0].address == "pod.web[1]"

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from orch_provider_docker import pods
+
 from orchdsl.addrs import ResourceAddress
 from orchdsl.plan.model import Action
-
-from orch_provider_docker import pods
 
 from .fakes import FakeCluster
 from .helpers import NODES, actions, apply, plan, write_config
@@ -140,7 +140,7 @@ def test_missing_image_with_pull_never_fails_the_plan(tmp_path):
     cluster = FakeCluster("n1", "n2", "n3")
     cluster["n2"].images.clear()
     write_config(tmp_path, replicas=3)
-    p, diags = plan(tmp_path, cluster)
+    _, diags = plan(tmp_path, cluster)
     errors = [d for d in diags if d.is_error]
     assert len(errors) == 1
     assert errors[0].summary == "Image not on node" and errors[0].address == "pod.web[1]"

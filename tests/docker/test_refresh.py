@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 
+from orch_provider_docker import naming
+from orch_provider_docker.provider import DockerProvider
+
 from orchdsl.addrs import ResourceAddress
 from orchdsl.engine.diff import configured_changes
 from orchdsl.plan.model import Action
 from orchdsl.provider import StateObject
-
-from orch_provider_docker import naming
-from orch_provider_docker.provider import DockerProvider
 
 from .fakes import FakeCluster
 from .helpers import actions, apply, plan, state_of, write_config

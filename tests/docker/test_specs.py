@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from orchdsl.addrs import ResourceAddress
-
 from orch_provider_docker import naming, pods
 from orch_provider_docker.transport import Endpoint, NodeSettings
+
+from orchdsl.addrs import ResourceAddress
 
 from .helpers import pod_values
 

@@ -7,7 +7,6 @@ import socket
 
 import paramiko
 import pytest
-
 from orch_provider_docker.provider import DockerProvider
 from orch_provider_docker.transport import NodeError, NodeSettings, connect, fingerprint
 

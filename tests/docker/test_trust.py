@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 import pytest
-
 from orch_provider_docker.commands import register
 from orch_provider_docker.transport import NodeSettings, connect, fingerprint
 

@@ -132,7 +132,7 @@ def test_pod_life_cycle_on_the_lab(lab, workdir, capsys):
     assert web0.attrs["HostConfig"]["Init"] is True
     assert "GREETING=it's $(not) a `shell` \"string\"" in web0.attrs["Config"]["Env"]
     # httpd listens in the pod's network namespace, held by the infra container
-    code, out = pods["pod.web[0]"]["infra"].exec_run(
+    _, out = pods["pod.web[0]"]["infra"].exec_run(
         ["sh", "-c", "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 127.0.0.1 8080"])
     assert b"HTTP/1." in out, out
     ids = {a: {k: c.id for k, c in p.items()} for a, p in pods.items()}

@@ -45,7 +45,7 @@ def find_node(directory: str, name: str, var_overrides: dict[str, str] | None = 
     if config is None or errors:
         return None, errors[0] if errors else Diagnostic.error("Cannot load configuration", directory)
     seen = []
-    for caddr, decl in config.resources.items():
+    for decl in config.resources.values():
         if decl.type != "node":
             continue
         instances, _ = config.expand(decl, {})
@@ -60,7 +60,7 @@ def find_node(directory: str, name: str, var_overrides: dict[str, str] | None = 
 
 
 def cmd_trust(args: argparse.Namespace) -> int:
-    from .transport import NodeError, _known_hosts_path, fingerprint, scan_host_key, trust_host
+    from .transport import NodeError, fingerprint, scan_host_key, trust_host
 
     overrides = dict(v.split("=", 1) for v in (args.var or []) if "=" in v)
     settings, diag = find_node(args.dir, args.node, overrides)
@@ -89,5 +89,5 @@ def cmd_trust(args: argparse.Namespace) -> int:
             print("Not trusted.")
             return 1
     path = trust_host(settings, key)
-    print(f"Added to {path}." if path == _known_hosts_path(settings) else f"Added to {path}.")
+    print(f"Added to {path}.")
     return 0

@@ -42,7 +42,7 @@ RUNNING_STATES = frozenset({"running", "restarting"})
 # ---- helpers ------------------------------------------------------------------------------------------
 
 def _ns(seconds: Any) -> int:
-    return int(round(float(seconds) * 1_000_000_000))
+    return round(float(seconds) * 1_000_000_000)
 
 
 def _norm(v: Any) -> Any:
@@ -124,9 +124,9 @@ def resource_limits(resources: Any) -> dict:
     mem_lim = limits.get("memory", None) if limits.get("memory") is not None else mem_req
     out: dict[str, int] = {}
     if cpu_lim is not None:
-        out["NanoCpus"] = int(round(float(cpu_lim) * 1e9))
+        out["NanoCpus"] = round(float(cpu_lim) * 1e9)
     if cpu_req is not None:
-        out["CpuShares"] = max(2, int(round(float(cpu_req) * 1024)))
+        out["CpuShares"] = max(2, round(float(cpu_req) * 1024))
     if mem_lim is not None:
         out["Memory"] = int(mem_lim)
         out["MemorySwap"] = int(mem_lim)
@@ -255,7 +255,7 @@ def app_config(attrs: dict, container: dict, infra_id: str, ident: Identity) -> 
     if hc:
         body["Healthcheck"] = hc
     if container.get("stop_timeout") is not None:
-        body["StopTimeout"] = int(round(float(container["stop_timeout"])))
+        body["StopTimeout"] = round(float(container["stop_timeout"]))
     return body
 
 

@@ -23,7 +23,8 @@ import json
 import secrets
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from orchdsl.addrs import ResourceAddress
 from orchdsl.diagnostics import Diagnostic
@@ -32,8 +33,16 @@ from orchdsl.plan.model import UNKNOWN, Action, ResourceChange
 from orchdsl.provider import ApplyResult, PlannedObject, RefreshResult, ResourceTypeInfo, StateObject
 
 from . import naming, pods
-from .transport import (DEFAULT_MAX_CHANNELS, Conflict, Connections, Engine, EngineError, NodeError,
-                        NodeSettings, NotFound)
+from .transport import (
+    DEFAULT_MAX_CHANNELS,
+    Conflict,
+    Connections,
+    Engine,
+    EngineError,
+    NodeError,
+    NodeSettings,
+    NotFound,
+)
 
 Progress = Callable[[str], None]
 
@@ -75,7 +84,7 @@ class _Ticker:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._stop.set()
 
 

@@ -33,8 +33,9 @@ import shlex
 import socket
 import threading
 import urllib.parse
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 MIN_API_VERSION = "1.30"  # Docker 17.06: Mounts, Init, NanoCpus, Healthcheck.StartPeriod
 DEFAULT_MAX_CHANNELS = 6  # below sshd's stock MaxSessions 10, leaving room for an interactive session
@@ -189,7 +190,7 @@ def open_ssh(settings: NodeSettings, ep: Endpoint, timeout: float = CONNECT_TIME
     import paramiko
 
     class _Refuse(paramiko.MissingHostKeyPolicy):
-        def missing_host_key(self, client, hostname, key):  # noqa: ANN001 - paramiko's signature
+        def missing_host_key(self, client, hostname, key):
             raise UnknownHostKey(hostname, key)
 
     client = paramiko.SSHClient()
@@ -233,7 +234,7 @@ def open_ssh(settings: NodeSettings, ep: Endpoint, timeout: float = CONNECT_TIME
         raise NodeError(settings.name, "SSH authentication failed", f"{where}: {e}",
                         hint="check user and identity_file, and that the key is in the node's "
                              "authorized_keys", kind="auth") from None
-    except (socket.timeout, TimeoutError) as e:
+    except TimeoutError as e:
         client.close()
         raise NodeError(settings.name, "Cannot reach node", f"{where}: timed out ({e or 'no answer'}).",
                         hint="check the address and that sshd runs on the node", kind="unreachable") from None
@@ -338,13 +339,13 @@ def _http_classes():
             self._pool = ChannelPool(opener, timeout, maxsize)
             super().__init__(pool_connections=1, pool_maxsize=maxsize)
 
-        def get_connection(self, url, proxies=None):  # noqa: ANN001 - requests' signature
+        def get_connection(self, url, proxies=None):
             return self._pool
 
-        def get_connection_with_tls_context(self, request, verify, proxies=None, cert=None):  # noqa: ANN001
+        def get_connection_with_tls_context(self, request, verify, proxies=None, cert=None):
             return self._pool
 
-        def request_url(self, request, proxies):  # noqa: ANN001
+        def request_url(self, request, proxies):
             return request.path_url
 
         def close(self) -> None:
