@@ -316,6 +316,8 @@ def cmd_apply(args: argparse.Namespace, destroy: bool = False) -> int:
                 if _stop_on_errors(stale, args):
                     return 1
                 the_plan = saved.plan
+                if _stop_on_errors(workflow.prime(session, state), args):
+                    return 1
             else:
                 the_plan, diags = workflow.plan(session, state, opts)
                 if _stop_on_errors(diags, args) or the_plan is None:

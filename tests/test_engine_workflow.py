@@ -283,16 +283,24 @@ def test_killed_applies_leave_a_state_that_lists_every_object(tmp_path):
            "ORCH_MEMORY_WORLD": str(world), "ORCH_MEMORY_DELAY": "0.01", "PYTHONPATH": str(REPO)}
     rng = random.Random(7)
     kills = 0
+    replicas = 0
     for round_ in range(12):
-        replicas = rng.choice([0, 4, 8, 12])
+        replicas = rng.choice([r for r in (0, 4, 8, 12) if r != replicas])  # every round has work to do
         p = subprocess.Popen([sys.executable, "-m", "orchdsl.cli", "apply", "--auto-approve", "--parallelism", "4",
                               "--var", f"replicas={replicas}", str(cfg)], env=env, cwd=REPO,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        time.sleep(rng.uniform(0.3, 0.9))
-        if p.poll() is None:
-            p.kill()
-            kills += 1
-        p.wait()
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        # Kill after a random number of progress lines (plus a random sliver of time): mid-apply for sure.
+        wanted = rng.randint(1, 4)
+        seen = 0
+        for line in p.stdout:
+            if ": Creat" in line or ": Destr" in line or ": Modif" in line or ": Replac" in line:
+                seen += 1
+                if seen >= wanted:
+                    time.sleep(rng.uniform(0, 0.02))
+                    p.kill()
+                    kills += 1
+                    break
+        p.communicate()
         state_file = cfg / "orch.orchstate"
         if not state_file.exists():
             continue
@@ -303,7 +311,7 @@ def test_killed_applies_leave_a_state_that_lists_every_object(tmp_path):
         lock = cfg / "orch.orchstate.lock"
         if lock.exists():
             lock.unlink()  # the killed process cannot release it; force-unlock in real life
-    assert kills >= 5
+    assert kills >= 6
     done = subprocess.run([sys.executable, "-m", "orchdsl.cli", "apply", "--auto-approve", str(cfg)], env=env,
                           cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr

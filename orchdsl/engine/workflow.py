@@ -167,6 +167,15 @@ class Interrupts:
             signal.signal(signal.SIGINT, self._old)
 
 
+def prime(session: Session, state: State) -> list[Diagnostic]:
+    """Configure the providers and let them read the state (which tells them e.g. how to reach nodes),
+    for commands that act without planning first: applying a saved plan, import."""
+    diags = _configure(session, state)
+    if not any(d.is_error for d in diags):
+        diags += refresh(state, session.providers).diagnostics
+    return diags
+
+
 def apply(session: Session, the_plan: Plan, state: State, say: Callable[[str], None], parallelism: int = 10,
           stop: threading.Event | None = None) -> ApplyOutcome:
     refreshed: State | None = the_plan.prior_state
@@ -194,7 +203,9 @@ def import_resource(session: Session, state: State, addr: ResourceAddress, objec
     reader = getattr(provider, "import_object", None)
     if reader is None:
         return [Diagnostic.error("Import not supported", f"The {provider.name} provider cannot import objects.")]
-    _configure(session, state)
+    primed = prime(session, state)
+    if any(d.is_error for d in primed):
+        return primed
     obj: StateObject | None = reader(addr, object_id)
     if obj is None:
         return [Diagnostic.error("Cannot import non-existent remote object",
@@ -204,6 +215,11 @@ def import_resource(session: Session, state: State, addr: ResourceAddress, objec
     return []
 
 
+_SAY_LOCK = threading.Lock()
+
+
 def say_stdout(line: str) -> None:
-    print(line, flush=True)
-    sys.stdout.flush()
+    """One progress line, whole: changes run in threads and must not interleave their output."""
+    with _SAY_LOCK:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
