@@ -17,7 +17,7 @@ import pytest
 
 from orchdsl.cli import main
 
-docker = pytest.importorskip("docker")
+import docker  # the provider's own dependency: lab tests never skip for its absence
 
 pytestmark = pytest.mark.lab
 
@@ -208,3 +208,38 @@ def test_unknown_host_key_is_refused(lab, workdir, capsys):
     assert "node.n1" in err
     assert empty.read_text() == ""
     assert _lineage(workdir) is None or _containers(lab, _lineage(workdir)) == []
+
+
+def test_killed_apply_is_adopted_without_duplicates_or_leaks(lab, workdir, capsys):
+    """SIGKILL an apply mid-way: the next apply adopts what exists (no duplicate, no leaked container)."""
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if k != "ORCH_PROVIDER_MODULES"}
+    p = subprocess.Popen([sys.executable, "-m", "orchdsl.cli", "apply", "--auto-approve", "--parallelism", "2",
+                          "--var", "replicas=8", str(workdir)], cwd=repo, env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True)
+    done = 0
+    seen = []
+    for line in p.stdout:
+        seen.append(line)
+        if "pod.web" in line and "Creation complete" in line:
+            done += 1
+            if done == 2:
+                p.kill()
+                break
+    p.communicate()
+    assert done == 2, "the apply finished before it could be killed:\n" + "".join(seen[-30:])
+    lineage = _lineage(workdir)
+    lock = workdir / "orch.orchstate.lock"
+    if lock.exists():
+        lock.unlink()  # the killed process could not release it (orch force-unlock in real life)
+    assert _orch("apply", "--auto-approve", "--var", "replicas=8", str(workdir)) == 0
+    pods = _by_address(lab, lineage)
+    assert sorted(pods) == sorted(["pod.api"] + [f"pod.web[{i}]" for i in range(8)])
+    assert all(set(v) == {"infra", "httpd"} for v in pods.values())
+    assert len(_containers(lab, lineage)) == 2 * 9  # nothing duplicated, nothing leaked
+    capsys.readouterr()
+    assert _orch("plan", "--detailed-exitcode", "--var", "replicas=8", str(workdir)) == 0
