@@ -143,8 +143,10 @@ class Executor:
         result = provider.apply(change, to_object(prior) if prior else None,
                                 lambda msg: self.say(f"{addr}: {msg}"))
         errors = [d for d in result.diagnostics if d.is_error]
-        for d in errors:
-            d.address = d.address or str(addr)
+        for d in errors:  # name the change that failed; keep what the provider blamed (a node) in the text
+            if d.address and d.address != str(addr):
+                d.detail = f"({d.address}) {d.detail}"
+            d.address = str(addr)
         if change.action is Action.DELETE:
             if errors:
                 raise ChangeFailed(errors)

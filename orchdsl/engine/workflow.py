@@ -96,6 +96,13 @@ def plan(session: Session, state: State, options: PlanOptions) -> tuple[Plan | N
     if session.config is None or any(d.is_error for d in diags):
         return None, diags
     refreshed = refresh(state, session.providers) if options.refresh else Refreshed(state.copy())
+    for d in refreshed.diagnostics:
+        if d.is_error and d.address:
+            # One unreadable host (a node that is down) must not stop the work on the others: its objects
+            # keep what the state recorded, and changes to them fail at apply, named, on their own.
+            d.severity = "warning"
+            d.detail = (d.detail + " " if d.detail else "") + \
+                "orch goes on with what the state recorded for its objects; changes to them will fail."
     diags += refreshed.diagnostics
     if any(d.is_error for d in refreshed.diagnostics):
         return None, diags

@@ -151,8 +151,12 @@ def test_unreachable_node_is_a_diagnostic_naming_it(tmp_path):
     assert "Connection refused" in errs[0].detail
     assert A("pod.web[1]") not in res.current and A("node.n2") not in res.current  # kept as the state says
     assert res.current[A("pod.web[0]")] is not None
-    _, diags = plan(tmp_path, cluster)
-    assert any(d.is_error and d.address == "node.n2" for d in diags)
+    # The plan goes on without the down node (its objects keep what the state says), warning about it:
+    # changes there fail at apply, on their own, while the other nodes' changes complete.
+    p, diags = plan(tmp_path, cluster)
+    assert p is not None
+    assert any(d.severity == "warning" and d.address == "node.n2" for d in diags)
+    assert not any(d.is_error for d in diags)
 
 
 def test_node_facts_refresh_reported_capacity_only(tmp_path):
@@ -167,3 +171,23 @@ def test_node_facts_refresh_reported_capacity_only(tmp_path):
     assert st.get(A("node.n2")).attributes["capacity"] == {"cpu": 4, "memory": 8 << 30}
     p, _ = plan(tmp_path, cluster)
     assert actions(p) == {} and not p.drift
+
+
+def test_a_down_node_fails_only_its_own_changes(tmp_path):
+    from .helpers import Run
+
+    cluster = _deployed(tmp_path)  # pod.web[0..2] on n1, n2, n3
+    placed = {str(i.addr): i.attributes.get("node") for i in state_of(tmp_path) if i.type == "pod"}
+    down_pod = next(a for a, n in placed.items() if n == "n2")
+    cluster.unreachable.add("n2")
+    write_config(tmp_path, replicas=3, greeting='"bye"')  # every pod must be replaced
+    run = Run(tmp_path, cluster)
+    p, diags = run.plan()
+    assert p is not None and not [d for d in diags if d.is_error]
+    assert set(actions(p)) == set(placed)
+    from orchdsl.engine import workflow
+
+    outcome = workflow.apply(run.session, p, run.state, lambda line: None)
+    failed = {d.address for d in outcome.diagnostics if d.is_error}
+    assert failed == {down_pod}  # the down node's pod fails, named; nothing else does
+    assert outcome.added == 2 and outcome.destroyed == 2

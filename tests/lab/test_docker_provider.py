@@ -243,3 +243,4 @@ def test_killed_apply_is_adopted_without_duplicates_or_leaks(lab, workdir, capsy
     assert len(_containers(lab, lineage)) == 2 * 9  # nothing duplicated, nothing leaked
     capsys.readouterr()
     assert _orch("plan", "--detailed-exitcode", "--var", "replicas=8", str(workdir)) == 0
+
