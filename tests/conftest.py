@@ -14,7 +14,8 @@ REPO = Path(__file__).resolve().parents[1]
 def corpus_root() -> Path | None:
     env = os.environ.get("ORCH_HCL_CORPUS")
     candidates = [Path(env)] if env else []
-    candidates.append(REPO.parent / "shared" / "hcl-corpus")
+    # ../shared/hcl-corpus next to the checkout, or next to any directory above it
+    candidates.extend(p / "shared" / "hcl-corpus" for p in REPO.parents)
     for c in candidates:
         if (c / "oracle.json").is_file():
             return c
