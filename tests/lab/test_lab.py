@@ -21,8 +21,11 @@ import pytest
 from orchdsl.cli import main
 from orchdsl.config import load_config
 
-labmod = pytest.importorskip("orch_provider_docker.lab.lab")
-rootfs = pytest.importorskip("orch_provider_docker.lab.rootfs")
+import orch_provider_docker.lab.lab as labmod  # installed with the provider: never a reason to skip
+import orch_provider_docker.lab.rootfs as rootfs
+
+from .conftest import lab_unavailable
+
 LabError = labmod.LabError
 
 
@@ -133,7 +136,7 @@ def test_static_busybox_check(tmp_path):
 def test_rootfs_has_busybox_and_applets(tmp_path):
     bb = rootfs.find_busybox()
     if bb is None or not rootfs.is_static_elf(bb):
-        pytest.skip("busybox-static is not installed")
+        lab_unavailable("busybox-static is not installed (apt-get install busybox-static)")
     root = rootfs.build_rootfs(tmp_path / "rootfs", bb)
     for a in rootfs.REQUIRED_APPLETS:
         assert os.readlink(root / "bin" / a) == "busybox", a
@@ -286,7 +289,7 @@ def test_cross_node_pod_traffic_is_routed_and_not_nated(lab):
 def test_nodes_above_n_are_torn_down(lab):
     n = len(lab.nodes)
     if n != 3:
-        pytest.skip(f"the lab has {n} nodes; this test grows a 3-node lab to 4 and back")
+        lab_unavailable(f"the lab has {n} nodes; this test grows a 3-node lab to 4 and back")
     try:
         bigger = labmod.up(4, lab.dir)
         assert [x.name for x in bigger.nodes] == ["n1", "n2", "n3", "n4"]
