@@ -10,7 +10,8 @@ a quarter select `disk=ssd`, a third spread over `zone`, a fifth binpack,
 the rest least-allocated spread with soft anti-affinity. Measured: the first
 placement (nothing runs), the re-plan with every replica's current_node set
 to its placement (must be 0 moves), and a re-plan after cordoning 10 nodes
-(a drain: only their replicas move).
+(a drain: only their replicas move); and a first placement on a third of
+the nodes, where thousands of replicas fit nowhere (the error path).
 """
 
 from __future__ import annotations
@@ -87,6 +88,8 @@ def main() -> None:
     cordon = {n.name for n in sorted(nodes, key=lambda n: n.name)[:10]}
     drained_nodes = [dataclasses.replace(n, schedulable=False) if n.name in cordon else n for n in nodes]
     drained, t_drain = timed(lambda: schedule(drained_nodes, placed), a.repeat)
+    few = sorted(nodes, key=lambda n: n.name)[: a.nodes // 3]
+    over, t_over = timed(lambda: schedule(few, pods), a.repeat)
     on_cordoned = sum(1 for node in first.assignments.values() if node in cordon)
 
     rows = [
@@ -94,6 +97,7 @@ def main() -> None:
         ("re-plan, all in place", t_again, len(again.assignments), len(again.moves), len(again.errors)),
         ("re-plan, 10 nodes cordoned", t_drain, len(drained.assignments), len(drained.moves),
          len(drained.errors)),
+        (f"overloaded: {len(few)} nodes", t_over, len(over.assignments), len(over.moves), len(over.errors)),
     ]
     print(f"{len(pods)} replicas ({a.pods} pods x {a.replicas}) on {a.nodes} nodes, "
           f"median of {a.repeat}, Python {sys.version.split()[0]}")

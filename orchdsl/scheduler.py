@@ -184,14 +184,23 @@ class _Heap:
     Entries are (score, name, version, node); an entry whose version is not
     the node's current one is stale and dropped when met. Every change of a
     node pushes a fresh entry into each heap it belongs to.
+
+    A node met on top of the heap without room for a request is *parked*
+    (taken out of the heap) rather than popped and pushed back at every
+    query: under binpack the full nodes are exactly the best scored ones.
+    Nodes only fill up while replicas are placed, so a parked node is
+    looked at again only for a request no larger than the most free cpu
+    and memory among parked nodes.
     """
 
-    __slots__ = ("binpack", "entries")
+    __slots__ = ("binpack", "entries", "free_cpu", "free_mem", "parked")
 
     def __init__(self, nodes: list[_Node], binpack: bool):
         self.binpack = binpack
         self.entries = [(self.score(n), n.name, n.version, n) for n in nodes]
         heapq.heapify(self.entries)
+        self.parked: list[tuple[float, str, int, _Node]] = []
+        self.free_cpu = self.free_mem = -1  # upper bounds over parked nodes
         for n in nodes:
             n.heaps.append(self)
 
@@ -202,7 +211,7 @@ class _Heap:
         heapq.heappush(self.entries, (self.score(n), n.name, n.version, n))
 
     def best(self, cpu: int, mem: int, avoid: Mapping[str, int]) -> tuple[float, str, int, _Node] | None:
-        """The best entry that fits and whose node is not in ``avoid``; the heap is left as found."""
+        """The best entry that fits and whose node is not in ``avoid``; nothing is consumed."""
         entries = self.entries
         aside = []
         found = None
@@ -211,13 +220,31 @@ class _Heap:
             n = e[3]
             if e[2] != n.version:
                 continue
-            aside.append(e)
-            if n.name in avoid or not n.fits(cpu, mem):
-                continue
-            found = e
-            break
+            if n.name in avoid:
+                aside.append(e)
+            elif not n.fits(cpu, mem):
+                self.parked.append(e)
+                self.free_cpu = max(self.free_cpu, n.cap_cpu - n.cpu)
+                self.free_mem = max(self.free_mem, n.cap_mem - n.mem)
+            else:
+                found = e
+                aside.append(e)
+                break
         for e in aside:
             heapq.heappush(entries, e)
+        if self.parked and cpu <= self.free_cpu and mem <= self.free_mem:
+            keep = []
+            free_cpu = free_mem = -1
+            for e in self.parked:
+                n = e[3]
+                if e[2] != n.version:
+                    continue  # changed since: its fresh entry is in the heap
+                keep.append(e)
+                free_cpu = max(free_cpu, n.cap_cpu - n.cpu)
+                free_mem = max(free_mem, n.cap_mem - n.mem)
+                if n.name not in avoid and n.fits(cpu, mem) and (found is None or e[:2] < found[:2]):
+                    found = e
+            self.parked, self.free_cpu, self.free_mem = keep, free_cpu, free_mem
         return found
 
 
@@ -237,6 +264,7 @@ class _Scheduler:
         # per pod: replicas per node name, and per (spread key) replicas per domain
         self.on_node: dict[str, dict[str, int]] = defaultdict(dict)
         self.in_domain: dict[tuple[str, str], dict[str | None, int]] = defaultdict(dict)
+        self.generation = 0  # placements so far: a failure stays a failure until this changes
 
     # -- filters -------------------------------------------------------------------------------
 
@@ -280,6 +308,7 @@ class _Scheduler:
         n.mem += mem
         n.count += 1
         n.version += 1
+        self.generation += 1
         for h in n.heaps:
             h.push(n)
         counts = self.on_node[p.pod]
@@ -339,7 +368,8 @@ class _Scheduler:
 
     # -- why not -------------------------------------------------------------------------------
 
-    def unschedulable(self, p: PodRequest, cpu: int, mem: int) -> Diagnostic:
+    def why_not(self, p: PodRequest, cpu: int, mem: int) -> str:
+        """Why no node can take this request now: Nomad-like counts, then the reason on each node."""
         reasons: list[str] = []
         counts: dict[str, int] = defaultdict(int)
         exhausted = 0
@@ -388,22 +418,26 @@ class _Scheduler:
         if counts["anti-affinity"]:
             summary_lines.append(f"Anti-affinity (hard) filtered {_nodes(counts['anti-affinity'])}")
         if counts["cordoned"]:
-            summary_lines.append(f"{_nodes(counts['cordoned'])[0:]} cordoned")
+            summary_lines.append(f"{_nodes(counts['cordoned'])} cordoned")
         shown = reasons[:MAX_REASONS]
         if len(reasons) > MAX_REASONS:
             shown.append(f"... and {len(reasons) - MAX_REASONS} more")
-        detail = (f"{p.address} requests {_cores(cpu / 1000)} cpu and {format_memory(mem)} memory; "
-                  + (f"none of the {_nodes(total)} can run it:" if total else "there are no nodes.")
-                  + "".join(f"\n  * {s}" for s in summary_lines)
-                  + "".join(f"\n  - {r}" for r in shown))
-        return Diagnostic.error(
-            f"No node can run {p.address}", detail, address=p.address,
-            hint="lower the requests, add or uncordon nodes, or relax node_selector; "
-                 "nothing was placed for this replica.")
+        return ((f"none of the {_nodes(total)} can run it:" if total else "there are no nodes.")
+                + "".join(f"\n  * {s}" for s in summary_lines)
+                + "".join(f"\n  - {r}" for r in shown))
 
 
 def _nodes(n: int) -> str:
     return f"{n} node{'s' if n != 1 else ''}"
+
+
+def _unplaced(p: PodRequest, cpu: int, mem: int, why: str) -> Diagnostic:
+    return Diagnostic.error(
+        f"No node can run {p.address}",
+        f"{p.address} requests {_cores(cpu / 1000)} cpu and {format_memory(mem)} memory; {why}",
+        address=p.address,
+        hint="lower the requests, add or uncordon nodes, or relax node_selector; nothing was placed for "
+             "this replica.")
 
 
 def _requests(p: PodRequest) -> tuple[int, int]:
@@ -433,11 +467,20 @@ def schedule(nodes: Sequence[NodeInfo], pods: Sequence[PodRequest], default_stra
             result.assignments[p.address] = n.name
         else:
             pending.append(p)
+    # Whether a replica fits anywhere depends only on its request, selector and (hard anti-affinity)
+    # its pod: after a failure, the same question fails again until something is placed.
+    failed: tuple | None = None
     for p in pending:
         cpu, mem = _requests(p)
+        question = (cpu, mem, tuple(sorted(p.node_selector.items())), p.pod if p.anti_affinity == "hard" else None)
+        if failed is not None and failed[:2] == (question, s.generation):
+            result.errors.append(_unplaced(p, cpu, mem, failed[2]))
+            continue
         n = s.choose(p, cpu, mem)
         if n is None:
-            result.errors.append(s.unschedulable(p, cpu, mem))
+            why = s.why_not(p, cpu, mem)
+            failed = (question, s.generation, why)
+            result.errors.append(_unplaced(p, cpu, mem, why))
             continue
         s.add(p, n, cpu, mem)
         result.assignments[p.address] = n.name

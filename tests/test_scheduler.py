@@ -299,3 +299,37 @@ def test_summary_text():
         "  node.n2  0     0/4 (0%)     0/8Gi (0%)     cordoned")
     ok = schedule(nodes[:1], [one("a", cpu=0.5, current_node="old")])
     assert ok.summary().splitlines()[1] == "- All 1 replica placed (1 moved)."
+
+
+def test_every_unplaced_replica_has_its_own_error():
+    nodes = [node("n1", cpu=1), node("n2", cpu=1, disk="ssd")]
+    pods = replicas("w", 4, cpu=0.75) + replicas("x", 2, cpu=0.75, node_selector={"disk": "ssd"})
+    r = schedule(nodes, pods)
+    assert sorted(r.assignments) == ["pod.w[0]", "pod.w[1]"]
+    assert [d.address for d in r.errors] == ["pod.w[2]", "pod.w[3]", "pod.x[0]", "pod.x[1]"]
+    for d in r.errors:
+        assert d.detail.startswith(f"{d.address} requests 0.75 cpu")
+    assert "label disk=ssd not matched on node.n1 (no disk label)" in r.errors[2].detail
+    assert "Dimension cpu exhausted on 2 nodes" in r.errors[0].detail
+
+
+def test_long_reason_lists_are_cut():
+    r = schedule([node(f"n{i:02d}", cpu=1) for i in range(40)], [one("big", cpu=2)])
+    detail = r.errors[0].detail
+    assert "Dimension cpu exhausted on 40 nodes" in detail
+    assert detail.count("\n  - ") == 26 and detail.endswith("... and 15 more")
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_overloaded_cluster_is_deterministic(seed):
+    nodes, pods = _cluster(seed)
+    nodes = nodes[:4]
+    want = schedule(nodes, pods)
+    assert want.errors
+    rng = random.Random(seed)
+    n2, p2 = nodes[::-1], pods[:]
+    rng.shuffle(p2)
+    got = schedule(n2, p2)
+    assert got.assignments == want.assignments
+    assert [d.detail for d in got.errors] == [d.detail for d in want.errors]
+    assert schedule(nodes, in_place(pods, want.assignments)).assignments == want.assignments
