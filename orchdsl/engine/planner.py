@@ -113,6 +113,9 @@ def make_plan(config: Config, state: State, refreshed: Refreshed, providers: dic
                 diags.extend(d)
                 if change is None:
                     continue
+                placed = (change.after or {}).get("node")
+                if isinstance(placed, str):
+                    change.node = placed  # shown to the reader: "# (on node.n2)"
                 changes.append(change)
                 planned_values[inst.address] = change.after if change.after is not None else {}
             ctx[caddr] = ctx_entry(decl, planned_values)
