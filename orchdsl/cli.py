@@ -61,14 +61,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         except OSError as e:
             file_diags = [_read_error(f, e)]
         diags.extend(file_diags)
-    errors = sum(1 for d in diags if d.is_error)
-    if args.json:
-        print(to_validate_json(diags))
-    else:
-        _print_diags(diags, _color(args))
-        if not errors:
-            print(f"Success! The configuration is valid ({len(files)} file{'s' if len(files) != 1 else ''}).")
-    return 1 if errors else 0
+    return _report_validation(diags, args, f" ({len(files)} file{'s' if len(files) != 1 else ''})")
 
 
 def _validate_config(args: argparse.Namespace) -> int:
@@ -85,13 +78,17 @@ def _validate_config(args: argparse.Namespace) -> int:
             continue
         _, config_diags = load_config(d)
         diags.extend(config_diags)
-    errors = sum(1 for d in diags if d.is_error)
+    return _report_validation(diags, args)
+
+
+def _report_validation(diags: list[Diagnostic], args: argparse.Namespace, what: str = "") -> int:
+    errors = any(d.is_error for d in diags)
     if args.json:
         print(to_validate_json(diags))
     else:
         _print_diags(diags, _color(args))
         if not errors:
-            print("Success! The configuration is valid.")
+            print(f"Success! The configuration is valid{what}.")
     return 1 if errors else 0
 
 

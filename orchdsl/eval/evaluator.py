@@ -445,47 +445,19 @@ class Evaluator:
                 names[node.key_var] = k
             child = ctx.child(names)
             if node.cond is not None:
-                mark = len(self.diags)
-                c = self.eval(node.cond, child)
-                if self.errors_since(mark):
-                    known = False
-                    continue
-                if c.raw is None:
-                    self.first_error(known, node.cond, "Invalid 'for' condition",
-                                     "The value of the 'if' clause must not be null.")
-                    known = False
-                    continue
-                try:
-                    c = convert(c, BOOL)
-                except ConversionError as e:
-                    self.first_error(known, node.cond, "Invalid 'for' condition",
-                                     f"The 'if' clause value is invalid: {e}.")
-                    known = False
-                    continue
-                if c.raw is UNKNOWN:
+                c = self._loop_value(node.cond, child, BOOL, known, "Invalid 'for' condition",
+                                     "The value of the 'if' clause must not be null.",
+                                     "The 'if' clause value is invalid: {}.")
+                if c is None:
                     known = False
                     continue
                 if not c.raw:
                     continue
             if is_object:
-                mark = len(self.diags)
-                kv = self.eval(node.key_expr, child)
-                if self.errors_since(mark):
-                    known = False
-                    continue
-                if kv.raw is None:
-                    self.first_error(known, node.key_expr, "Invalid object key",
-                                     "Key expression in 'for' expression must not produce a null value.")
-                    known = False
-                    continue
-                try:
-                    kv = convert(kv, STRING)
-                except ConversionError as e:
-                    self.first_error(known, node.key_expr, "Invalid object key",
-                                     f"The key expression produced an invalid result: {e}.")
-                    known = False
-                    continue
-                if kv.raw is UNKNOWN:
+                kv = self._loop_value(node.key_expr, child, STRING, known, "Invalid object key",
+                                      "Key expression in 'for' expression must not produce a null value.",
+                                      "The key expression produced an invalid result: {}.")
+                if kv is None:
                     known = False
                     continue
                 key = kv.raw
@@ -507,6 +479,24 @@ class Evaluator:
         if node.group:
             return object_val({k: tuple_val(vs) for k, vs in groups.items()}).mark(coll.sensitive)
         return object_val({k: vs[0] for k, vs in groups.items()}).mark(coll.sensitive)
+
+    def _loop_value(self, expr, ctx: EvalContext, want: Type, known: bool, summary: str, null_detail: str,
+                    invalid_detail: str) -> Value | None:
+        """A for loop's per-item condition or key as ``want``; None when unusable (its error is reported
+        once per loop, as HCL does) or unknown."""
+        mark = len(self.diags)
+        v = self.eval(expr, ctx)
+        if self.errors_since(mark):
+            return None
+        if v.raw is None:
+            self.first_error(known, expr, summary, null_detail)
+            return None
+        try:
+            v = convert(v, want)
+        except ConversionError as e:
+            self.first_error(known, expr, summary, invalid_detail.format(e))
+            return None
+        return None if v.raw is UNKNOWN else v
 
     def _not_iterable(self, node, t: Type) -> Value:
         return self.error(node.coll, "Iteration over non-iterable value",
