@@ -70,6 +70,12 @@ from .schema.quantities import format_memory
 Strategy = Literal["spread", "binpack"]
 STRATEGIES = ("spread", "binpack")
 SPREAD_OVER_NODES = "node"
+# Kubernetes' rule for scoring (not filtering): a replica requesting nothing counts as 0.1 cpu and 200Mi,
+# so that pods without requests still spread instead of piling onto the first node by name.
+SCORE_DEFAULT_MILLICPU = 100
+SCORE_DEFAULT_MEMORY = 200 << 20
+UNKNOWN_CAPACITY_MILLICPU = 1 << 40  # a node whose capacity is not known yet: every request fits
+UNKNOWN_CAPACITY_MEMORY = 1 << 62
 MAX_REASONS = 25  # per-node lines in one error; the summary counts all nodes
 
 
@@ -78,8 +84,8 @@ class NodeInfo:
     """A node as the scheduler sees it: capacity for requests, labels, cordon."""
 
     name: str
-    cpu: float
-    memory: int
+    cpu: float | None  # None: not known (yet); every request fits
+    memory: int | None
     labels: Mapping[str, str] = field(default_factory=dict)
     schedulable: bool = True
 
@@ -127,8 +133,10 @@ class Placement:
             node = self.nodes[name]
             cpu, mem, n = self.usage.get(name, (0.0, 0, 0))
             rows.append((_node_ref(name), str(n),
-                         f"{_cores(cpu)}/{_cores(node.cpu)} ({_pct(cpu, node.cpu)})",
-                         f"{format_memory(mem)}/{format_memory(node.memory)} ({_pct(mem, node.memory)})",
+                         f"{_cores(cpu)}/{_cores(node.cpu)} ({_pct(cpu, node.cpu)})" if node.cpu is not None
+                         else f"{_cores(cpu)}/?",
+                         f"{format_memory(mem)}/{format_memory(node.memory)} ({_pct(mem, node.memory)})"
+                         if node.memory is not None else f"{format_memory(mem)}/?",
                          "" if node.schedulable else "cordoned"))
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
         for r in rows:
@@ -155,16 +163,19 @@ def _index_key(i: int | str) -> tuple[int, int, str]:
 class _Node:
     """Running totals of one node during a schedule() call."""
 
-    __slots__ = ("cap_cpu", "cap_mem", "count", "cpu", "heaps", "info", "mem", "name", "ref", "version")
+    __slots__ = ("cap_cpu", "cap_mem", "count", "cpu", "heaps", "info", "mem", "name", "ref", "score_cpu",
+                 "score_mem", "version")
 
     def __init__(self, info: NodeInfo):
         self.info = info
         self.name = info.name
         self.ref = _node_ref(info.name)
-        self.cap_cpu = round(info.cpu * 1000)
-        self.cap_mem = info.memory
+        self.cap_cpu = round(info.cpu * 1000) if info.cpu is not None else UNKNOWN_CAPACITY_MILLICPU
+        self.cap_mem = info.memory if info.memory is not None else UNKNOWN_CAPACITY_MEMORY
         self.cpu = 0  # millicores requested by what is placed here
         self.mem = 0
+        self.score_cpu = 0  # the same with the scoring defaults for replicas requesting nothing
+        self.score_mem = 0
         self.count = 0
         self.version = 0
         self.heaps: list[_Heap] = []
@@ -174,8 +185,8 @@ class _Node:
 
     def allocated(self) -> float:
         """Share of cpu plus share of memory already requested (0 = empty, 2 = full)."""
-        a = self.cpu / self.cap_cpu if self.cap_cpu else (0.0 if not self.cpu else 1.0)
-        return a + (self.mem / self.cap_mem if self.cap_mem else (0.0 if not self.mem else 1.0))
+        a = self.score_cpu / self.cap_cpu if self.cap_cpu else (0.0 if not self.score_cpu else 1.0)
+        return a + (self.score_mem / self.cap_mem if self.cap_mem else (0.0 if not self.score_mem else 1.0))
 
 
 class _Heap:
@@ -306,6 +317,8 @@ class _Scheduler:
     def add(self, p: PodRequest, n: _Node, cpu: int, mem: int) -> None:
         n.cpu += cpu
         n.mem += mem
+        n.score_cpu += cpu or SCORE_DEFAULT_MILLICPU
+        n.score_mem += mem or SCORE_DEFAULT_MEMORY
         n.count += 1
         n.version += 1
         self.generation += 1

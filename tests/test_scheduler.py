@@ -333,3 +333,22 @@ def test_overloaded_cluster_is_deterministic(seed):
     assert got.assignments == want.assignments
     assert [d.detail for d in got.errors] == [d.detail for d in want.errors]
     assert schedule(nodes, in_place(pods, want.assignments)).assignments == want.assignments
+
+
+# -- pods requesting nothing, nodes of unknown size -----------------------------------------------------
+
+def test_pods_requesting_nothing_still_spread():
+    """Kubernetes scores a replica without requests as 0.1 cpu and 200Mi: different pods spread out."""
+    nodes = [node("n1"), node("n2"), node("n3")]
+    pods = [one(f"p{i}", cpu=0, memory=0) for i in range(6)]
+    r = schedule(nodes, pods)
+    assert Counter(r.assignments.values()) == {"n1": 2, "n2": 2, "n3": 2}
+    assert r.usage["n1"][:2] == (0.0, 0)  # the defaults only score, they are not allocated
+    packed = schedule(nodes, pods, default_strategy="binpack")
+    assert set(packed.assignments.values()) == {"n1"}
+
+
+def test_node_of_unknown_capacity_takes_any_request():
+    r = schedule([NodeInfo("new", None, None)], [one("big", cpu=64, memory=512 * GI)])
+    assert r.assignments == {"pod.big": "new"}
+    assert r.summary().splitlines()[-1] == "  node.new  1     64/?  512Gi/?"

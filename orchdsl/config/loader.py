@@ -113,12 +113,15 @@ class _Loader:
                 if kind == "locals":
                     self._decode_locals(block, mod)
                     continue
+                if kind == "scheduler":
+                    self._decode_scheduler(block, mod)
+                    continue
                 if kind not in _TOP_LEVEL and kind not in RESOURCE_TYPES:
                     _type_error(self.diags, block, "Unsupported block type",
                                 f'Blocks of type "{kind}" are not expected here.',
-                                hint=suggest(kind, list(_TOP_LEVEL) + ["locals"] + list(RESOURCE_TYPES))
+                                hint=suggest(kind, list(_TOP_LEVEL) + ["locals", "scheduler"] + list(RESOURCE_TYPES))
                                 or "the block types are " + ", ".join(list(RESOURCE_TYPES) + list(_TOP_LEVEL)
-                                                                       + ["locals"]))
+                                                                       + ["locals", "scheduler"]))
                     continue
                 if not self._check_single_label(block, mod):
                     continue
@@ -192,6 +195,39 @@ class _Loader:
                      f"{first.start.line}. Local value names must be unique within a module.", end=attr.name_end)
                 continue
             mod.locals[attr.name] = LocalDecl(attr.name, mod.path, attr)
+
+    def _decode_scheduler(self, block: A.Block, mod: Module) -> None:
+        """``scheduler { strategy = "binpack" }``: cluster-wide scheduling defaults, root module only, literals
+        only (like Terraform's ``terraform`` block)."""
+        if mod.path:
+            _type_error(self.diags, block, "Scheduler block in a module",
+                        "The scheduler block sets cluster-wide defaults; it is read only in the root module.",
+                        hint="move it to the root module, or set placement on the pods of this module")
+            return
+        if self.config.scheduler_block is not None:
+            first = self.config.scheduler_block.range
+            _type_error(self.diags, block, "Duplicate scheduler block",
+                        f"A scheduler block was already declared at {first.filename}:{first.start.line}.",
+                        hint="merge them into one")
+            return
+        self.config.scheduler_block = block
+        if block.labels:
+            s, e = block.label_ranges[0]
+            self.diags.append(Diagnostic.error("Extraneous label for scheduler", "No labels are expected for "
+                                               "the scheduler block.", block.src, s, e,
+                                               hint='write scheduler { strategy = "spread" }'))
+        self._unexpected_args(block.body, ("strategy",), "the scheduler block")
+        for b in block.body.blocks:
+            _type_error(self.diags, b, "Unsupported block type", "The scheduler block holds arguments only.")
+        attr = block.body.attributes.get("strategy")
+        if attr is not None:
+            strategy = constant_string(attr, self.diags)
+            if strategy and strategy not in ("spread", "binpack"):
+                self.diags.append(Diagnostic.error(
+                    "Invalid scheduler strategy", f'"{strategy}" is not a strategy.', attr.src, attr.expr.start,
+                    attr.expr.end, hint=suggest(strategy, ["spread", "binpack"]) or 'use "spread" or "binpack"'))
+            elif strategy:
+                self.config.scheduler_strategy = strategy
 
     def _unexpected_args(self, body: A.Body, allowed: Iterable[str], where: str) -> None:
         allowed = list(allowed)

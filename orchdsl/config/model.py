@@ -225,6 +225,8 @@ class Config:
     locals: dict[tuple[ModulePath, str], LocalDecl] = field(default_factory=dict)
     outputs: dict[tuple[ModulePath, str], OutputDecl] = field(default_factory=dict)
     module_calls: dict[ModulePath, ModuleCall] = field(default_factory=dict)  # by child module path
+    scheduler_strategy: str = "spread"  # the root's scheduler { strategy = ... }: pods' default placement
+    scheduler_block: Any = field(default=None, repr=False)
     _functions: dict = field(default_factory=dict, repr=False)
 
     def functions(self, module: ModulePath = ()) -> dict:

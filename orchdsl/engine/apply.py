@@ -22,6 +22,7 @@ from ..plan.model import UNKNOWN, Action, Plan, ResourceChange
 from ..provider import Provider
 from ..state import LocalBackend, ResourceInstance, State
 from .diff import contains_unknown
+from .placement import POD
 from .planner import _prune_nulls, _state_ctx
 from .refresh import to_object
 
@@ -116,8 +117,10 @@ class Executor:
         for inst in instances:
             if inst.address == change.address:
                 prior = self.state.get(change.address) if change.action is Action.UPDATE else None
-                planned = provider.plan(change.address, to_object(prior) if prior else None,
-                                        _prune_nulls(inst.values))
+                values = _prune_nulls(inst.values)
+                if change.address.type == POD and isinstance(change.after.get("node"), str):
+                    values["node"] = change.after["node"]  # placed by the scheduler at plan time
+                planned = provider.plan(change.address, to_object(prior) if prior else None, values)
                 return replace(change, after=planned.planned)
         return change
 

@@ -14,7 +14,13 @@ def config_graph(config: Config):
 
 
 def config_order(config: Config) -> tuple[list[ConfigAddress], list[Diagnostic]]:
+    """Plan order: dependencies first, and every node before every pod (the scheduler places all pods at
+    once, from the planned nodes)."""
     g = config_graph(config)
+    nodes = [a for a, d in config.resources.items() if d.type == "node"]
+    for a, d in config.resources.items():
+        if d.type == "pod":
+            g.add_edges_from((n, a) for n in nodes)
 
     def where(addr: ConfigAddress) -> Diagnostic | None:
         decl = config.resources.get(addr)

@@ -19,6 +19,7 @@ from ..plan.model import UNKNOWN, Action, OutputChange, Plan, ResourceChange
 from ..provider import Provider, StateObject
 from ..state import ResourceInstance, State
 from .graph_order import config_order
+from .placement import NODE, POD, PodPlacement, schedule_pods
 from .diff import configured_changes, get_path, set_path
 from .refresh import Refreshed, to_object
 
@@ -83,6 +84,10 @@ def make_plan(config: Config, state: State, refreshed: Refreshed, providers: dic
     wanted: set[ResourceAddress] = set()
     deps: dict[ResourceAddress, set[ResourceAddress]] = {}
     changes: list[ResourceChange] = []
+    node_values: dict[ResourceAddress, dict] = {}  # planned values of the nodes, for the scheduler
+    sched: PodPlacement | None = None
+    expanded: dict[ConfigAddress, tuple[list[ResourceInstanceConfig], list[Diagnostic]]] = {}
+    planned_since: set[ConfigAddress] = set()  # planned after the scheduler ran: pods using them re-expand
     if not options.destroy:
         for caddr in order:
             decl = config.resources[caddr]
@@ -94,7 +99,17 @@ def make_plan(config: Config, state: State, refreshed: Refreshed, providers: dic
                     decl.block.src, decl.block.start, decl.block.start + len(decl.type),
                     hint="install a provider for it (the Docker provider handles node, pod, service, ...)"))
                 continue
-            instances, d = config.expand(decl, ctx)
+            if decl.type == POD and sched is None:
+                sched, expanded = _schedule(config, order, ctx, work, node_values, options)
+                plan.scheduler = sched.summary()
+                diags.extend(_placement_errors(sched, config, options))
+            cached = expanded.pop(caddr, None)
+            if cached is not None and not (set(decl.references) & planned_since):
+                instances, d = cached
+            else:
+                instances, d = config.expand(decl, ctx)
+            if sched is not None:
+                planned_since.add(caddr)
             diags.extend(d)
             if any(x.is_error for x in d):
                 continue
@@ -109,7 +124,7 @@ def make_plan(config: Config, state: State, refreshed: Refreshed, providers: dic
                 if not _targeted(inst.address, options.targets):
                     planned_values[inst.address] = dict(prior.attributes) if prior else {}
                     continue
-                change, d = _plan_instance(inst, prior, provider, options, decl)
+                change, d = _plan_instance(inst, prior, provider, options, decl, sched)
                 diags.extend(d)
                 if change is None:
                     continue
@@ -118,6 +133,8 @@ def make_plan(config: Config, state: State, refreshed: Refreshed, providers: dic
                     change.node = placed  # shown to the reader: "# (on node.n2)"
                 changes.append(change)
                 planned_values[inst.address] = change.after if change.after is not None else {}
+            if decl.type == NODE:
+                node_values.update(planned_values)
             ctx[caddr] = ctx_entry(decl, planned_values)
 
     # Objects in the state that the configuration no longer wants.
@@ -166,6 +183,49 @@ def make_plan(config: Config, state: State, refreshed: Refreshed, providers: dic
     return plan, diags
 
 
+def _schedule(config: Config, order: list[ConfigAddress], ctx: dict, work: State,
+              node_values: dict[ResourceAddress, dict], options: PlanOptions
+              ) -> tuple[PodPlacement, dict[ConfigAddress, tuple[list[ResourceInstanceConfig], list[Diagnostic]]]]:
+    """Place every pod replica the configuration wants, at once (the planner's first pod resource).
+
+    Returns the placement and each pod resource's expansion, which the planner reuses unless the pod refers
+    to something planned after this point.
+    """
+    expanded = {}
+    pods: dict[ResourceAddress, dict] = {}
+    current: dict[ResourceAddress, str] = {}
+    for caddr in order:
+        decl = config.resources[caddr]
+        if decl.type != POD:
+            continue
+        instances, d = expanded[caddr] = config.expand(decl, ctx)
+        if any(x.is_error for x in d):
+            continue
+        for inst in instances:
+            prior = work.get(inst.address)
+            if prior is not None and isinstance(prior.attributes.get("node"), str):
+                current[inst.address] = prior.attributes["node"]
+            targeted = _targeted(inst.address, options.targets)
+            pods[inst.address] = inst.values if targeted or prior is None else dict(prior.attributes)
+    return schedule_pods(node_values, pods, current, config.scheduler_strategy), expanded
+
+
+def _placement_errors(sched: PodPlacement, config: Config, options: PlanOptions) -> list[Diagnostic]:
+    """The scheduler's "fits nowhere" errors of targeted replicas, pointing at their pod block."""
+    out = []
+    for d in sched.placement.errors:
+        addr = ResourceAddress.parse(d.address)
+        if not _targeted(addr, options.targets):
+            continue
+        decl = config.resources.get(addr.config)
+        if decl is not None and d.subject is None:
+            block = decl.block
+            end = block.label_ranges[-1][1] if block.label_ranges else block.start + len(block.type)
+            d.subject, d.source = block.src.range(block.start, end), block.src
+        out.append(d)
+    return out
+
+
 def _prune_nulls(v: Any) -> Any:
     """Unset optional attributes are absent, not null: nothing to show, store or compare."""
     if isinstance(v, dict):
@@ -193,9 +253,16 @@ def _apply_ignore_changes(values: dict, prior: ResourceInstance, decl: ResourceD
 
 
 def _plan_instance(inst: ResourceInstanceConfig, prior: ResourceInstance | None, provider: Provider,
-                   options: PlanOptions, decl: ResourceDecl) -> tuple[ResourceChange | None, list[Diagnostic]]:
+                   options: PlanOptions, decl: ResourceDecl, sched: PodPlacement | None = None
+                   ) -> tuple[ResourceChange | None, list[Diagnostic]]:
     addr = inst.address
     values = _prune_nulls(inst.values)
+    move = None
+    if sched is not None and addr.type == POD:
+        node = sched.node_of(addr)
+        if node is not None:
+            values["node"] = node  # the scheduler's choice; another node than now forces a replacement
+            move = sched.move_reason(addr)
     info = provider.resource_types().get(addr.type)
     force_new = info.force_new if info else frozenset()
     sens = sorted(tuple(p) for p in inst.sensitive_paths)
@@ -221,6 +288,8 @@ def _plan_instance(inst: ResourceInstanceConfig, prior: ResourceInstance | None,
     elif not changed:
         return ResourceChange(addr, Action.NOOP, dict(prior.attributes), dict(prior.attributes),
                               before_sensitive=before_sens, **common), diags
+    elif move is not None:
+        action, reason, why = Action.REPLACE, M.REPLACE_BECAUSE_CANNOT_UPDATE, move
     elif forcing:
         action, reason = Action.REPLACE, M.REPLACE_BECAUSE_CANNOT_UPDATE
         why = "because " + ", ".join(".".join(str(s) for s in p) for p in forcing) + " cannot change in place"

@@ -113,6 +113,14 @@ class OutputChange:
 
 
 @dataclass
+class SchedulerSummary:
+    """Where the scheduler put the pod replicas (Nomad's dry-run): shown with the plan when it places one."""
+
+    text: str  # the table, as printed
+    data: dict[str, Any]  # the same for JSON: placed, moves, unplaced, per-node usage
+
+
+@dataclass
 class Plan:
     changes: list[ResourceChange] = field(default_factory=list)  # graph order
     drift: list[DriftChange] = field(default_factory=list)
@@ -127,6 +135,8 @@ class Plan:
     dependencies: dict[ResourceAddress, list[ResourceAddress]] = field(default_factory=dict)
     # objects made by an interrupted apply that refresh found and the plan adopts
     adopted: list[ResourceAddress] = field(default_factory=list)
+    # the scheduler's placement of every pod replica (None: no pods)
+    scheduler: SchedulerSummary | None = None
     # the refreshed state the plan was made from (apply starts from it); engine-internal
     prior_state: Any = field(default=None, repr=False, compare=False)
 

@@ -256,7 +256,7 @@ def output_change(oc: OutputChange) -> dict[str, JSONValue]:
 
 
 def _orch_extras(plan: Plan) -> dict[str, JSONValue]:
-    return {
+    extras: dict[str, JSONValue] = {
         "lineage": plan.lineage,
         "serial": plan.serial,
         "refresh_only": plan.refresh_only,
@@ -264,6 +264,9 @@ def _orch_extras(plan: Plan) -> dict[str, JSONValue]:
         "placement": {str(c.address): c.node for c in plan.changes if c.node},
         "reasons": {str(c.address): c.reason for c in plan.changes if c.reason},
     }
+    if plan.scheduler is not None:
+        extras["scheduler"] = plan.scheduler.data
+    return extras
 
 
 def render_plan_json(plan: Plan, *, version: str | None = None) -> dict[str, JSONValue]:

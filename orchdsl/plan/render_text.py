@@ -969,6 +969,9 @@ class _Out:
         return "".join(self.parts).lstrip("\n")
 
 
+PLACING = (Action.CREATE, Action.REPLACE)  # pod changes that put a replica on a node: the summary is shown
+
+
 def render_plan_text(plan: Plan, color: bool = False, width: int = DEFAULT_WIDTH) -> str:
     """The human-readable plan, as ``orch plan`` prints it (ends with a newline)."""
     p = Palette(color)
@@ -990,6 +993,8 @@ def render_plan_text(plan: Plan, color: bool = False, width: int = DEFAULT_WIDTH
         for change in changes:
             out.println()
             out.println(render_change(change, p))
+        if plan.scheduler is not None and any(c.address.type == "pod" and c.action in PLACING for c in changes):
+            out.print("\n" + plan.scheduler.text + "\n")
         add, change_count, destroy = plan.counts
         out.print(f"\n{p.bold('Plan:')} {add} to add, {change_count} to change, {destroy} to destroy.\n")
     if outputs:

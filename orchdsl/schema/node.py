@@ -54,4 +54,11 @@ class Node(Resource):
         return self
 
 
-__all__ = ["Node", "Capacity", "is_unknown"]
+
+
+def node_name(address) -> str:
+    """The name pods use for a node (their ``node`` value): ``n1`` for ``node.n1``, ``n-2`` for ``node.n[2]``."""
+    return address.name if address.key is None else f"{address.name}-{address.key}"
+
+
+__all__ = ["Node", "Capacity", "is_unknown", "node_name"]

@@ -169,6 +169,12 @@ class Pod(Resource):
     node_selector: Annotated[StrMap, Field(description="Place only on nodes having all these labels.")] = {}
     spread_by: Annotated[Str | None, Field(description="Spread replicas over the values of this node label "
                                                        "(e.g. `zone`); `node` spreads over nodes.")] = None
+    placement: Annotated[Literal["spread", "binpack"] | None, UNKNOWN_OK, Hcl(STRING), Field(
+        description="Scheduling strategy for this pod's replicas: `spread` (least allocated node) or `binpack` "
+                    "(most allocated node that fits); default: the `scheduler` block's, else `spread`.")] = None
+    anti_affinity: Annotated[Literal["soft", "hard"] | None, UNKNOWN_OK, Hcl(STRING), Field(
+        description="`soft` (the default): replicas go to different nodes when possible; `hard`: never two "
+                    "replicas on one node (extra replicas stay unplaced, a plan error).")] = None
     restart: Annotated[Literal["always", "on-failure", "unless-stopped", "no"], UNKNOWN_OK, Hcl(STRING), Field(
         description="Docker restart policy of the containers.")] = "always"
     hostname: Annotated[Str | None, Field(description="Host name inside the pod (default: the instance "

@@ -13,37 +13,6 @@ from .helpers import NODES, actions, apply, plan, write_config
 A = ResourceAddress.parse
 
 
-def _nodes(*names: str, **labels: dict) -> list[pods.NodeView]:
-    return [pods.NodeView(n, labels.get(n, {})) for n in names]
-
-
-def test_round_robin_by_index_over_sorted_names():
-    nodes = _nodes("n3", "n1", "n2")
-    got = [pods.place(A(f"pod.web[{i}]"), None, {}, nodes)[0] for i in range(6)]
-    assert got == ["n1", "n2", "n3", "n1", "n2", "n3"]
-
-
-def test_placement_is_stable_and_keeps_current_node():
-    nodes = _nodes("n1", "n2", "n3")
-    assert pods.place(A("pod.web[0]"), "n3", {}, nodes)[0] == "n3"  # stays where it is
-    # n3 removed: a new node by round robin over what is left
-    assert pods.place(A("pod.web[2]"), "n3", {}, _nodes("n1", "n2"))[0] == "n1"
-    # for_each keys: a stable number from the key
-    k = A('pod.web["blue"]')
-    assert pods.place(k, None, {}, nodes) == pods.place(k, None, {}, list(reversed(nodes)))
-
-
-def test_node_selector_and_unschedulable_nodes():
-    nodes = [pods.NodeView("n1", {"zone": "a"}), pods.NodeView("n2", {"zone": "b"}),
-             pods.NodeView("n3", {"zone": "b"}, schedulable=False)]
-    assert [pods.place(A(f"pod.w[{i}]"), None, {"zone": "b"}, nodes)[0] for i in range(3)] == ["n2"] * 3
-    # a cordoned node keeps the pods it has
-    assert pods.place(A("pod.w[0]"), "n3", {"zone": "b"}, nodes)[0] == "n3"
-    node, why = pods.place(A("pod.w[0]"), None, {"zone": "c"}, nodes)
-    assert node is None and "node_selector" in why
-    assert pods.place(A("pod.w[0]"), None, {}, [])[1] == "no node resources are configured"
-
-
 def test_first_plan_places_replicas_and_leaves_computed_unknown(tmp_path):
     write_config(tmp_path, replicas=4)
     p, diags = plan(tmp_path, FakeCluster("n1", "n2", "n3"))
@@ -116,9 +85,9 @@ def test_replace_paths_classification():
     stopped["container"][0]["name"] = "c (exited 137)"
     assert pods.replace_paths(stopped, base, not_running={"c"}) == []
     assert pods.replace_paths(stopped, with_(c_name="d"), not_running={"c"}) == [("container", 0, "name")]
-    # node_selector: in place while the node still matches
-    assert pods.replace_paths(base, with_(node_selector={"zone": "a"}), node_ok=True) == []
-    assert pods.replace_paths(base, with_(node_selector={"zone": "a"}), node_ok=False) == [("node_selector",)]
+    # scheduling attributes change nothing on Docker (a pod they displace gets another node: the core's move)
+    assert pods.replace_paths(base, with_(node_selector={"zone": "a"})) == []
+    assert pods.replace_paths(base, with_(placement="binpack", anti_affinity="hard")) == []
 
 
 def test_node_selector_change_that_excludes_the_node_replaces(tmp_path):
@@ -156,7 +125,9 @@ def test_unschedulable_pod_is_a_plan_error(tmp_path):
     (tmp_path / "main.orch").write_text(text)
     _, diags = plan(tmp_path, FakeCluster("n1", "n2", "n3"))
     err = [d for d in diags if d.is_error]
-    assert err and err[0].summary == "No node for pod" and "gpu" in err[0].detail
+    assert err and err[0].summary == "No node can run pod.web[0]"
+    assert "label gpu=yes not matched on node.n1 (no gpu label)" in err[0].detail
+    assert err[0].subject is not None and err[0].subject.start.line > 1  # the pod block
 
 
 def test_reserved_labels_and_bad_env_names_are_plan_errors(tmp_path):

@@ -61,7 +61,8 @@ class MemoryProvider:
         if prior is None:
             planned = dict(config or {})
             for c in computed:
-                planned[c] = UNKNOWN
+                if c not in planned:  # a pod's node comes placed by the core's scheduler
+                    planned[c] = UNKNOWN
             return PlannedObject(planned)
         planned = merge_configured(prior.attributes, config or {})
         replace = []
@@ -93,7 +94,8 @@ class MemoryProvider:
                 attrs["id"] = ident
             if addr.type == "pod":
                 attrs["ip"] = f"198.19.0.{n % 250 + 2}"
-                attrs["node"] = "n1"
+                if not isinstance(attrs.get("node"), str):
+                    attrs["node"] = "n1"
         else:
             attrs = {**(prior.attributes if prior else {}), **attrs}
         attrs = {k: v for k, v in attrs.items() if v is not UNKNOWN}

@@ -31,7 +31,9 @@ HASH_VERSION = "v1"
 
 # Attributes of a pod that change without touching its containers' identity:
 # restart and resources through `docker update`; the rest lives only in orch's state.
-IN_PLACE_POD = frozenset({"restart", "labels", "node_selector", "spread_by", "strategy", "autoscale"})
+# scheduling attributes change nothing on Docker: a pod they displace gets a new "node", which forces the move
+IN_PLACE_POD = frozenset({"restart", "labels", "node_selector", "spread_by", "placement", "anti_affinity", "strategy",
+                          "autoscale"})
 IN_PLACE_CONTAINER = frozenset({"resources", "pull"})
 FORCE_NEW_POD = frozenset({"hostname"})
 COMPUTED_POD = ("id", "ip", "node")
@@ -273,13 +275,12 @@ def strip_state(name: Any) -> Any:
     return name
 
 
-def replace_paths(prior: dict, config: dict, not_running: set[str] = frozenset(),
-                  node_ok: bool = True) -> list[Path]:
+def replace_paths(prior: dict, config: dict, not_running: set[str] = frozenset()) -> list[Path]:
     """Which of the changed paths force a new pod (in place: restart policy, resources, labels...).
 
     ``not_running``: containers refresh found stopped (their name carries the state); bringing them back
-    is an in-place change (``docker start``). ``node_ok``: whether the pod's node still satisfies the new
-    ``node_selector``.
+    is an in-place change (``docker start``). A pod that must run elsewhere arrives with another ``node``
+    (the scheduler's choice), which is a replacement.
     """
     out: list[Path] = []
     prior_conts = containers_of(prior)
@@ -305,9 +306,6 @@ def replace_paths(prior: dict, config: dict, not_running: set[str] = frozenset()
             out.append(path[:3])
         elif head in FORCE_NEW_POD:
             out.append(path[:1])
-        elif head == "node_selector":
-            if not node_ok:
-                out.append(path[:1])
         elif head in IN_PLACE_POD:
             continue
         else:
@@ -325,47 +323,6 @@ def _limit_removed(prior_conts: list[dict], config: dict, index: Any) -> bool:
     before = resource_limits(prior_conts[index].get("resources"))
     after = resource_limits(conts[index].get("resources"))
     return any(k in before and k not in after for k in ("NanoCpus", "Memory", "MemoryReservation", "CpuShares"))
-
-
-def selector_matches(selector: Any, labels: dict[str, str]) -> bool:
-    if not isinstance(selector, dict):
-        return True
-    return all(labels.get(k) == v for k, v in selector.items())
-
-
-def replica_index(address: ResourceAddress) -> int:
-    """Round-robin position of an instance: its count index; a for_each key hashes to a stable number."""
-    key = address.key
-    if isinstance(key, int):
-        return key
-    if key is None:
-        return 0
-    return int(hashlib.sha256(str(key).encode()).hexdigest()[:8], 16)
-
-
-@dataclass(frozen=True)
-class NodeView:
-    name: str
-    labels: dict[str, str] = field(default_factory=dict)
-    schedulable: bool = True
-
-
-def place(address: ResourceAddress, current: str | None, selector: Any,
-          nodes: list[NodeView]) -> tuple[str | None, str]:
-    """The node of a pod replica, until the scheduler exists: keep the current node while it exists and
-    matches ``node_selector``; otherwise replica k goes to the k-th (mod n) schedulable matching node in
-    name order. Returns (node, why-not when None)."""
-    by_name = {n.name: n for n in nodes}
-    if current is not None and current in by_name and selector_matches(selector, by_name[current].labels):
-        return current, ""
-    fits = sorted(n.name for n in nodes if n.schedulable and selector_matches(selector, n.labels))
-    if not fits:
-        if not nodes:
-            return None, "no node resources are configured"
-        if selector:
-            return None, f"no schedulable node has all the labels of node_selector {json.dumps(selector)}"
-        return None, "every node is unschedulable (schedulable = false)"
-    return fits[replica_index(address) % len(fits)], ""
 
 
 # ---- refresh ------------------------------------------------------------------------------------------

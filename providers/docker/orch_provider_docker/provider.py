@@ -5,9 +5,10 @@ How the core's calls map to Docker:
 * ``refresh(prior)`` — per node, in parallel: ``docker info`` (the node's facts) and ONE container list
   filtered by the state's lineage label; every recorded pod is then reconstructed from that list
   (``pods.current_attributes``), and pods of this lineage missing from the state come back as orphans.
-* ``plan`` — no writes. Nodes are registered (their connection settings are what pods need); a pod is
-  placed (``pods.place``) and, with ``pull = "never"``, its images are checked on the chosen node (one
-  cached ``image inspect`` per node and image) so a missing image fails the plan, before any change.
+* ``plan`` — no writes. Nodes are registered (their connection settings are what pods need; a new node is
+  connected to and its capacity read); a pod arrives with its ``node`` chosen by the core's scheduler and,
+  with ``pull = "never"``, its images are checked on that node (one cached ``image inspect`` per node and
+  image) so a missing image fails the plan, before any change.
 * ``apply`` — create (infra then apps, started in that order), update (``docker update``; start stopped
   containers), delete (apps then infra, forced), replace (delete then create, or with
   ``create_before_destroy`` create under temporary names, delete, rename).
@@ -28,9 +29,11 @@ from typing import Any
 
 from orchdsl.addrs import ResourceAddress
 from orchdsl.diagnostics import Diagnostic
+from orchdsl.engine.placement import DEFAULT_NODE
 from orchdsl.engine.diff import merge_configured
 from orchdsl.plan.model import UNKNOWN, Action, ResourceChange
 from orchdsl.provider import ApplyResult, PlannedObject, RefreshResult, ResourceTypeInfo, StateObject
+from orchdsl.schema.node import node_name
 
 from . import naming, pods
 from .transport import (
@@ -46,15 +49,9 @@ from .transport import (
 
 Progress = Callable[[str], None]
 
+LOCAL_DOCKER_HOST = "unix:///var/run/docker.sock"
 NODE_COMPUTED = frozenset({"id", "capacity", "engine_version"})
 TICK_SECONDS = 10.0
-
-
-def _node_name(address: ResourceAddress, attrs: dict | None) -> str:
-    n = (attrs or {}).get("name")
-    if isinstance(n, str) and n:
-        return n
-    return address.name if address.key is None else f"{address.name}-{address.key}"
 
 
 def _has_unknown(v: Any) -> bool:
@@ -120,7 +117,7 @@ class DockerProvider:
 
     # ---- nodes: registry -----------------------------------------------------------------------------
     def _register(self, address: ResourceAddress, attrs: dict, from_config: bool) -> NodeSettings:
-        name = _node_name(address, attrs)
+        name = node_name(address)
         s = NodeSettings.from_attributes(name, attrs)
         with self._lock:
             (self._config_nodes if from_config else self._state_nodes)[name] = s
@@ -129,7 +126,11 @@ class DockerProvider:
 
     def _settings(self, name: str) -> NodeSettings | None:
         with self._lock:
-            return self._config_nodes.get(name) or self._state_nodes.get(name)
+            s = self._config_nodes.get(name) or self._state_nodes.get(name)
+            if s is None and name == DEFAULT_NODE and not self._config_nodes:
+                # pods of a configuration without node blocks: the local engine
+                s = NodeSettings.from_attributes(DEFAULT_NODE, {"docker_host": LOCAL_DOCKER_HOST})
+            return s
 
     def _addr_of(self, node: str) -> str:
         return self._node_addr.get(node, f"node.{node}")
@@ -163,7 +164,8 @@ class DockerProvider:
                 lineages.setdefault(node, {self.lineage}).add(key[0])
         with self._lock:
             names = sorted(n for n in set(self._state_nodes) | set(lineages)
-                           if n in self._state_nodes or n in self._config_nodes)
+                           if n in self._state_nodes or n in self._config_nodes
+                           or (n == DEFAULT_NODE and not self._config_nodes))
         for n in names:
             lineages.setdefault(n, {self.lineage})
 
@@ -203,7 +205,7 @@ class DockerProvider:
 
         # nodes
         for o in node_objs:
-            name = _node_name(o.address, o.attributes)
+            name = node_name(o.address)
             r = results.get(name)
             if isinstance(r, tuple):
                 attrs, private = _node_facts(o.attributes, o.private, r[0])
@@ -284,25 +286,11 @@ class DockerProvider:
             planned["capacity"] = _planned_capacity(config.get("capacity"), prior.attributes.get("capacity"))
         return PlannedObject(planned, diagnostics=diags)
 
-    def _placement_nodes(self) -> list[pods.NodeView]:
-        with self._lock:
-            source = self._config_nodes or self._state_nodes
-            return [pods.NodeView(s.name, s.label_map, s.schedulable) for s in source.values()]
-
     def _plan_pod(self, address: ResourceAddress, prior: StateObject | None, config: dict) -> PlannedObject:
+        """The pod's ``node`` is the core scheduler's choice (absent when it could not place the replica: the
+        plan already fails with the reasons)."""
         diags = _validate_pod(address, config)
-        current = None
-        if prior is not None:
-            current = prior.attributes.get("node")
-        if current is None:
-            current = self._pod_nodes.get(address)
-        selector = config.get("node_selector")
-        node, why = pods.place(address, current, selector if not _has_unknown(selector) else None,
-                               self._placement_nodes())
-        if node is None:
-            diags.append(Diagnostic.error("No node for pod", f"{address} cannot be placed: {why}.",
-                                          address=str(address),
-                                          hint="add a node resource, or relax node_selector"))
+        node = config.get("node") if isinstance(config.get("node"), str) else None
         if prior is None:
             planned = dict(config)
             planned["node"] = node if node is not None else UNKNOWN
@@ -315,10 +303,10 @@ class DockerProvider:
         conts = pods.containers_of(config)
         if conts:  # names come from the configuration, not from a stopped container's "httpd (exited)"
             planned["container"] = config["container"]
-        planned["node"] = prior.attributes.get("node", node)
-        node_ok = node == prior.attributes.get("node")
-        paths = pods.replace_paths(prior.attributes, config, set(prior.private.get("not_running") or ()),
-                                   node_ok=node_ok)
+        planned["node"] = node if node is not None else prior.attributes.get("node")
+        paths = pods.replace_paths(prior.attributes, config, set(prior.private.get("not_running") or ()))
+        if planned["node"] != prior.attributes.get("node"):
+            diags.extend(self._check_images(address, planned["node"], config))
         return PlannedObject(planned, requires_replace=paths, diagnostics=diags)
 
     def _check_images(self, address: ResourceAddress, node: str, config: dict) -> list[Diagnostic]:

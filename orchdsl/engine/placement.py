@@ -1,0 +1,145 @@
+"""Scheduling during plan: planned nodes and pod instances in, a node for every replica out.
+
+The planner calls :func:`schedule_pods` once, when it reaches the first pod
+resource (every node is planned by then: pods are ordered after nodes). It
+turns node values (``capacity``, ``labels``, ``schedulable``) and pod
+instance values (the containers' ``resources`` requests, ``node_selector``,
+``spread_by``, ``placement``, ``anti_affinity``) into the pure scheduler's
+input (:mod:`orchdsl.scheduler`), with each replica's current node from the
+state so that what still fits stays put. The chosen node becomes the pod's
+``node`` value; a different node than the current one is a replacement
+("moves from node.n3 to node.n1").
+
+Values unknown at plan time count as "no constraint": an unknown request as
+0, an unknown selector as none, an unknown capacity as unlimited.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..addrs import ResourceAddress
+from ..diagnostics import Diagnostic
+from ..plan.model import UNKNOWN, SchedulerSummary
+from ..scheduler import STRATEGIES, NodeInfo, Placement, PodRequest, schedule
+from ..schema.node import node_name
+
+POD = "pod"
+NODE = "node"
+# With no node resource in the configuration, pods go to this implicit node: the Docker engine of the machine
+# running orch (the provider knows how to reach it), so a laptop with Docker works without a node block.
+DEFAULT_NODE = "local"
+
+
+def _known(v: Any) -> bool:
+    if v is UNKNOWN:
+        return False
+    if isinstance(v, dict):
+        return all(_known(x) for x in v.values())
+    if isinstance(v, list):
+        return all(_known(x) for x in v)
+    return True
+
+
+def _number(v: Any) -> float | None:
+    return v if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def _str_map(v: Any) -> dict[str, str]:
+    if not isinstance(v, dict):
+        return {}
+    return {k: x for k, x in v.items() if isinstance(x, str)}
+
+
+def node_info(address: ResourceAddress, values: dict) -> NodeInfo:
+    cap = values.get("capacity") if isinstance(values.get("capacity"), dict) else {}
+    cpu = _number(cap.get("cpu"))
+    memory = _number(cap.get("memory"))
+    return NodeInfo(node_name(address), cpu, int(memory) if memory is not None else None,
+                    _str_map(values.get("labels")), values.get("schedulable") is not False)
+
+
+def requests(values: dict) -> tuple[float, int]:
+    """A replica's request: the sum over its containers (limits do not count)."""
+    cpu = 0.0
+    memory = 0
+    for c in values.get("container") or []:
+        res = c.get("resources") if isinstance(c, dict) else None
+        if not isinstance(res, dict):
+            continue
+        cpu += _number(res.get("cpu")) or 0.0
+        memory += int(_number(res.get("memory")) or 0)
+    return cpu, memory
+
+
+def pod_request(address: ResourceAddress, values: dict, current_node: str | None) -> PodRequest:
+    cpu, memory = requests(values)
+    selector = values.get("node_selector")
+    spread_by = values.get("spread_by")
+    strategy = values.get("placement")
+    return PodRequest(str(address), str(address.config), address.key if address.key is not None else 0,
+                      cpu, memory,
+                      node_selector=_str_map(selector) if _known(selector) else {},
+                      spread_by=spread_by if isinstance(spread_by, str) else None,
+                      strategy=strategy if strategy in STRATEGIES else None,
+                      current_node=current_node,
+                      anti_affinity="hard" if values.get("anti_affinity") == "hard" else "soft")
+
+
+@dataclass
+class PodPlacement:
+    """The scheduler's answer as the planner uses it."""
+
+    placement: Placement
+    nodes: dict[str, NodeInfo] = field(default_factory=dict)
+    current: dict[ResourceAddress, str] = field(default_factory=dict)  # replica -> node it runs on now
+
+    def node_of(self, address: ResourceAddress) -> str | None:
+        return self.placement.assignments.get(str(address))
+
+    def move_reason(self, address: ResourceAddress) -> str | None:
+        """Why a running replica changes node (None: it does not)."""
+        was = self.current.get(address)
+        now = self.node_of(address)
+        if was is None or now is None or was == now:
+            return None
+        info = self.nodes.get(was)
+        if info is None:
+            why = f"node.{was} is no longer configured"
+        elif not info.schedulable:
+            why = f"node.{was} is cordoned"
+        else:
+            why = f"it no longer fits or matches node.{was}"
+        return f"because the scheduler moves it from node.{was} to node.{now} ({why})"
+
+    def errors_for(self, address: ResourceAddress) -> list[Diagnostic]:
+        return [d for d in self.placement.errors if d.address == str(address)]
+
+    def summary(self) -> SchedulerSummary:
+        p = self.placement
+        nodes = []
+        for name in sorted(self.nodes):
+            info = self.nodes[name]
+            cpu, mem, count = p.usage.get(name, (0.0, 0, 0))
+            nodes.append({"address": f"node.{name}", "name": name, "replicas": count,
+                          "cpu": cpu, "cpu_capacity": info.cpu, "memory": mem, "memory_capacity": info.memory,
+                          "schedulable": info.schedulable})
+        data = {"placed": len(p.assignments),
+                "moves": [{"address": a, "from": f"node.{f}", "to": f"node.{t}"} for a, f, t in p.moves],
+                "unplaced": [d.address for d in p.errors], "nodes": nodes}
+        return SchedulerSummary(p.summary(), data)
+
+
+def schedule_pods(nodes: dict[ResourceAddress, dict], pods: dict[ResourceAddress, dict],
+                  current: dict[ResourceAddress, str], default_strategy: str) -> PodPlacement:
+    """Place ``pods`` (replica -> its planned values) on ``nodes`` (node -> its planned values).
+
+    No nodes at all: the implicit :data:`DEFAULT_NODE`, of unknown capacity."""
+    infos = [node_info(a, v) for a, v in sorted(nodes.items())] or [NodeInfo(DEFAULT_NODE, None, None)]
+    reqs = [pod_request(a, v, current.get(a)) for a, v in sorted(pods.items())]
+    placement = schedule(infos, reqs, default_strategy=default_strategy)
+    return PodPlacement(placement, {n.name: n for n in infos}, {a: n for a, n in current.items() if a in pods})
+
+
+__all__ = ["DEFAULT_NODE", "NODE", "POD", "PodPlacement", "node_info", "pod_request", "requests", "schedule_pods"]
