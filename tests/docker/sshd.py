@@ -19,7 +19,7 @@ import paramiko
 
 class FakeDockerHost:
     def __init__(self, tmp: Path, mode: str = "ok", api_version: str = "1.41", delay: float = 0.0,
-                 max_sessions: int = 10):
+                 max_sessions: int = 10, streamlocal: bool = False):
         self.host_key = paramiko.ECDSAKey.generate()
         self.client_key = paramiko.ECDSAKey.generate()
         self.identity_file = str(tmp / "client_key")
@@ -28,6 +28,8 @@ class FakeDockerHost:
         self.api_version = api_version
         self.delay = delay
         self.max_sessions = max_sessions
+        self.streamlocal = streamlocal  # accept direct-streamlocal@openssh.com channels (socket forwarding)
+        self.streamlocal_channels: set[int] = set()
         self.open_sessions = 0
         self.peak = 0
         self.refused = 0
@@ -72,13 +74,16 @@ class FakeDockerHost:
             ch = t.accept(0.2)
             if ch is not None:
                 kept.append(ch)
+                if ch.get_id() in self.streamlocal_channels:
+                    threading.Thread(target=self.serve, args=(ch, "streamlocal dial-stdio"), daemon=True).start()
 
     def session_closed(self) -> None:
         with self._lock:
             self.open_sessions -= 1
 
     def serve(self, chan: paramiko.Channel, command: str) -> None:
-        time.sleep(0.05)  # let the transport acknowledge the exec request first, as sshd does
+        if not command.startswith("streamlocal"):
+            time.sleep(0.05)  # let the transport acknowledge the exec request first, as sshd does
         try:
             if self.mode == "no-docker":
                 chan.sendall_stderr(b"sh: 1: docker: not found\n")
@@ -144,7 +149,9 @@ class _Server(paramiko.ServerInterface):
         return paramiko.AUTH_SUCCESSFUL if ok else paramiko.AUTH_FAILED
 
     def check_channel_request(self, kind: str, chanid: int) -> int:
-        if kind != "session":
+        if kind == "direct-streamlocal@openssh.com" and self.host.streamlocal:
+            self.host.streamlocal_channels.add(chanid)
+        elif kind != "session":
             return paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
         with self.host._lock:
             if self.host.open_sessions >= self.host.max_sessions:

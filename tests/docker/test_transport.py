@@ -127,9 +127,26 @@ def test_one_connection_bounded_channels_under_load(host, tmp_path):
 
 
 def test_remote_socket_reaches_the_node_quoted(host, tmp_path):
+    """sshd refuses socket forwarding (this one does): the channel runs the docker CLI, path quoted."""
     eng = connect(_settings(host, _trusted(host, tmp_path), docker_host="unix:///run/my docker.sock"))
     eng.close()
     assert host.commands[0] == "docker -H 'unix:///run/my docker.sock' system dial-stdio"
+
+
+def test_remote_socket_goes_straight_to_the_socket_when_sshd_forwards_it(tmp_path):
+    """With docker_host naming the node's socket, channels are direct-streamlocal: no process on the node."""
+    h = FakeDockerHost(tmp_path, streamlocal=True)
+    try:
+        eng = connect(_settings(h, _trusted(h, tmp_path), docker_host="unix:///var/run/docker.sock"))
+        try:
+            with cf.ThreadPoolExecutor(8) as ex:
+                assert list(ex.map(lambda i: eng.list_containers([]), range(12))) == [[]] * 12
+            assert eng.info()["NCPU"] == 2
+        finally:
+            eng.close()
+        assert h.commands == [] and 1 <= len(h.streamlocal_channels) <= 6 and h.requests >= 14
+    finally:
+        h.close()
 
 
 def test_provider_reports_refused_key_as_node_diagnostic(host, tmp_path):

@@ -244,3 +244,20 @@ def test_killed_apply_is_adopted_without_duplicates_or_leaks(lab, workdir, capsy
     capsys.readouterr()
     assert _orch("plan", "--detailed-exitcode", "--var", "replicas=8", str(workdir)) == 0
 
+
+
+def test_without_docker_host_channels_run_the_docker_cli(lab, workdir, capsys):
+    """The lab's nodes file names each node's socket (channels go straight to it); without docker_host the
+    channels run `docker system dial-stdio` on the node, which finds the engine through DOCKER_HOST."""
+    import re
+
+    nodes = re.sub(r'\n\s*docker_host\s*=.*', "", (workdir / "nodes.orch").read_text())
+    assert "docker_host" not in nodes.replace("# docker_host", "")
+    (workdir / "nodes.orch").write_text(nodes)
+    assert _orch("apply", "--auto-approve", "--var", "replicas=1", str(workdir)) == 0
+    lineage = _lineage(workdir)
+    assert sorted(_by_address(lab, lineage)) == ["pod.api", "pod.web[0]"]
+    capsys.readouterr()
+    assert _orch("plan", "--detailed-exitcode", "--var", "replicas=1", str(workdir)) == 0
+    assert _orch("destroy", "--auto-approve", "--var", "replicas=1", str(workdir)) == 0
+    assert _containers(lab, lineage) == []

@@ -968,13 +968,15 @@ class _Lab:
 
     def nodes_file_text(self, n: int) -> str:
         out = [f"# The lab's nodes, written by `orch lab up` ({self.p.root}).",
-               "# Copy this file into a configuration directory (or point orch at this one).", ""]
+               "# Copy this file into a configuration directory (or point orch at this one).",
+               "# docker_host names the node's Docker socket: orch's SSH channels go straight to it.", ""]
         for i in range(1, n + 1):
             out += [f"node {_hcl_string(node_name(i))} {{",
                     f"  address       = {_hcl_string(node_address(i))}",
                     f"  user          = {_hcl_string('root')}",
                     f"  identity_file = {_hcl_string(str(self.p.client))}",
                     f"  known_hosts   = {_hcl_string(str(self.p.known_hosts))}",
+                    f"  docker_host   = {_hcl_string('unix://' + str(self.p.sock(i)))}",
                     "}", ""]
         return "\n".join(out[:-1]) + "\n"
 
