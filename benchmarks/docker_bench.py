@@ -10,7 +10,11 @@ so "orch-pods-N/2" runs N Docker containers (N/2 pods, the same number of contai
 "orch-pods-N" runs N pods (2N containers: the same number of web servers as the peers).
 
     orch lab up --nodes 3                         # the lab (root)
-    python benchmarks/docker_bench.py --n 90 --reps 3
+    ../shared/bench/peers/setup_peers.sh          # optional: Ansible and pyinfra venvs in /tmp/peers
+    python benchmarks/docker_bench.py --n 90 --reps 3 [--skip ansible] [--skip pyinfra]
+
+Ansible and pyinfra run when their venvs exist (/tmp/peers or $PEERS_DIR); their inventories name the
+sockets under /tmp/lab, so /tmp/lab is made a symlink to the lab's directory.
 """
 
 from __future__ import annotations
@@ -80,7 +84,9 @@ def peer_env(lab_dir: Path, home: Path) -> dict:
     shutil.copy(lab_dir / "ssh" / "client", ssh / "id_ed25519")
     os.chmod(ssh / "id_ed25519", 0o600)
     shutil.copy(lab_dir / "known_hosts", ssh / "known_hosts")
-    return {**os.environ, "HOME": str(home), "LAB": str(lab_dir)}
+    return {**os.environ, "HOME": str(home), "LAB": str(lab_dir),
+            # OpenSSH (Ansible's transport) reads known_hosts from the passwd home, not $HOME
+            "ANSIBLE_SSH_COMMON_ARGS": f"-o UserKnownHostsFile={ssh / 'known_hosts'}"}
 
 
 def limit_phases(n: int, env: dict) -> dict[str, float]:
@@ -90,6 +96,26 @@ def limit_phases(n: int, env: dict) -> dict[str, float]:
         "noop": timed(script + ["deploy", str(n)], env),
         "teardown": timed(script + ["teardown", str(n)], env),
     }
+
+
+def script_phases(run_sh: Path, n: int, env: dict) -> dict[str, float]:
+    """A peer of ../shared/bench/peers with `run.sh deploy|teardown N` (Ansible, pyinfra); the no-op is a
+    second deploy, as in the peers' own bench."""
+    timed(["bash", str(run_sh), "teardown", str(n)], env)  # leftovers of an earlier run, untimed
+    return {
+        "deploy": timed(["bash", str(run_sh), "deploy", str(n)], env),
+        "noop": timed(["bash", str(run_sh), "deploy", str(n)], env),
+        "teardown": timed(["bash", str(run_sh), "teardown", str(n)], env),
+    }
+
+
+def peers_lab_link(lab_dir: Path) -> None:
+    """The peers' inventories name the sockets /tmp/lab/nI/docker.sock (../shared/bench/lab.sh's layout)."""
+    link = Path("/tmp/lab")
+    if not link.exists() and not link.is_symlink():
+        link.symlink_to(lab_dir)
+    elif link.resolve() != lab_dir.resolve():
+        raise SystemExit(f"{link} exists and is not {lab_dir}: the peers would not reach this lab")
 
 
 def main() -> None:
@@ -107,6 +133,17 @@ def main() -> None:
         f"orch-pods-{args.n}": lambda: orch_phases(orch_config(args.n, lab_dir / "nodes.orch", work), env),
         "limit": lambda: limit_phases(args.n, peer_env(lab_dir, work / "home")),
     }
+    venvs = Path(os.environ.get("PEERS_DIR", "/tmp/peers"))
+    for name, tool in (("ansible", "ansible-playbook"), ("pyinfra", "pyinfra")):
+        if name in args.skip:
+            continue
+        if not (venvs / f"venv-{name}" / "bin" / tool).exists():
+            print(f"{name}: skipped, no {venvs}/venv-{name} (create it with ../shared/bench/peers/setup_peers.sh)",
+                  file=sys.stderr)
+            continue
+        peers_lab_link(lab_dir)
+        contenders[name] = (lambda run_sh: lambda: script_phases(run_sh, args.n, peer_env(lab_dir, work / "home"))
+                            )(PEERS / name / "run.sh")
     samples: dict[str, list[dict]] = {k: [] for k in contenders if k not in args.skip}
     for rep in range(args.reps):
         for name in samples:

@@ -18,9 +18,9 @@ from ..plan import model as M
 from ..plan.model import UNKNOWN, Action, OutputChange, Plan, ResourceChange
 from ..provider import Provider, StateObject
 from ..state import ResourceInstance, State
+from .diff import configured_changes, get_path, set_path
 from .graph_order import config_order
 from .placement import NODE, POD, PodPlacement, schedule_pods
-from .diff import configured_changes, get_path, set_path
 from .refresh import Refreshed, to_object
 
 

@@ -6,7 +6,7 @@ How the core's calls map to Docker:
   filtered by the state's lineage label; every recorded pod is then reconstructed from that list
   (``pods.current_attributes``), and pods of this lineage missing from the state come back as orphans.
 * ``plan`` — no writes. Nodes are registered (their connection settings are what pods need; a new node is
-  connected to and its capacity read); a pod arrives with its ``node`` chosen by the core's scheduler and,
+  connected to, so that a bad address or key fails the plan); a pod arrives with its ``node`` chosen by the core's scheduler and,
   with ``pull = "never"``, its images are checked on that node (one cached ``image inspect`` per node and
   image) so a missing image fails the plan, before any change.
 * ``apply`` — create (infra then apps, started in that order), update (``docker update``; start stopped
@@ -29,8 +29,8 @@ from typing import Any
 
 from orchdsl.addrs import ResourceAddress
 from orchdsl.diagnostics import Diagnostic
-from orchdsl.engine.placement import DEFAULT_NODE
 from orchdsl.engine.diff import merge_configured
+from orchdsl.engine.placement import DEFAULT_NODE
 from orchdsl.plan.model import UNKNOWN, Action, ResourceChange
 from orchdsl.provider import ApplyResult, PlannedObject, RefreshResult, ResourceTypeInfo, StateObject
 from orchdsl.schema.node import node_name
@@ -97,7 +97,6 @@ class DockerProvider:
         self._state_nodes: dict[str, NodeSettings] = {}  # node resources the state records
         self._node_addr: dict[str, str] = {}  # node name -> its address, for diagnostics
         self._observed: dict[str, list[dict]] = {}  # node -> its containers as listed at refresh
-        self._pod_nodes: dict[ResourceAddress, str] = {}  # where refresh found each pod
         self._pod_keys: dict[ResourceAddress, tuple[str, str]] = {}  # pod -> (lineage, address label)
         self._images: dict[tuple[str, str], bool] = {}  # (node, image) -> present
 
@@ -235,7 +234,6 @@ class DockerProvider:
                 continue
             if key[0] != self.lineage or key[1] != str(p.address):
                 private.update(lineage=key[0], label_address=key[1])
-            self._pod_nodes[p.address] = obs.node
             out.current[p.address] = StateObject(p.address, attrs, private)
         for (lin, label_addr), obs in sorted(groups.items()):
             if lin != self.lineage or (lin, label_addr) in claimed:
@@ -248,7 +246,6 @@ class DockerProvider:
                 continue
             attrs, private = pods.orphan_attributes(obs)
             if attrs is not None:
-                self._pod_nodes[addr] = obs.node
                 out.orphans.append(StateObject(addr, attrs, private))
         return out
 
@@ -447,8 +444,6 @@ class DockerProvider:
             attrs["ip"] = ip
         attrs["node"] = node
         progress(f"infra {infra_id[:12]} and {len(ids)} container(s) running on {node}")
-        with self._lock:
-            self._pod_nodes[addr] = node
         return attrs, {"node": node, "infra": infra_id, "containers": ids}
 
     def _create_named(self, eng: Engine, body: dict, name: str, addr: ResourceAddress) -> str:
