@@ -261,3 +261,36 @@ def test_without_docker_host_channels_run_the_docker_cli(lab, workdir, capsys):
     assert _orch("plan", "--detailed-exitcode", "--var", "replicas=1", str(workdir)) == 0
     assert _orch("destroy", "--auto-approve", "--var", "replicas=1", str(workdir)) == 0
     assert _containers(lab, lineage) == []
+
+
+def test_a_down_node_fails_only_its_own_changes(lab, workdir, capsys):
+    """n3's SSH port is made unreachable (connection refused): the memory update of the pods on n1 and n2
+    completes, the one on n3 fails naming the node, and the next apply with n3 back converges."""
+    import re
+
+    nodes = (workdir / "nodes.orch").read_text()
+    nodes = re.sub(r'(node "n3" \{\n)', r'\1  port = var.n3_port\n', nodes)
+    (workdir / "nodes.orch").write_text(nodes + '\nvariable "n3_port" {\n  type    = number\n  default = 22\n}\n')
+    d = str(workdir)
+    assert _orch("apply", "--auto-approve", d) == 0
+    lineage = _lineage(workdir)
+    on = {a: p["infra"].labels["orch.node"] for a, p in _by_address(lab, lineage).items()}
+    web_on_n3 = [a for a, n in on.items() if n == "n3" and a.startswith("pod.web")]
+    assert len(web_on_n3) == 1
+    capsys.readouterr()
+    assert _orch("apply", "--auto-approve", "--var", "n3_port=1", "--var", "memory=40Mi", d) == 1
+    captured = capsys.readouterr()
+    assert "Cannot reach node" in captured.err and "node.n3" in captured.err
+    pods = _by_address(lab, lineage)
+    for a, n in on.items():
+        if a.startswith("pod.web"):
+            want = 32 << 20 if n == "n3" else 40 << 20
+            assert pods[a]["httpd"].attrs["HostConfig"]["Memory"] == want, (a, n)
+    state = json.loads((workdir / "orch.orchstate").read_text())
+    mem = {r["address"]: r["attributes"]["container"][0]["resources"]["memory"]
+           for r in state["resources"] if r["address"].startswith("pod.web")}
+    assert mem[web_on_n3[0]] == 32 << 20 and sorted(mem.values()).count(40 << 20) == 2
+    # n3 back: the one remaining change completes
+    assert _orch("apply", "--auto-approve", "--var", "memory=40Mi", d) == 0
+    assert _by_address(lab, lineage)[web_on_n3[0]]["httpd"].attrs["HostConfig"]["Memory"] == 40 << 20
+    assert _orch("plan", "--detailed-exitcode", "--var", "memory=40Mi", d) == 0
