@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..addrs import ResourceAddress
-from ..diagnostics import Diagnostic
 from ..plan.model import UNKNOWN, SchedulerSummary
 from ..scheduler import STRATEGIES, NodeInfo, Placement, PodRequest, schedule
 from ..schema.node import node_name
@@ -112,9 +111,6 @@ class PodPlacement:
         else:
             why = f"it no longer fits or matches node.{was}"
         return f"because the scheduler moves it from node.{was} to node.{now} ({why})"
-
-    def errors_for(self, address: ResourceAddress) -> list[Diagnostic]:
-        return [d for d in self.placement.errors if d.address == str(address)]
 
     def summary(self) -> SchedulerSummary:
         p = self.placement
