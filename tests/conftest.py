@@ -11,6 +11,22 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+def in_ci() -> bool:
+    """Whether this run is CI (``CI=true``; also ``1``/``yes``, any case): there nothing may skip."""
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """In CI a lab test must run: a skip of a ``lab``-marked test, whatever raised it, is a failure."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and in_ci() and item.get_closest_marker("lab") is not None:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"lab test skipped in CI (CI=true requires the lab): {reason}"
+
+
 def corpus_root() -> Path | None:
     env = os.environ.get("ORCH_HCL_CORPUS")
     candidates = [Path(env)] if env else []
@@ -27,7 +43,7 @@ def corpus() -> tuple[Path, dict]:
     """(root, oracle) of the differential corpus; a hard failure in CI when absent."""
     root = corpus_root()
     if root is None:
-        if os.environ.get("CI") == "true":
+        if in_ci():
             pytest.fail("HCL corpus not found: set ORCH_HCL_CORPUS or provide ../shared/hcl-corpus")
         pytest.skip("HCL corpus not found (set ORCH_HCL_CORPUS)")
     return root, json.loads((root / "oracle.json").read_text())

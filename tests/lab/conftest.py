@@ -7,9 +7,10 @@ fixture are skipped, except in CI (``CI=true``), where that is a failure with th
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
+
+from ..conftest import in_ci
 
 LAB_NODES = 3
 
@@ -19,7 +20,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def lab_unavailable(reason: str) -> None:
-    if os.environ.get("CI") == "true":
+    if in_ci():
         pytest.fail(f"the lab is required in CI but could not be brought up:\n{reason}", pytrace=False)
     pytest.skip(f"lab unavailable: {reason.splitlines()[0]}")
 
