@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..addrs import ResourceAddress
+from ..diagnostics import Diagnostic
 from ..plan.model import UNKNOWN, SchedulerSummary
 from ..scheduler import STRATEGIES, NodeInfo, Placement, PodRequest, schedule
 from ..schema.node import node_name
@@ -132,10 +133,24 @@ def schedule_pods(nodes: dict[ResourceAddress, dict], pods: dict[ResourceAddress
     """Place ``pods`` (replica -> its planned values) on ``nodes`` (node -> its planned values).
 
     No nodes at all: the implicit :data:`DEFAULT_NODE`, of unknown capacity."""
-    infos = [node_info(a, v) for a, v in sorted(nodes.items())] or [NodeInfo(DEFAULT_NODE, None, None)]
+    infos: dict[str, NodeInfo] = {}
+    owner: dict[str, ResourceAddress] = {}
+    clashes: list[Diagnostic] = []
+    for a, v in sorted(nodes.items()):
+        info = node_info(a, v)
+        if info.name in owner:  # node.n[1] and node.n-1, or node.n1 in two modules: pods could not tell them apart
+            clashes.append(Diagnostic.error(
+                "Duplicate node name", f'{a} and {owner[info.name]} are both named "{info.name}"; pods record '
+                "their node by name, so orch cannot tell them apart.", address=str(a),
+                hint="rename one of the node resources"))
+            continue
+        infos[info.name], owner[info.name] = info, a
+    if not nodes:
+        infos[DEFAULT_NODE] = NodeInfo(DEFAULT_NODE, None, None)
     reqs = [pod_request(a, v, current.get(a)) for a, v in sorted(pods.items())]
-    placement = schedule(infos, reqs, default_strategy=default_strategy)
-    return PodPlacement(placement, {n.name: n for n in infos}, {a: n for a, n in current.items() if a in pods})
+    placement = schedule(list(infos.values()), reqs, default_strategy=default_strategy)
+    placement.errors[:0] = clashes
+    return PodPlacement(placement, infos, {a: n for a, n in current.items() if a in pods})
 
 
 __all__ = ["DEFAULT_NODE", "NODE", "POD", "PodPlacement", "node_info", "pod_request", "requests", "schedule_pods"]

@@ -189,3 +189,14 @@ def test_without_node_blocks_pods_go_to_the_local_engine(tmp_path):
     assert not [d for d in diags if d.is_error], [d.render() for d in diags]
     assert placed(p) == {"pod.web[0]": "local", "pod.web[1]": "local"}
     assert "node.local  2     1/?" in render_plan_text(p)
+
+
+def test_two_nodes_with_one_name_are_a_diagnostic_not_a_crash(tmp_path):
+    """node.n[1] is named n-1, like a node "n-1": a plan error naming both, never a traceback."""
+    counted = 'node "n" {\n  count   = 2\n  address = "198.18.0.1${count.index + 1}"\n}\n'
+    write(tmp_path, counted, node("n-1"), pod("web", 1))
+    _, diags = plan(tmp_path, FakeCluster("n-0", "n-1"))
+    err = [d for d in diags if d.is_error]
+    assert [d.summary for d in err] == ["Duplicate node name"]
+    assert err[0].detail.startswith('node.n-1 and node.n[1] are both named "n-1"')
+    assert err[0].subject is not None and err[0].subject.start.line == 6  # the node "n-1" block

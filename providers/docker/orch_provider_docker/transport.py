@@ -305,7 +305,9 @@ def _enable_streamlocal(transport: Any, path: str) -> None:
     head = bytes([_MSG_CHANNEL_OPEN]) + struct.pack(">I", len(kind)) + kind
 
     def send_user_message(m: Any) -> None:
-        if m.asbytes().startswith(head):
+        with m.packet.getbuffer() as view:  # every data packet passes here: look at its head, copy nothing more
+            ours = view[:len(head)] == head
+        if ours:
             m.add_string(path)
             m.add_string("")
             m.add_int(0)
