@@ -42,8 +42,7 @@ def _planned(cfg, *names):
 
 def test_declarations(config):
     assert set(map(str, config.resources)) == {
-        "node.n1", "node.n2", "secret.db", "volume.data", "pod.db", "pod.web", "pod.edge", "service.web",
-        "network_policy.web", "module.app.pod.api", "module.app.service.api"}
+        "node.n1", "node.n2", "pod.db", "pod.web", "pod.edge", "module.app.pod.api"}
     assert config.resources[CA("pod", "api", APP)].module == APP
     assert set(config.root_outputs) == {"web_ips", "api_url", "db_password"}
     assert (APP, "url") in config.outputs and ((), "db_url") in config.locals
@@ -74,13 +73,12 @@ def test_references_through_locals_and_modules(config):
     refs = {str(a): sorted(map(str, d.references)) for a, d in config.resources.items()}
     # local.db_url -> local.db_host -> pod.db.ip; node.n1.name in a template
     assert refs["pod.web"] == ["node.n1", "pod.db"]
-    assert refs["pod.db"] == ["secret.db", "volume.data"]
+    assert refs["pod.db"] == []
     assert refs["pod.edge"] == ["pod.web"]
     # a module's resources see the root resources behind their module arguments
     assert refs["module.app.pod.api"] == ["pod.db"]
-    assert refs["module.app.service.api"] == []
     api_url = config.outputs[((), "api_url")]
-    assert api_url.references == {CA("service", "api", APP)}
+    assert api_url.references == {CA("pod", "api", APP)}
 
 
 def test_expand_count_addresses_and_values(config):
@@ -109,18 +107,15 @@ def test_expand_for_each_addresses(config):
 
 
 def test_expand_with_planned_values_and_sensitive_paths(config):
-    ctx = _planned(config, CA("node", "n1"), CA("secret", "db"), CA("volume", "data"), CA("pod", "db"),
-                   CA("pod", "web"))
+    ctx = _planned(config, CA("node", "n1"), CA("pod", "db"), CA("pod", "web"))
     db = expand(config.resources[CA("pod", "db")], ctx)[0][0]
-    assert db.values["container"][0]["env"]["POSTGRES_PASSWORD"] == "hunter2"
+    assert db.values["container"][0]["env"]["POSTGRES_PASSWORD"] == "hunter2"  # a sensitive variable
     assert ("container", 0, "env", "POSTGRES_PASSWORD") in db.sensitive_paths
-    assert db.values["container"][0]["mounts"][0]["volume"] == "data"
+    assert db.values["container"][0]["mounts"][0]["volume"] == "pgdata"  # a Docker named volume
     web = expand(config.resources[CA("pod", "web")], ctx)[0]
     assert web[1].values["container"][0]["env"]["DB_URL"] == "postgres://10.0.0.9:5432"
     edge = expand(config.resources[CA("pod", "edge")], ctx)[0]
     assert edge[0].values["container"][0]["env"]["UPSTREAM"] == "10.0.0.0,10.0.0.1"
-    secret = expand(config.resources[CA("secret", "db")], ctx)[0][0]
-    assert ("data",) in secret.sensitive_paths
 
 
 def test_module_instances_and_outputs(config):
@@ -128,10 +123,10 @@ def test_module_instances_and_outputs(config):
     assert not diags
     assert [str(i.address) for i in instances] == ["module.app.pod.api[0]"]  # replicas = 1 from the module block
     assert instances[0].values["labels"] == {"app": "api"}
-    outputs, diags = evaluate_outputs(config, {CA("service", "api", APP): {"cluster_ip": "10.96.0.7"},
+    outputs, diags = evaluate_outputs(config, {CA("pod", "api", APP): [{"ip": "10.0.0.7"}],
                                                CA("pod", "web"): [{"ip": "10.0.0.1"}, {"ip": "10.0.0.2"}]})
     assert not diags
-    assert outputs["api_url"].value == "http://10.96.0.7:8000"
+    assert outputs["api_url"].value == "http://10.0.0.7:8000"
     assert outputs["web_ips"].value == ["10.0.0.1", "10.0.0.2"]
     assert outputs["db_password"].sensitive and outputs["db_password"].value is UNKNOWN
 
@@ -144,68 +139,71 @@ def test_outputs_unknown_before_apply(config):
 
 def test_unknown_count_is_a_diagnostic(tmp_path):
     (tmp_path / "main.orch").write_text(
-        'volume "a" {}\n\nvolume "b" {\n  count = length(volume.a.labels)\n}\n')
+        'node "a" {\n  address = "h"\n}\nnode "b" {\n  count   = length(node.a.labels)\n  address = "h"\n}\n')
     cfg, diags = load_config(tmp_path, env={})
     assert not diags  # validation accepts a count known only later
-    instances, diags = expand(cfg.resources[CA("volume", "b")], {})
+    instances, diags = expand(cfg.resources[CA("node", "b")], {})
     assert instances == []
     [d] = diags
     assert d.summary == "Invalid count argument"
     assert "cannot be determined until apply" in d.detail and "known before apply" in d.hint
-    assert (d.subject.start.line, d.subject.start.column) == (4, 11)
-    instances, diags = expand(cfg.resources[CA("volume", "b")], {CA("volume", "a"): {"labels": {"x": "1"}}})
-    assert not diags and [str(i.address) for i in instances] == ["volume.b[0]"]
+    assert (d.subject.start.line, d.subject.start.column) == (5, 13)
+    instances, diags = expand(cfg.resources[CA("node", "b")], {CA("node", "a"): {"labels": {"x": "1"}}})
+    assert not diags and [str(i.address) for i in instances] == ["node.b[0]"]
 
 
 def test_unknown_for_each_keys_and_sensitive_count(tmp_path):
     (tmp_path / "main.orch").write_text(
         'variable "n" {\n  default   = 1\n  sensitive = true\n}\n'
-        'volume "a" {}\n'
-        'volume "b" {\n  for_each = toset([volume.a.driver, "x"])\n}\n'
-        'volume "c" {\n  count = var.n\n}\n')
+        'node "a" {\n  address = "h"\n}\n'
+        'node "b" {\n  for_each = toset([node.a.address, "x"])\n  address  = each.key\n}\n'
+        'node "c" {\n  count   = var.n\n  address = "h"\n}\n')
     cfg, diags = load_config(tmp_path, env={})
     assert [d.summary for d in diags] == ["Invalid count argument"]  # sensitive count, found by validation
-    _, diags = expand(cfg.resources[CA("volume", "b")], {})
+    _, diags = expand(cfg.resources[CA("node", "b")], {})
     assert [d.summary for d in diags] == ["Invalid for_each argument"]
-    instances, diags = expand(cfg.resources[CA("volume", "b")], {CA("volume", "a"): {"driver": "a"}})
+    instances, diags = expand(cfg.resources[CA("node", "b")], {CA("node", "a"): {"address": "a"}})
     assert not diags and [i.key for i in instances] == ["a", "x"]
 
 
 def test_unknown_values_pass_schema_validation(tmp_path):
     (tmp_path / "main.orch").write_text(
         'pod "db" {\n  container "c" {\n    image = "x"\n  }\n}\n'
-        'service "s" {\n  selector = { app = pod.db.ip }\n  port = length(pod.db.ip)\n}\n')
+        'node "n" {\n  address = pod.db.ip\n  labels  = { db = pod.db.ip }\n'
+        '  port    = length(pod.db.ip)\n}\n')
     cfg, diags = load_config(tmp_path, env={})
     assert not diags
-    [s], diags = expand(cfg.resources[CA("service", "s")], {})
+    [n], diags = expand(cfg.resources[CA("node", "n")], {})
     assert not diags
-    assert s.values["port"] is UNKNOWN and s.values["selector"] == {"app": UNKNOWN}
-    assert s.values["target_port"] is UNKNOWN  # defaults to port
+    assert n.values["port"] is UNKNOWN and n.values["labels"] == {"db": UNKNOWN}
+    assert n.values["address"] is UNKNOWN
+    assert n.values["user"] == "root"  # defaults filled around the unknowns
 
 
 def test_value_errors_found_with_known_values(tmp_path):
     (tmp_path / "main.orch").write_text(
-        'volume "a" {}\n'
-        'service "s" {\n  selector = { app = "x" }\n  port = length(volume.a.labels)\n}\n')
+        'node "a" {\n  address = "h"\n}\n'
+        'node "s" {\n  address = "h"\n  port = length(node.a.labels)\n}\n')
     cfg, diags = load_config(tmp_path, env={})
     assert not diags
-    _, diags = expand(cfg.resources[CA("service", "s")], {CA("volume", "a"): {"labels": {}}})
+    _, diags = expand(cfg.resources[CA("node", "s")], {CA("node", "a"): {"labels": {}}})
     [d] = diags
     assert d.summary == "Invalid argument value" and "greater than or equal to 1" in d.detail
-    assert (d.subject.start.line, d.subject.start.column) == (4, 10)
+    assert (d.subject.start.line, d.subject.start.column) == (6, 10)
 
 
 def test_depends_on_module_expands_to_its_resources(tmp_path):
     (tmp_path / "m").mkdir()
-    (tmp_path / "m" / "main.orch").write_text('volume "x" {}\nvolume "y" {}\n')
+    (tmp_path / "m" / "main.orch").write_text('node "x" {\n  address = "h"\n}\n'
+                                              'node "y" {\n  address = "h"\n}\n')
     (tmp_path / "main.orch").write_text(
-        'module "m" {\n  source = "./m"\n}\nvolume "z" {\n  depends_on = [module.m]\n}\n'
-        'module "n" {\n  source     = "./m"\n  depends_on = [volume.z]\n}\n')
+        'module "m" {\n  source = "./m"\n}\nnode "z" {\n  depends_on = [module.m]\n  address    = "h"\n}\n'
+        'module "n" {\n  source     = "./m"\n  depends_on = [node.z]\n}\n')
     cfg, diags = load_config(tmp_path, env={})
     assert not diags
     M, N = (ModuleStep("m"),), (ModuleStep("n"),)
-    assert cfg.resources[CA("volume", "z")].depends_on == [CA("volume", "x", M), CA("volume", "y", M)]
-    assert cfg.resources[CA("volume", "x", N)].depends_on == [CA("volume", "z")]
+    assert cfg.resources[CA("node", "z")].depends_on == [CA("node", "x", M), CA("node", "y", M)]
+    assert cfg.resources[CA("node", "x", N)].depends_on == [CA("node", "z")]
 
 
 def test_missing_directory():

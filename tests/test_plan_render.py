@@ -43,7 +43,7 @@ def full_plan() -> Plan:
                         "ports": [{"container": 80, "host": 8080}],
                         "resources": {"cpu": 0.25, "memory": "64Mi"}}]},
         after_sensitive=[("container", 0, "env", "DB_PASSWORD")],
-        provider=PROVIDER, node="n1", reason="because pod.web has 4 replicas")
+        provider=PROVIDER, location="node.n1", reason="because pod.web has 4 replicas")
     service = ResourceChange(
         addr("service", "web"), Action.UPDATE,
         {"id": "svc-7f3a", "name": "web", "port": 80, "target_port": 8080, "selector": {"app": "web"},
@@ -60,7 +60,7 @@ def full_plan() -> Plan:
         {"name": "web-1", "id": UNKNOWN, "ip": UNKNOWN, "labels": {"app": "web"},
          "container": [{"name": "httpd", "image": "nginx:1.27", "command": ["nginx", "-g", "daemon off;"]}]},
         action_reason=REPLACE_BECAUSE_CANNOT_UPDATE, replace_paths=[("container", 0, "image")],
-        provider=PROVIDER, node="n2")
+        provider=PROVIDER, location="node.n2")
     network = ResourceChange(
         addr("network", "backend"), Action.REPLACE,
         {"id": "net-1", "name": "backend", "subnet": "10.1.0.0/24"},
@@ -71,11 +71,11 @@ def full_plan() -> Plan:
         addr("pod", "web", 3), Action.DELETE,
         {"name": "web-3", "id": "c0ffee03", "ip": "10.88.1.9", "labels": {"app": "web"},
          "container": [{"name": "httpd", "image": "nginx:1.25"}]},
-        None, action_reason=DELETE_BECAUSE_COUNT_INDEX, provider=PROVIDER, node="n1")
+        None, action_reason=DELETE_BECAUSE_COUNT_INDEX, provider=PROVIDER, location="node.n1")
     web2 = ResourceChange(
         addr("pod", "web", 2), Action.NOOP,
         {"name": "web-2", "id": "c0ffee02", "labels": {"app": "web"}},
-        {"name": "web-2", "id": "c0ffee02", "labels": {"app": "web"}}, provider=PROVIDER, node="n2")
+        {"name": "web-2", "id": "c0ffee02", "labels": {"app": "web"}}, provider=PROVIDER, location="node.n2")
     api = ResourceChange(
         addr("service", "api"), Action.CREATE, None,
         {"name": "api", "id": UNKNOWN, "port": 9000, "vip": UNKNOWN},
@@ -106,7 +106,7 @@ def full_plan() -> Plan:
 
 def no_changes_plan() -> Plan:
     web0 = ResourceChange(addr("pod", "web", 0), Action.NOOP, {"name": "web-0", "id": "c0ffee00"},
-                          {"name": "web-0", "id": "c0ffee00"}, provider=PROVIDER, node="n1")
+                          {"name": "web-0", "id": "c0ffee00"}, provider=PROVIDER, location="node.n1")
     return Plan(changes=[web0], outputs=[OutputChange("region", Action.NOOP, "eu-west", "eu-west")],
                 lineage="5f0c9a2e-7d1b-4c3e-9a8f-1b2c3d4e5f60", serial=8, timestamp="2024-05-01T12:00:00Z")
 
@@ -350,7 +350,7 @@ def test_json_structure() -> None:
     assert data["output_changes"]["db_password"]["after_sensitive"] is True
     planned = [r["address"] for r in data["planned_values"]["root_module"]["resources"]]
     assert "pod.web[3]" not in planned and "pod.web[2]" in planned
-    assert data["orch"]["placement"] == {"pod.web[0]": "n1", "pod.web[1]": "n2", "pod.web[3]": "n1",
-                                         "pod.web[2]": "n2"}
+    assert data["orch"]["placement"] == {"pod.web[0]": "node.n1", "pod.web[1]": "node.n2", "pod.web[3]": "node.n1",
+                                         "pod.web[2]": "node.n2"}
     assert data["orch"]["lineage"] == plan.lineage and data["orch"]["serial"] == 7
     json.loads(dumps_plan_json(plan))  # serialisable as is

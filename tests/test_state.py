@@ -8,6 +8,7 @@ import os
 import random
 import signal
 import statistics
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -130,6 +131,99 @@ def test_move_errors(src, dst, summary, detail):
     d = e.value.diagnostics[0]
     assert d.summary == summary and detail in d.detail, d.detail
     assert s.to_json() == before  # nothing half-moved
+
+
+ADDRESSES = [*(f"pod.web[{i}]" for i in range(12)), 'pod.web["k"]', "pod.web", "pod.api", "network.app",
+             "module.a.pod.web[1]", "module.a[0].pod.web[1]", "module.a[1].pod.web",
+             'module.a["x"].pod.web[0]', 'module.b["x"].module.c.pod.db[2]', "module.b.pod.db"]
+PATTERNS = ["pod.web", "pod.web[3]", "module.a", "module.a.pod.web", "module.a[0].pod.web",
+            "module.a.pod.web[1]", 'module.b["x"]', "module.b.module.c.pod.db", "pod.api", "module.a[1]"]
+
+
+def _naive(model: dict[str, ResourceInstance], pattern: str | None = None) -> list[str]:
+    """What the indexes must agree with: a scan of everything, sorted."""
+    t = parse_target(pattern) if pattern else None
+    return [str(a) for a in sorted(parse_address(x) for x in model) if t is None or t.matches(a)]
+
+
+def test_indexes_agree_with_a_plain_scan():
+    rng = random.Random(7)
+    s = State()
+    model: dict[str, ResourceInstance] = {}
+    for step in range(3000):
+        addr, roll = rng.choice(ADDRESSES), rng.random()
+        if roll < 0.55:
+            model[addr] = inst(addr, step=step)
+            s.set(model[addr])
+        elif roll < 0.8:
+            assert (s.discard(addr) is not None) == (model.pop(addr, None) is not None)
+        else:
+            pattern = rng.choice(PATTERNS)
+            expected = _naive(model, pattern)
+            assert [r.address for r in s.remove(pattern)] == expected
+            for a in expected:
+                del model[a]
+        if step % 50 == 0:
+            assert [r.address for r in s] == _naive(model) and len(s) == len(model)
+            for pattern in PATTERNS:
+                assert [r.address for r in s.list(pattern)] == _naive(model, pattern), pattern
+            assert [r.address for r in s.list("pod.web[3]", "module.a")] == sorted(
+                set(_naive(model, "pod.web[3]")) | set(_naive(model, "module.a")),
+                key=lambda a: parse_address(a))
+            for config in {parse_address(a).config for a in ADDRESSES}:
+                assert [r.address for r in s.resources_of(config)] == [
+                    a for a in _naive(model) if parse_address(a).config == config]
+            for x in ADDRESSES:
+                assert (s.get(x) is model.get(x)) and ((x in s) == (x in model))
+            back = State.from_json(s.to_json())
+            assert back.to_json() == s.to_json() == s.copy().to_json()
+
+
+def test_copy_and_move_keep_the_indexes():
+    s = sample_state()
+    c = s.copy()
+    c.set(inst("pod.web[1]"))
+    c.move("pod.web", "pod.site")
+    assert [r.address for r in s.list("pod.web")] == ["pod.web[0]", "pod.web[2]", "pod.web[10]"]
+    assert [r.address for r in c.resources_of(parse_address("pod.site[0]").config)] == [
+        "pod.site[0]", "pod.site[1]", "pod.site[2]", "pod.site[10]"]
+    assert c.resources_of(parse_address("pod.web[0]").config) == []
+    c.move('module.db["x"]', "module.database")
+    assert [r.address for r in c.list("module.database")] == ["module.database.pod.pg"]
+    assert c.list('module.db') == [] and s.list("module.db") != []
+
+
+def test_state_is_safe_to_change_from_threads_while_reading():
+    s = State()
+    stop = threading.Event()
+    problems: list[BaseException] = []
+
+    def reader() -> None:
+        try:
+            while not stop.is_set():
+                listed = [r.addr for r in s]
+                assert listed == sorted(listed)
+                s.to_json()
+                s.resources_of(parse_address("pod.web[0]").config)
+        except BaseException as e:  # noqa: BLE001 - reported below
+            problems.append(e)
+
+    readers = [threading.Thread(target=reader) for _ in range(2)]
+    for t in readers:
+        t.start()
+    def writer(k: int) -> None:
+        for i in range(300):
+            s.set(inst(f"pod.web[{k * 1000 + i}]"))
+
+    writers = [threading.Thread(target=writer, args=(k,)) for k in range(4)]
+    for t in writers:
+        t.start()
+    for t in writers:
+        t.join()
+    stop.set()
+    for t in readers:
+        t.join()
+    assert not problems and len(s) == 1200
 
 
 def test_targets():

@@ -6,6 +6,7 @@ import argparse
 import io
 import json
 import multiprocessing
+import os
 
 import pytest
 
@@ -242,3 +243,53 @@ def test_corrupt_state_is_a_diagnostic_not_a_traceback(capsys, state):
 def test_state_without_subcommand_prints_help(capsys):
     rc, _, err = run(capsys, "state")
     assert rc == 1 and "list" in err and "mv" in err
+
+
+def test_commands_after_a_killed_apply_see_its_journal(capsys, state):
+    """An apply killed mid-way leaves its lock and its journal: every command sees the recorded changes,
+    force-unlock works as usual, and the next command that writes folds the journal into the file."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child, killed as by SIGKILL: no cleanup at all
+        lock = StateLock(state, "apply")
+        lock.acquire()
+        b = LocalBackend(state)
+        j = b.journal(b.read())
+        j.set(ResourceInstance.for_address("pod.new", "docker", {"id": "n"}, status="tainted"))
+        j.remove("pod.web[2]")
+        os._exit(0)
+    os.waitpid(pid, 0)
+    journal = state.with_name(state.name + ".journal")
+    assert journal.exists()
+
+    rc, out, _ = run(capsys, "state", "list", "--state", str(state))
+    assert rc == 0 and out.splitlines() == ["network.app", "pod.new", "pod.web[0]", "pod.web[1]",
+                                            'module.db["main"].pod.pg']
+    rc, out, _ = run(capsys, "state", "show", "--state", str(state), "pod.new")
+    assert rc == 0 and "(tainted)" in out
+    rc, _, err = run(capsys, "state", "rm", "--state", str(state), "pod.new")
+    assert rc == 1 and "Error acquiring the state lock" in err
+    info = read_lock(state)
+    rc, _, _ = run(capsys, "force-unlock", "--state", str(state), "--force", info.ID)
+    assert rc == 0 and journal.exists()
+    rc, out, _ = run(capsys, "state", "rm", "--state", str(state), "pod.new")
+    assert rc == 0 and not journal.exists()
+    assert [r.address for r in LocalBackend(state).read()] == ["network.app", "pod.web[0]", "pod.web[1]",
+                                                                'module.db["main"].pod.pg']
+    # the backup is the state as the rm read it: file + journal
+    assert [r.address for r in LocalBackend(f"{state}.backup").read()] == [
+        "network.app", "pod.new", "pod.web[0]", "pod.web[1]", 'module.db["main"].pod.pg']
+
+
+def test_a_journal_of_another_state_is_an_error_for_every_command(capsys, state):
+    journal = state.with_name(state.name + ".journal")
+    other = state.with_name("other.orchstate")
+    b = LocalBackend(other)
+    s = b.read()
+    with b.journal(s) as j:  # a journal of another state, copied next to this one
+        j.set(ResourceInstance.for_address("pod.x", "docker", {"id": "x"}))
+        journal.write_bytes(j.path.read_bytes())
+    for argv in (["state", "list"], ["state", "rm", "pod.web[0]"], ["output"]):
+        rc, _, err = run(capsys, *argv, "--state", str(state))
+        assert rc == 1 and "State journal does not match the state file" in err, (argv, err)
+        assert "holds another state" in err
+    assert journal.exists()

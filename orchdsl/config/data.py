@@ -16,7 +16,7 @@ from ..eval import Value
 from ..eval import values as V
 from ..eval.convert import unify_values
 from ..eval.types import DYNAMIC
-from ..plan.model import UNKNOWN
+from ..eval.plain import UNKNOWN
 
 Path = tuple[str | int, ...]
 

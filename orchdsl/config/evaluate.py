@@ -32,7 +32,7 @@ from ..eval import (BOOL, NUMBER, STRING, ConversionError, EvalContext, Value, c
 from ..eval.types import DYNAMIC, Type
 from ..eval.values import UNKNOWN as EVAL_UNKNOWN
 from ..lang import ast as A
-from ..plan.model import UNKNOWN
+from ..eval.plain import UNKNOWN
 from ..schema import RESOURCE_TYPES, describe, normalize, sensitive_paths
 from ..schema.base import ModelSpec
 from .data import Path, from_data, to_data

@@ -32,6 +32,7 @@ from ..eval.ops import suggest
 from ..lang import ast as A
 from ..schema import RESOURCE_TYPES, describe
 from ..schema.base import ModelSpec
+from ..schema.planned import attribute_detail, planned_attribute, planned_type, type_detail
 from .files import load_directory
 from .model import (Config, Lifecycle, LocalDecl, Module, ModuleCall, OutputDecl, Path as AttrPath,
                     ResourceDecl, module_prefix)
@@ -49,6 +50,8 @@ _MODULE_META = ("source", "count", "for_each", "depends_on", "providers", "versi
 _RESERVED_VARIABLE_NAMES = ("count", "for_each", "source", "depends_on", "lifecycle", "providers", "version",
                             "locals")
 _IDENT = re.compile(r"^[^\W\d][\w-]*$")
+# The summary of every use of what the resource model plans but nothing realises (orchdsl/schema/planned.py).
+NOT_SUPPORTED = "Not supported yet"
 _MAX_MODULE_DEPTH = 32
 
 
@@ -73,6 +76,11 @@ def load_config(directory: str | os.PathLike, var_overrides: Mapping[str, str] |
         from .evaluate import validate
         diags.extend(validate(config))
     return config, unique(diags)
+
+
+def _usable_types() -> list[str]:
+    """The resource types a configuration can use today, for hints (not the planned ones)."""
+    return [t for t in RESOURCE_TYPES if planned_type(t) is None]
 
 
 def _err(diags: list[Diagnostic], node: A.Node, summary: str, detail: str, hint: str = "",
@@ -117,11 +125,10 @@ class _Loader:
                     self._decode_scheduler(block, mod)
                     continue
                 if kind not in _TOP_LEVEL and kind not in RESOURCE_TYPES:
+                    kinds = _usable_types() + list(_TOP_LEVEL) + ["locals", "scheduler"]
                     _type_error(self.diags, block, "Unsupported block type",
                                 f'Blocks of type "{kind}" are not expected here.',
-                                hint=suggest(kind, list(_TOP_LEVEL) + ["locals", "scheduler"] + list(RESOURCE_TYPES))
-                                or "the block types are " + ", ".join(list(RESOURCE_TYPES) + list(_TOP_LEVEL)
-                                                                       + ["locals", "scheduler"]))
+                                hint=suggest(kind, kinds) or "the block types are " + ", ".join(kinds))
                     continue
                 if not self._check_single_label(block, mod):
                     continue
@@ -319,6 +326,12 @@ class _Loader:
     def _decode_resource(self, block: A.Block, mod: Module) -> None:
         rtype, name = block.type, block.labels[0]
         model = RESOURCE_TYPES[rtype]
+        planned = planned_type(rtype)
+        if planned is not None:
+            # Still declared below, so that references to it resolve: one error for the block, not one more
+            # "undeclared resource" per reference.
+            self.diags.append(header_error(block, NOT_SUPPORTED, type_detail(rtype, planned),
+                                           hint=planned.hint))
         spec = describe(model)
         body = block.body
         decl = ResourceDecl(ConfigAddress(rtype, name, mod.path), block, config=self.config)
@@ -354,17 +367,27 @@ class _Loader:
                 _type_error(self.diags, b, "Unsupported block type",
                             f'Blocks of type "{b.type}" are not expected here.', hint=_NOT_SUPPORTED_META[b.type])
         skip_attrs = set(META_ARGS) | ({model.count_attribute} if model.count_attribute else set())
-        self.check_body(body, spec, block, skip_attrs, set(META_BLOCKS) | set(_NOT_SUPPORTED_META), ())
+        if planned is None:  # the body of a planned type would only add noise to its one error
+            self.check_body(body, spec, block, skip_attrs, set(META_BLOCKS) | set(_NOT_SUPPORTED_META), (),
+                            (rtype,))
         mod.resources[decl.address] = decl
         self.config.resources[decl.address] = decl
 
     def check_body(self, body: A.Body, spec: ModelSpec, owner: A.Block, skip_attrs: set[str],
-                   skip_blocks: set[str], label_fields: tuple[str, ...]) -> None:
-        """Arguments and blocks of ``body`` against ``spec`` (recursively)."""
+                   skip_blocks: set[str], label_fields: tuple[str, ...], path: tuple[str, ...]) -> None:
+        """Arguments and blocks of ``body`` against ``spec`` (recursively).
+
+        ``path``: the resource type and the block types down to ``body``, where planned (not supported yet)
+        arguments and blocks are looked up."""
         settable = [n for n, a in spec.attributes.items() if not a.computed and n not in label_fields]
         for attr in body.attributes.values():
             n = attr.name
             if n in skip_attrs:
+                continue
+            planned = planned_attribute(path + (n,))
+            if planned is not None:
+                self.diags.append(Diagnostic.error(NOT_SUPPORTED, attribute_detail(path + (n,), planned),
+                                                   attr.src, attr.start, attr.end, hint=planned.hint))
                 continue
             a = spec.attributes.get(n)
             if n in label_fields:
@@ -392,6 +415,11 @@ class _Loader:
         counts: dict[str, list[A.Block]] = {}
         for b in body.blocks:
             if b.type in skip_blocks:
+                continue
+            planned = planned_attribute(path + (b.type,))
+            if planned is not None:
+                self.diags.append(header_error(b, NOT_SUPPORTED, attribute_detail(path + (b.type,), planned),
+                                               hint=planned.hint))
                 continue
             bs = spec.blocks.get(b.type)
             if bs is None:
@@ -430,7 +458,7 @@ class _Loader:
                     f"{b.type} blocks."
                 self.diags.append(Diagnostic.error(f"Extraneous label for {b.type}", detail, b.src, s, e,
                                                    hint="remove the label"))
-            self.check_body(b.body, bs.spec, b, set(), set(), bs.labels)
+            self.check_body(b.body, bs.spec, b, set(), set(), bs.labels, path + (b.type,))
         for n, bs in spec.blocks.items():
             got = counts.get(n, [])
             if len(got) < bs.min_items:
@@ -479,6 +507,8 @@ class _Loader:
                 _err(self.diags, item, "Unsupported attribute",
                      f'This resource has no argument or block named "{item.name}".',
                      hint=suggest(item.name, names), end=item.start + len(item.name))
+                continue
+            if self._planned_reference(spec.model.type_name, item.name, item, item.start + len(item.name)):
                 continue
             lc.ignore_changes.append(path)
         return lc
@@ -596,10 +626,10 @@ class _Loader:
             _err(d, node, 'Invalid "self" reference', 'The "self" object is not available in this context.',
                  hint="refer to the resource by its address, e.g. pod.web", end=ref.end)
         else:
-            names = ["var", "local", "module", "count", "each", "path"] + sorted(RESOURCE_TYPES)
+            names = ["var", "local", "module", "count", "each", "path"] + sorted(_usable_types())
             _err(d, node, "Unknown variable",
                  f'There is no variable named "{ref.name}": a reference starts with var, local, module, count, '
-                 "each, path or a resource type (" + ", ".join(sorted(RESOURCE_TYPES)) + ").",
+                 "each, path or a resource type (" + ", ".join(sorted(_usable_types())) + ").",
                  hint=suggest(ref.name, names), end=ref.end)
 
     def _check_resource_ref(self, mod: Module, ref: Ref, self_addr: ConfigAddress | None, meta: str,
@@ -614,6 +644,11 @@ class _Loader:
         addr = ref.address
         assert addr is not None
         decl = mod.resources.get(addr)
+        planned = planned_type(rtype)
+        if decl is None and planned is not None:
+            # "declare it" would be bad advice: the declaration would be rejected too.
+            _err(d, node, NOT_SUPPORTED, type_detail(rtype, planned), hint=planned.hint, end=ref.end)
+            return
         if decl is None:
             same_type = [a.name for a in mod.resources if a.type == rtype]
             other = [str(a) for a in mod.resources if a.name == ref.name]
@@ -667,12 +702,24 @@ class _Loader:
                     return
         if attr_step is not None:
             names = describe(RESOURCE_TYPES[addr.type]).names()
+            n = attr_step.node
             if attr_step.value not in names:
-                n = attr_step.node
                 d.append(Diagnostic.error("Unsupported attribute",
                                           f'This object has no argument, nested block, or exported attribute named '
                                           f'"{attr_step.value}".', n.src, n.start, n.end,
                                           hint=suggest(attr_step.value, names)))
+            else:
+                self._planned_reference(addr.type, attr_step.value, n, n.end)
+
+    def _planned_reference(self, resource_type: str, name: str, node: A.Node, end: int) -> bool:
+        """A reference to a planned attribute (``pod.web.autoscale``, ``ignore_changes = [strategy]``) is a
+        use of it too: an error, since the value is never set. True when reported."""
+        planned = planned_attribute((resource_type, name))
+        if planned is None:
+            return False
+        _err(self.diags, node, NOT_SUPPORTED, attribute_detail((resource_type, name), planned),
+             hint=planned.hint, end=end)
+        return True
 
     # ---- stage 4: dependencies -----------------------------------------------------------------------------
     def resolve_dependencies(self) -> None:

@@ -1,32 +1,47 @@
-"""The executor: carry out a plan with a concurrent walk, saving state after every change.
+"""The executor: carry out a plan with a concurrent walk, recording the state after every change.
 
-Crash safety: before a provider creates or replaces an object, the state
-records the intent (the instance with status "tainted"); the object is
-recorded "ready" once the provider returns. A process killed at any moment
-therefore leaves a state that lists every object that may exist: the next
-refresh finds out which do, and the plan replaces the half-made ones.
+Providers only create, update and delete; the executor sequences replacement itself:
+
+* delete-then-create (the default): the old object is deleted (and forgotten), then the new one created;
+* ``create_before_destroy``: the old object is *deposed* (kept in the state under its address as a deposed
+  object), the new one created, then the deposed one deleted — as Terraform does. A deposed object left by
+  an interrupted apply is deleted by the next plan.
+
+Crash safety: before a provider creates an object, the state records the intent (the instance with status
+"tainted"); the object is recorded "ready" once the provider returns. Each record is durable before the next
+step starts. A process killed at any moment therefore leaves a state that lists every object that may exist:
+the next refresh finds out which do, and the plan replaces the half-made ones.
+
+Cost: one expansion of a resource block per apply (not one per instance), and records appended to the
+state's journal (not a rewrite of the whole state per change): apply is linear in the number of changes.
 """
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import Any
 
-from ..addrs import ResourceAddress
-from ..config import Config
-from ..diagnostics import Diagnostic
+import networkx as nx
+
 from .. import graph
-from ..plan.model import UNKNOWN, Action, Plan, ResourceChange
-from ..provider import Provider
+from ..addrs import ConfigAddress, ResourceAddress
+from ..config import Config, ResourceInstanceConfig
+from ..diagnostics import Diagnostic
+from ..eval.plain import UNKNOWN, contains_unknown, prune_nulls, strip_unknown
+from ..plan.model import Action, Plan, ResourceChange
+from ..sdk.protocol import ApplyRequest, ApplyResult, Provider, StateObject
 from ..state import LocalBackend, ResourceInstance, State
-from .diff import contains_unknown
-from .placement import POD
-from .planner import _prune_nulls, _state_ctx
+from .planner import _state_ctx
 from .refresh import to_object
 
 Say = Callable[[str], None]
+# Called after an object is created or updated, before what depends on it starts: returns errors to stop
+# there (the availability work waits for health here).
+Gate = Callable[[ResourceChange, StateObject], list[Diagnostic]]
 
 _VERBS = {
     Action.CREATE: ("Creating...", "Creation complete"),
@@ -55,28 +70,50 @@ class ApplyOutcome:
         return not self.interrupted and not any(d.is_error for d in self.diagnostics)
 
 
-def change_graph(plan: Plan):
+def change_key(c: ResourceChange) -> Hashable:
+    """A change's node in the apply graph: its address, or (address, deposed key) for a deposed object."""
+    return c.address if c.deposed is None else (c.address, c.deposed)
+
+
+def change_graph(plan: Plan) -> tuple[nx.DiGraph, dict[Hashable, ResourceChange]]:
     """Creates and updates after what they depend on; deletes before what depended on them."""
-    changes = {c.address: c for c in plan.changes if c.action is not Action.NOOP}
-    g = graph.build({a: [] for a in changes})
-    for addr, c in changes.items():
-        for dep in plan.dependencies.get(addr, []):
-            d = changes.get(dep)
+    changes = {change_key(c): c for c in plan.changes if c.action is not Action.NOOP}
+    by_addr = {c.address: c for c in plan.changes if c.action is not Action.NOOP and c.deposed is None}
+    g = graph.build({k: [] for k in changes})
+    for key, c in changes.items():
+        if c.deposed is not None:
+            main = by_addr.get(c.address)
+            if main is not None:  # the object's new generation first, then the old one goes
+                g.add_edge(change_key(main), key)
+            continue
+        for dep in plan.dependencies.get(c.address, []):
+            d = by_addr.get(dep)
             if d is None:
                 continue
             if c.action is Action.DELETE and d.action is Action.DELETE:
-                g.add_edge(addr, dep)  # delete the dependent first
-            elif c.action is not Action.DELETE and d.action is not Action.DELETE:
-                g.add_edge(dep, addr)
-            elif c.action is not Action.DELETE and d.action is Action.DELETE:
-                g.add_edge(dep, addr)
+                g.add_edge(key, dep)  # delete the dependent first
+            elif c.action is not Action.DELETE:
+                g.add_edge(dep, key)
     return g, changes
+
+
+def plan_world(plan: Plan, state: State) -> dict[ResourceAddress, dict[str, Any]]:
+    """What providers may look up during apply: every object's planned values, else its recorded ones."""
+    world: dict[ResourceAddress, dict[str, Any]] = {i.addr: i.attributes for i in state}
+    for c in plan.changes:
+        if c.deposed is not None:
+            continue
+        if c.after is not None:
+            world[c.address] = c.after
+        elif c.action is Action.DELETE:
+            world.setdefault(c.address, c.before or {})
+    return world
 
 
 class Executor:
     def __init__(self, plan: Plan, config: Config | None, state: State, backend: LocalBackend,
                  providers: dict[str, Provider], say: Say, parallelism: int = 10,
-                 stop: threading.Event | None = None):
+                 stop: threading.Event | None = None, gate: Gate | None = None):
         self.plan = plan
         self.config = config
         self.state = state
@@ -85,96 +122,108 @@ class Executor:
         self.say = say
         self.parallelism = parallelism
         self.stop = stop or threading.Event()
+        self.gate = gate
         self.lock = threading.Lock()
         self.outcome = ApplyOutcome()
+        self.world = plan_world(plan, state)
+        self._expansions: dict[ConfigAddress, tuple[dict[ResourceAddress, ResourceInstanceConfig],
+                                                    list[Diagnostic]]] = {}
+        self._expansion_locks: dict[ConfigAddress, threading.Lock] = {}
+        self._journal: Any = None
+        self.plan_changes: dict[Hashable, ResourceChange] = {}
 
-    # -- state, always under self.lock ---------------------------------------------
-    def _save(self) -> None:
-        self.backend.write(self.state)
-
+    # -- state, always under self.lock ---------------------------------------------------------------
     def _record(self, inst: ResourceInstance | None, addr: ResourceAddress) -> None:
+        """Make one change to the state durable before going on."""
         with self.lock:
-            if inst is None:
-                self.state.remove(addr)
+            if self._journal is not None:
+                if inst is None:
+                    self._journal.remove(addr)
+                else:
+                    self._journal.set(inst)
+                    self.world[addr] = inst.attributes
             else:
-                self.state.set(inst)
-            self._save()
+                if inst is None:
+                    self.state.remove(addr)
+                else:
+                    self.state.set(inst)
+                    self.world[addr] = inst.attributes
+                self.backend.write(self.state)
 
-    # -- one change ----------------------------------------------------------------------
-    def _fresh_after(self, change: ResourceChange) -> ResourceChange:
-        """Re-evaluate the configuration now that dependencies are applied: unknowns become known."""
-        if self.config is None or change.after is None or not contains_unknown(change.after):
-            return change
-        decl = self.config.resources.get(change.address.config)
-        provider = self.providers[change.address.type]
-        if decl is None:
-            return change
+    # -- values known only now -----------------------------------------------------------------------
+    def _expansion(self, caddr: ConfigAddress) -> tuple[dict[ResourceAddress, ResourceInstanceConfig],
+                                                         list[Diagnostic]] | None:
+        """The resource block evaluated against the state as it is now — once per block: every instance of a
+        block has the same dependencies, all applied by the time the first instance is visited."""
+        if self.config is None or caddr not in self.config.resources:
+            return None
         with self.lock:
-            ctx = _state_ctx(self.state, self.config)
-        instances, diags = self.config.expand(decl, ctx)
+            lock = self._expansion_locks.setdefault(caddr, threading.Lock())
+        with lock:
+            cached = self._expansions.get(caddr)
+            if cached is None:
+                with self.lock:
+                    ctx = _state_ctx(self.state, self.config)
+                instances, diags = self.config.expand(self.config.resources[caddr], ctx)
+                cached = self._expansions[caddr] = ({i.address: i for i in instances}, diags)
+            return cached
+
+    def _fresh_after(self, change: ResourceChange, provider: Provider) -> ResourceChange:
+        """Re-evaluate the configuration once what the change depends on exists: unknowns become known.
+
+        Only when configured values are unknown; the provider's computed attributes (an id, an ip) are
+        unknown until the provider makes the object, and need no re-evaluation."""
+        if change.after is None:
+            return change
+        info = provider.resource_types().get(change.address.type)
+        computed = info.computed if info else frozenset()
+        if not contains_unknown({k: v for k, v in change.after.items() if k not in computed}):
+            return change
+        found = self._expansion(change.address.config)
+        if found is None:
+            return change
+        instances, diags = found
         if any(d.is_error for d in diags):
             raise ChangeFailed([d for d in diags if d.is_error])
-        for inst in instances:
-            if inst.address == change.address:
-                prior = self.state.get(change.address) if change.action is Action.UPDATE else None
-                values = _prune_nulls(inst.values)
-                if change.address.type == POD and isinstance(change.after.get("node"), str):
-                    values["node"] = change.after["node"]  # placed by the scheduler at plan time
-                planned = provider.plan(change.address, to_object(prior) if prior else None, values)
-                return replace(change, after=planned.planned)
-        return change
+        inst = instances.get(change.address)
+        if inst is None:
+            return change
+        prior = self.state.get(change.address) if change.action is Action.UPDATE else None
+        values = prune_nulls(inst.values)
+        values.update(change.derived)  # the cluster layer's decisions at plan time (a replica's node)
+        planned = provider.plan(change.address, to_object(prior) if prior else None, values)
+        return replace(change, after=planned.planned)
 
-    def visit(self, addr: ResourceAddress) -> None:
-        change = self.plan_changes[addr]
+    # -- one change ----------------------------------------------------------------------------------
+    def visit(self, key: Hashable) -> None:
+        change = self.plan_changes[key]
+        addr = change.address
         provider = self.providers.get(addr.type)
         if provider is None:
             raise ChangeFailed([Diagnostic.error("No provider for resource type",
                                                  f'No installed provider handles "{addr.type}".',
                                                  address=str(addr))])
         start_verb, done_verb = _VERBS[change.action]
-        self.say(f"{addr}: {start_verb}")
+        label = f"{addr} (deposed object {change.deposed})" if change.deposed else str(addr)
+        self.say(f"{label}: {start_verb}")
         started = time.monotonic()
-        change = self._fresh_after(change)
-        prior = self.state.get(addr)
-        if change.action in (Action.CREATE, Action.REPLACE):
-            # Intent first: if we die after the provider acts, the state still lists the object.
-            intent_attrs = _known(change.after) if change.action is Action.CREATE else dict(prior.attributes)
-            base = prior if prior is not None else ResourceInstance.for_address(addr, provider.name, {})
-            self._record(base.model_copy(update={"attributes": intent_attrs, "status": "tainted",
-                                                 "provider": provider.name,
-                                                 "dependencies": self._deps(addr)}), addr)
-        result = provider.apply(change, to_object(prior) if prior else None,
-                                lambda msg: self.say(f"{addr}: {msg}"))
-        errors = [d for d in result.diagnostics if d.is_error]
-        for d in errors:  # name the change that failed; keep what the provider blamed (a node) in the text
-            if d.address and d.address != str(addr):
-                d.detail = f"({d.address}) {d.detail}"
-            d.address = str(addr)
-        if change.action is Action.DELETE:
-            if errors:
-                raise ChangeFailed(errors)
-            self._record(None, addr)
+        new: StateObject | None = None
+        if change.deposed is not None:
+            self._delete_deposed(change, provider)
+        elif change.action is Action.DELETE:
+            self._delete(change, provider)
+        elif change.action is Action.CREATE:
+            new = self._create(self._fresh_after(change, provider), provider)
+        elif change.action is Action.UPDATE:
+            new = self._update(self._fresh_after(change, provider), provider)
+        elif change.create_before_destroy:
+            new = self._replace_create_first(self._fresh_after(change, provider), provider)
         else:
-            if result.new is None:
-                if change.action is Action.CREATE:
-                    self._record(None, addr)  # nothing was made: drop the intent
-                if errors:
-                    raise ChangeFailed(errors)
-                raise ChangeFailed([Diagnostic.error("Provider returned no object",
-                                                     f"{provider.name} did not return the new object.",
-                                                     address=str(addr))])
-            inst = ResourceInstance.for_address(
-                addr, provider.name, result.new.attributes, private=result.new.private or None,
-                sensitive_attributes=tuple(tuple(p) for p in change.after_sensitive),
-                dependencies=self._deps(addr), status="tainted" if errors else "ready")
-            self._record(inst, addr)
-            if errors:
-                raise ChangeFailed(errors)
+            self._delete(change, provider)
+            new = self._create(self._fresh_after(change, provider), provider)
         elapsed = int(time.monotonic() - started)
-        ident = ""
-        if result.new is not None and result.new.attributes.get("id"):
-            ident = f" [id={result.new.attributes['id']}]"
-        self.say(f"{addr}: {done_verb} after {elapsed}s{ident}")
+        ident = f" [id={new.attributes['id']}]" if new is not None and new.attributes.get("id") else ""
+        self.say(f"{label}: {done_verb} after {elapsed}s{ident}")
         with self.lock:
             if change.action is Action.CREATE:
                 self.outcome.added += 1
@@ -186,25 +235,153 @@ class Executor:
                 self.outcome.added += 1
                 self.outcome.destroyed += 1
 
+    def _request(self, change: ResourceChange, prior: ResourceInstance | None, planned: dict | None,
+                 keep: tuple[StateObject, ...] = ()) -> ApplyRequest:
+        addr = change.address
+        return ApplyRequest(addr, planned, to_object(prior) if prior is not None else None, self.world,
+                            lambda msg: self.say(f"{addr}: {msg}"), keep)
+
+    def _errors(self, result: ApplyResult, addr: ResourceAddress) -> list[Diagnostic]:
+        errors = [d for d in result.diagnostics if d.is_error]
+        for d in errors:  # name the change that failed; keep what the provider blamed (a node) in the text
+            if d.address and d.address != str(addr):
+                d.detail = f"({d.address}) {d.detail}"
+            d.address = str(addr)
+        return errors
+
+    def _create(self, change: ResourceChange, provider: Provider,
+                deposed: tuple[dict[str, Any], ...] = ()) -> StateObject:
+        addr = change.address
+        # Intent first: if we die after the provider acts, the state still lists the object.
+        intent = ResourceInstance.for_address(addr, provider.name, strip_unknown(change.after or {}),
+                                              status="tainted", dependencies=self._deps(addr), deposed=deposed)
+        self._record(intent, addr)
+        olds = tuple(StateObject(addr, dict(d.get("attributes") or {}), dict(d.get("private") or {}))
+                     for d in deposed)
+        result = provider.create(self._request(change, None, change.after, olds))
+        return self._settle(change, provider, result, deposed)
+
+    def _update(self, change: ResourceChange, provider: Provider) -> StateObject:
+        prior = self.state.get(change.address)
+        result = provider.update(self._request(change, prior, change.after))
+        return self._settle(change, provider, result, prior.deposed if prior is not None else ())
+
+    def _settle(self, change: ResourceChange, provider: Provider, result: ApplyResult,
+                deposed: tuple[dict[str, Any], ...]) -> StateObject:
+        addr = change.address
+        errors = self._errors(result, addr)
+        if result.new is None:
+            if change.action is not Action.UPDATE:
+                # nothing was made: drop the intent (deposed objects stay recorded)
+                self._record(self._only_deposed(addr, provider, deposed), addr)
+            if errors:
+                raise ChangeFailed(errors)
+            raise ChangeFailed([Diagnostic.error("Provider returned no object",
+                                                 f"{provider.name} did not return the new object.",
+                                                 address=str(addr))])
+        inst = ResourceInstance.for_address(
+            addr, provider.name, result.new.attributes, private=result.new.private or None,
+            sensitive_attributes=tuple(tuple(p) for p in change.after_sensitive),
+            dependencies=self._deps(addr), status="tainted" if errors else "ready", deposed=deposed)
+        self._record(inst, addr)
+        if errors:
+            raise ChangeFailed(errors)
+        if self.gate is not None:
+            gate_errors = self.gate(change, result.new)
+            if gate_errors:
+                raise ChangeFailed(gate_errors)
+        return result.new
+
+    def _only_deposed(self, addr: ResourceAddress, provider: Provider,
+                      deposed: tuple[dict[str, Any], ...]) -> ResourceInstance | None:
+        """What the state keeps of an address whose current object is gone: its deposed objects, if any."""
+        if not deposed:
+            return None
+        return ResourceInstance.for_address(addr, provider.name, {}, status="tainted",
+                                            dependencies=self._deps(addr), deposed=deposed)
+
+    def _delete(self, change: ResourceChange, provider: Provider) -> None:
+        addr = change.address
+        prior = self.state.get(addr)
+        if prior is None:
+            return
+        result = provider.delete(self._request(change, prior, None))
+        errors = self._errors(result, addr)
+        if errors:
+            raise ChangeFailed(errors)
+        self._record(self._only_deposed(addr, provider, prior.deposed), addr)
+
+    def _replace_create_first(self, change: ResourceChange, provider: Provider) -> StateObject:
+        """create_before_destroy: depose the current object, create the new one, delete the deposed one."""
+        addr = change.address
+        prior = self.state.get(addr)
+        if prior is None:
+            return self._create(change, provider)
+        key = secrets.token_hex(4)
+        deposed = (*prior.deposed, {"key": key, "attributes": dict(prior.attributes),
+                                    "private": prior.private if isinstance(prior.private, dict) else {}})
+        new = self._create(change, provider, deposed)
+        self._delete_deposed(replace(change, deposed=key), provider)
+        return new
+
+    def _delete_deposed(self, change: ResourceChange, provider: Provider) -> None:
+        addr = change.address
+        inst = self.state.get(addr)
+        if inst is None:
+            return
+        entry = next((d for d in inst.deposed if d.get("key") == change.deposed), None)
+        if entry is None:
+            return
+        old = StateObject(addr, dict(entry.get("attributes") or {}), dict(entry.get("private") or {}))
+        current = (to_object(inst),) if inst.attributes else ()
+        result = provider.delete(ApplyRequest(addr, None, old, self.world,
+                                              lambda msg: self.say(f"{addr} (deposed): {msg}"), current))
+        errors = self._errors(result, addr)
+        if errors:
+            raise ChangeFailed(errors)
+        with self.lock:
+            inst = self.state.get(addr)
+        if inst is None:
+            return
+        rest = tuple(d for d in inst.deposed if d.get("key") != change.deposed)
+        if not inst.attributes and not rest and inst.status == "tainted":
+            self._record(None, addr)  # only the deposed object was left
+        else:
+            self._record(inst.model_copy(update={"deposed": rest}), addr)
+
     def _deps(self, addr: ResourceAddress) -> tuple[str, ...]:
         return tuple(str(a) for a in self.plan.dependencies.get(addr, []))
 
-    # -- the whole plan ----------------------------------------------------------------------
+    # -- the whole plan ------------------------------------------------------------------------------
     def run(self) -> ApplyOutcome:
         g, self.plan_changes = change_graph(self.plan)
-        result = graph.walk(g, self.visit, self.parallelism, self.stop)
-        for addr, exc in sorted(result.errors.items(), key=lambda kv: str(kv[0])):
+        journal = getattr(self.backend, "journal", None)
+        if journal is not None:
+            with journal(self.state) as j:
+                self._journal = j
+                try:
+                    result = graph.walk(g, self.visit, self.parallelism, self.stop)
+                finally:
+                    self._journal = None
+                    self._outputs()
+        else:
+            result = graph.walk(g, self.visit, self.parallelism, self.stop)
+            self._outputs()
+            with self.lock:
+                self.backend.write(self.state)
+        for key, exc in sorted(result.errors.items(), key=lambda kv: str(kv[0])):
             if isinstance(exc, ChangeFailed):
                 self.outcome.diagnostics.extend(exc.diagnostics)
             else:
+                addr = key[0] if isinstance(key, tuple) else key
                 self.outcome.diagnostics.append(Diagnostic.error(
                     f"Failed to apply {addr}", f"{type(exc).__name__}: {exc}", address=str(addr),
                     hint="the other independent changes were applied; fix the cause and run orch apply again"))
         self.outcome.interrupted = self.stop.is_set() and any(o == graph.CANCELLED for o in result.outcome.values())
-        self._outputs()
         return self.outcome
 
     def _outputs(self) -> None:
+        """The outputs as the state now is (the journal's close writes them with everything else)."""
         with self.lock:
             if self.plan.destroy:
                 for name in list(self.state.outputs):
@@ -218,12 +395,6 @@ class Executor:
                 for name, out in outputs.items():
                     if not contains_unknown(out.value):
                         self.state.set_output(name, out.value, out.sensitive)
-            self._save()
 
 
-def _known(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {k: _known(x) for k, x in v.items() if x is not UNKNOWN}
-    if isinstance(v, list):
-        return [_known(x) for x in v if x is not UNKNOWN]
-    return v
+__all__ = ["ApplyOutcome", "ChangeFailed", "Executor", "Gate", "UNKNOWN", "change_graph", "plan_world"]

@@ -2,28 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import networkx as nx
+
+from .. import graph
 from ..addrs import ConfigAddress
+from ..cluster import Derivation
 from ..config import Config
 from ..diagnostics import Diagnostic
-from .. import graph
 
 
-def config_graph(config: Config):
+def config_graph(config: Config) -> nx.DiGraph:
     return graph.build({addr: set(decl.references) | set(decl.depends_on)
                         for addr, decl in config.resources.items()})
 
 
-def config_order(config: Config) -> tuple[list[ConfigAddress], list[Diagnostic]]:
-    """Plan order: dependencies first, and every node before every pod (the scheduler places all pods at
-    once, from the planned nodes)."""
+def config_order(config: Config, derivations: Sequence[Derivation] = ()
+                 ) -> tuple[list[ConfigAddress], list[Diagnostic]]:
+    """Plan order: dependencies first, and for each derivation every block of a type it reads before every
+    block of a type it writes (placement reads all nodes before it places any pod)."""
     g = config_graph(config)
-    nodes = [a for a, d in config.resources.items() if d.type == "node"]
-    for a, d in config.resources.items():
-        if d.type == "pod":
-            g.add_edges_from((n, a) for n in nodes)
+    for dv in derivations:
+        sources = [a for a, d in config.resources.items() if d.type in dv.reads]
+        for a, d in config.resources.items():
+            if d.type in dv.writes:
+                g.add_edges_from((s, a) for s in sources if s != a)
 
-    def where(addr: ConfigAddress) -> Diagnostic | None:
-        decl = config.resources.get(addr)
+    def where(addr: object) -> Diagnostic | None:
+        decl = config.resources.get(addr)  # type: ignore[call-overload]
         if decl is None:
             return None
         return Diagnostic.error("", "", decl.block.src, decl.block.start, decl.block.start + len(decl.type))

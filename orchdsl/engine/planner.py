@@ -12,16 +12,19 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..addrs import ConfigAddress, ResourceAddress
+from ..cluster import DERIVATIONS, Derivation, Derived, DerivedInstance, Inputs
 from ..config import Config, ResourceDecl, ResourceInstanceConfig
 from ..diagnostics import Diagnostic
+from ..eval.plain import UNKNOWN, prune_nulls
 from ..plan import model as M
-from ..plan.model import UNKNOWN, Action, OutputChange, Plan, ResourceChange
-from ..provider import Provider, StateObject
+from ..plan.model import Action, OutputChange, Plan, ResourceChange
+from ..sdk.protocol import Provider, StateObject
 from ..state import ResourceInstance, State
 from .diff import configured_changes, get_path, set_path
 from .graph_order import config_order
-from .placement import NODE, POD, PodPlacement, schedule_pods
 from .refresh import Refreshed, to_object
+
+Expansion = tuple[list[ResourceInstanceConfig], list[Diagnostic]]
 
 
 @dataclass
@@ -65,17 +68,19 @@ def _targeted(addr: ResourceAddress, targets: list) -> bool:
 
 
 def make_plan(config: Config, state: State, refreshed: Refreshed, providers: dict[str, Provider],
-              options: PlanOptions) -> tuple[Plan, list[Diagnostic]]:
+              options: PlanOptions, derivations: tuple[Derivation, ...] = DERIVATIONS
+              ) -> tuple[Plan, list[Diagnostic]]:
     diags: list[Diagnostic] = []
     work = refreshed.state
     plan = Plan(drift=list(refreshed.drift), lineage=state.lineage, serial=state.serial,
                 refresh_only=options.refresh_only, destroy=options.destroy,
                 timestamp=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                variables={k: _plain(v) for k, v in config.variables.items()})
+                variables={k: _plain(v) for k, v in config.variables.items()},
+                status=dict(refreshed.status))
     if options.refresh_only:
         return plan, diags
 
-    order, order_diags = config_order(config)
+    order, order_diags = config_order(config, derivations)
     diags.extend(order_diags)
     if order_diags:
         return plan, diags
@@ -84,10 +89,11 @@ def make_plan(config: Config, state: State, refreshed: Refreshed, providers: dic
     wanted: set[ResourceAddress] = set()
     deps: dict[ResourceAddress, set[ResourceAddress]] = {}
     changes: list[ResourceChange] = []
-    node_values: dict[ResourceAddress, dict] = {}  # planned values of the nodes, for the scheduler
-    sched: PodPlacement | None = None
-    expanded: dict[ConfigAddress, tuple[list[ResourceInstanceConfig], list[Diagnostic]]] = {}
-    planned_since: set[ConfigAddress] = set()  # planned after the scheduler ran: pods using them re-expand
+    planned_by_type: dict[str, dict[ResourceAddress, dict]] = {}  # what derivations read
+    derived: dict[ResourceAddress, DerivedInstance] = {}
+    ran: set[str] = set()
+    expanded: dict[ConfigAddress, Expansion] = {}  # expansions made for a derivation, re-used when still valid
+    planned_since: set[ConfigAddress] = set()  # planned after a derivation ran: what refers to them re-expands
     if not options.destroy:
         for caddr in order:
             decl = config.resources[caddr]
@@ -97,44 +103,49 @@ def make_plan(config: Config, state: State, refreshed: Refreshed, providers: dic
                     "No provider for resource type",
                     f'No installed provider handles resource type "{decl.type}".',
                     decl.block.src, decl.block.start, decl.block.start + len(decl.type),
-                    hint="install a provider for it (the Docker provider handles node, pod, service, ...)"))
+                    hint="install a provider that handles it (orch providers are Python packages registering "
+                         "the entry point group orch.providers)"))
                 continue
-            if decl.type == POD and sched is None:
-                sched, expanded = _schedule(config, order, ctx, work, node_values, options)
-                plan.scheduler = sched.summary()
-                diags.extend(_placement_errors(sched, config, options))
+            for dv in derivations:
+                if decl.type in dv.writes and dv.name not in ran:
+                    ran.add(dv.name)
+                    result, exp = _derive(dv, config, order, ctx, work, planned_by_type, options)
+                    expanded.update(exp)
+                    derived.update(result.instances)
+                    if result.summary is not None:
+                        plan.summaries.append(result.summary)
+                    diags.extend(_located(result.diagnostics, config, options))
+                    planned_since.clear()
             cached = expanded.pop(caddr, None)
             if cached is not None and not (set(decl.references) & planned_since):
                 instances, d = cached
             else:
                 instances, d = config.expand(decl, ctx)
-            if sched is not None:
+            if ran:
                 planned_since.add(caddr)
             diags.extend(d)
             if any(x.is_error for x in d):
                 continue
             planned_values: dict[ResourceAddress, dict] = {}
-            dep_instances = {i.addr for ref in (decl.references | set(decl.depends_on))
-                             for i in work.resources_of(ref)}
-            dep_instances |= {a for a in wanted if a.config in decl.references | set(decl.depends_on)}
+            refs = decl.references | set(decl.depends_on)
+            dep_instances = {i.addr for ref in refs for i in work.resources_of(ref)}
+            dep_instances |= {a for a in wanted if a.config in refs}
             for inst in instances:
                 wanted.add(inst.address)
-                deps[inst.address] = dep_instances
+                dv_inst = derived.get(inst.address)
+                deps[inst.address] = dep_instances | set(dv_inst.depends_on) if dv_inst else dep_instances
                 prior = work.get(inst.address)
                 if not _targeted(inst.address, options.targets):
                     planned_values[inst.address] = dict(prior.attributes) if prior else {}
                     continue
-                change, d = _plan_instance(inst, prior, provider, options, decl, sched)
+                change, d = _plan_instance(inst, prior, provider, options, decl, dv_inst,
+                                           refreshed.status.get(inst.address))
                 diags.extend(d)
                 if change is None:
                     continue
-                placed = (change.after or {}).get("node")
-                if isinstance(placed, str):
-                    change.node = placed  # shown to the reader: "# (on node.n2)"
                 changes.append(change)
                 planned_values[inst.address] = change.after if change.after is not None else {}
-            if decl.type == NODE:
-                node_values.update(planned_values)
+            planned_by_type.setdefault(decl.type, {}).update(planned_values)
             ctx[caddr] = ctx_entry(decl, planned_values)
 
     # Objects in the state that the configuration no longer wants.
@@ -157,6 +168,17 @@ def make_plan(config: Config, state: State, refreshed: Refreshed, providers: dic
                                       before_sensitive=[tuple(p) for p in inst.sensitive_attributes],
                                       provider=provider.name if provider else inst.provider))
         deps[inst.addr] = {ResourceAddress.parse(d) for d in inst.dependencies}
+    # Deposed objects an interrupted create_before_destroy replacement left behind: destroyed now.
+    for inst in sorted(work, key=lambda i: i.addr):
+        for entry in inst.deposed:
+            if not _targeted(inst.addr, options.targets):
+                continue
+            provider = providers.get(inst.type)
+            changes.append(ResourceChange(
+                inst.addr, Action.DELETE, dict(entry.get("attributes") or {}), None,
+                "because a create_before_destroy replacement made its successor and was interrupted before "
+                "destroying it", M.DELETE_BECAUSE_DEPOSED, provider=provider.name if provider else inst.provider,
+                deposed=str(entry.get("key"))))
     for i, c in enumerate(changes):
         c.index = i
     plan.changes = changes
@@ -183,56 +205,50 @@ def make_plan(config: Config, state: State, refreshed: Refreshed, providers: dic
     return plan, diags
 
 
-def _schedule(config: Config, order: list[ConfigAddress], ctx: dict, work: State,
-              node_values: dict[ResourceAddress, dict], options: PlanOptions
-              ) -> tuple[PodPlacement, dict[ConfigAddress, tuple[list[ResourceInstanceConfig], list[Diagnostic]]]]:
-    """Place every pod replica the configuration wants, at once (the planner's first pod resource).
+def _derive(dv: Derivation, config: Config, order: list[ConfigAddress], ctx: dict, work: State,
+            planned_by_type: dict[str, dict[ResourceAddress, dict]], options: PlanOptions
+            ) -> tuple[Derived, dict[ConfigAddress, Expansion]]:
+    """Run one derivation over the whole configuration: every instance of the types it writes, at once.
 
-    Returns the placement and each pod resource's expansion, which the planner reuses unless the pod refers
-    to something planned after this point.
+    Returns its result and each written resource's expansion, which the planner re-uses unless the resource
+    refers to something planned after this point.
     """
-    expanded = {}
-    pods: dict[ResourceAddress, dict] = {}
-    current: dict[ResourceAddress, str] = {}
+    expanded: dict[ConfigAddress, Expansion] = {}
+    wanted: dict[ResourceAddress, dict] = {}
+    current: dict[ResourceAddress, dict] = {}
     for caddr in order:
         decl = config.resources[caddr]
-        if decl.type != POD:
+        if decl.type not in dv.writes:
             continue
         instances, d = expanded[caddr] = config.expand(decl, ctx)
         if any(x.is_error for x in d):
             continue
         for inst in instances:
             prior = work.get(inst.address)
-            if prior is not None and isinstance(prior.attributes.get("node"), str):
-                current[inst.address] = prior.attributes["node"]
+            if prior is not None:
+                current[inst.address] = prior.attributes
             targeted = _targeted(inst.address, options.targets)
-            pods[inst.address] = inst.values if targeted or prior is None else dict(prior.attributes)
-    return schedule_pods(node_values, pods, current, config.scheduler_strategy), expanded
+            wanted[inst.address] = inst.values if targeted or prior is None else dict(prior.attributes)
+    read = {a: v for t in dv.reads for a, v in planned_by_type.get(t, {}).items()}
+    settings = {"scheduler_strategy": config.scheduler_strategy}
+    return dv.derive(Inputs(read, wanted, current, settings)), expanded
 
 
-def _placement_errors(sched: PodPlacement, config: Config, options: PlanOptions) -> list[Diagnostic]:
-    """The scheduler's "fits nowhere" errors of targeted replicas, pointing at their pod block."""
+def _located(found: list[Diagnostic], config: Config, options: PlanOptions) -> list[Diagnostic]:
+    """A derivation's errors of targeted instances, pointing at their resource block."""
     out = []
-    for d in sched.placement.errors:
-        addr = ResourceAddress.parse(d.address)
-        if not _targeted(addr, options.targets):
-            continue
-        decl = config.resources.get(addr.config)
-        if decl is not None and d.subject is None:
-            block = decl.block
-            end = block.label_ranges[-1][1] if block.label_ranges else block.start + len(block.type)
-            d.subject, d.source = block.src.range(block.start, end), block.src
+    for d in found:
+        if d.address:
+            addr = ResourceAddress.parse(d.address)
+            if not _targeted(addr, options.targets):
+                continue
+            decl = config.resources.get(addr.config)
+            if decl is not None and d.subject is None:
+                block = decl.block
+                end = block.label_ranges[-1][1] if block.label_ranges else block.start + len(block.type)
+                d.subject, d.source = block.src.range(block.start, end), block.src
         out.append(d)
     return out
-
-
-def _prune_nulls(v: Any) -> Any:
-    """Unset optional attributes are absent, not null: nothing to show, store or compare."""
-    if isinstance(v, dict):
-        return {k: _prune_nulls(x) for k, x in v.items() if x is not None}
-    if isinstance(v, list):
-        return [_prune_nulls(x) for x in v]
-    return v
 
 
 def _prevent_destroy(addr: ResourceAddress, decl: ResourceDecl) -> Diagnostic:
@@ -253,26 +269,24 @@ def _apply_ignore_changes(values: dict, prior: ResourceInstance, decl: ResourceD
 
 
 def _plan_instance(inst: ResourceInstanceConfig, prior: ResourceInstance | None, provider: Provider,
-                   options: PlanOptions, decl: ResourceDecl, sched: PodPlacement | None = None
-                   ) -> tuple[ResourceChange | None, list[Diagnostic]]:
+                   options: PlanOptions, decl: ResourceDecl, derived: DerivedInstance | None = None,
+                   status: Any = None) -> tuple[ResourceChange | None, list[Diagnostic]]:
     addr = inst.address
-    values = _prune_nulls(inst.values)
-    move = None
-    if sched is not None and addr.type == POD:
-        node = sched.node_of(addr)
-        if node is not None:
-            values["node"] = node  # the scheduler's choice; another node than now forces a replacement
-            move = sched.move_reason(addr)
+    values = prune_nulls(inst.values)
+    if derived is not None:
+        values.update(derived.values)  # the cluster layer's decisions (a replica's node)
     info = provider.resource_types().get(addr.type)
     force_new = info.force_new if info else frozenset()
     sens = sorted(tuple(p) for p in inst.sensitive_paths)
-    common = dict(after_sensitive=sens, provider=provider.name,
-                  create_before_destroy=decl.lifecycle.create_before_destroy)
+    common: dict[str, Any] = dict(after_sensitive=sens, provider=provider.name,
+                                  create_before_destroy=decl.lifecycle.create_before_destroy,
+                                  location=derived.location if derived else None,
+                                  derived=dict(derived.values) if derived else {})
     if prior is None:
         planned = provider.plan(addr, None, values)
         return ResourceChange(addr, Action.CREATE, None, planned.planned, **common), planned.diagnostics
     values = _apply_ignore_changes(values, prior, decl)
-    prior_obj: StateObject = to_object(prior)
+    prior_obj: StateObject = to_object(prior, status)
     before_sens = [tuple(p) for p in prior.sensitive_attributes]
     planned = provider.plan(addr, prior_obj, values)
     diags = list(planned.diagnostics)
@@ -280,21 +294,24 @@ def _plan_instance(inst: ResourceInstanceConfig, prior: ResourceInstance | None,
     changed = configured_changes(prior.attributes, values)
     forcing = sorted({p for p in changed if p and p[0] in force_new} | {tuple(p) for p in planned.requires_replace},
                      key=str)
+    move = derived.replace_reason if derived is not None else None
     if addr in options.replace:
         action, reason, why = Action.REPLACE, M.REPLACE_BY_REQUEST, "replacement requested with --replace"
     elif prior.status == "tainted":
         action, reason, why = Action.REPLACE, M.REPLACE_BECAUSE_TAINTED, \
             "because the last apply did not finish creating it"
-    elif not changed:
+    elif not changed and planned.repair is None:
         return ResourceChange(addr, Action.NOOP, dict(prior.attributes), dict(prior.attributes),
                               before_sensitive=before_sens, **common), diags
-    elif move is not None:
+    elif move is not None and changed:
         action, reason, why = Action.REPLACE, M.REPLACE_BECAUSE_CANNOT_UPDATE, move
     elif forcing:
         action, reason = Action.REPLACE, M.REPLACE_BECAUSE_CANNOT_UPDATE
         why = "because " + ", ".join(".".join(str(s) for s in p) for p in forcing) + " cannot change in place"
+    elif not changed:
+        action, reason, why = Action.UPDATE, M.UPDATE_BECAUSE_STATUS, planned.repair or ""
     else:
-        action, reason, why = Action.UPDATE, None, ""
+        action, reason, why = Action.UPDATE, None, planned.repair or ""
     if action is Action.REPLACE:
         after = provider.plan(addr, None, values).planned  # a new object: computed values unknown again
         if decl.lifecycle.prevent_destroy:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from ..addrs import ResourceAddress
 from ..diagnostics import Diagnostic
 from ..plan.model import Action, DriftChange
-from ..provider import Provider, StateObject
+from ..sdk.protocol import ObjectStatus, Provider, StateObject
 from ..state import ResourceInstance, State
 from .diff import configured_changes
 
@@ -18,11 +18,13 @@ class Refreshed:
     drift: list[DriftChange] = field(default_factory=list)
     adopted: list[ResourceAddress] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    # observed status, apart from attributes; objects on a host that did not answer are "not reachable"
+    status: dict[ResourceAddress, ObjectStatus] = field(default_factory=dict)
 
 
-def to_object(inst: ResourceInstance) -> StateObject:
+def to_object(inst: ResourceInstance, status: ObjectStatus | None = None) -> StateObject:
     private = inst.private if isinstance(inst.private, dict) else {}
-    return StateObject(inst.addr, dict(inst.attributes), dict(private))
+    return StateObject(inst.addr, dict(inst.attributes), dict(private), status)
 
 
 def refresh(state: State, providers: dict[str, Provider]) -> Refreshed:
@@ -46,13 +48,19 @@ def refresh(state: State, providers: dict[str, Provider]) -> Refreshed:
         failed = {d.address for d in result.diagnostics if d.is_error and d.address}
         for inst in prior:
             if inst.address in failed or inst.addr not in result.current:
-                continue  # unreadable (e.g. node down): keep what the state says
+                # unreadable (e.g. node down): keep what the state says, and say it was not observed
+                why = next((d.summary for d in result.diagnostics if d.is_error and d.address == inst.address),
+                           "its provider could not read it")
+                out.status[inst.addr] = ObjectStatus("unknown", reachable=False, message=why)
+                continue
             now = result.current[inst.addr]
             if now is None:
                 out.drift.append(DriftChange(inst.addr, Action.DELETE, dict(inst.attributes), None,
                                              "deleted outside of orch"))
                 work.remove(inst.addr)
                 continue
+            if now.status is not None:
+                out.status[inst.addr] = now.status
             changed = configured_changes(now.attributes, inst.attributes)
             if changed:
                 out.drift.append(DriftChange(inst.addr, Action.UPDATE, dict(inst.attributes),

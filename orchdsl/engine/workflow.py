@@ -20,10 +20,11 @@ from typing import Any, Callable
 from ..addrs import ResourceAddress
 from ..config import Config, load_config
 from ..diagnostics import Diagnostic, DiagnosticsError
-from ..plan.model import Plan
-from ..provider import Provider, StateObject, discover, providers_by_type
+from ..plan.model import Action, Plan
+from ..provider import discover, providers_by_type
+from ..sdk.protocol import ChangeView, Provider, StateObject
 from ..state import LocalBackend, ResourceInstance, State
-from .apply import ApplyOutcome, Executor
+from .apply import ApplyOutcome, Executor, plan_world
 from .planner import PlanOptions, make_plan
 from .refresh import Refreshed, refresh
 
@@ -108,6 +109,8 @@ def plan(session: Session, state: State, options: PlanOptions) -> tuple[Plan | N
         return None, diags
     the_plan, pdiags = make_plan(session.config, state, refreshed, session.providers, options)
     diags += pdiags
+    if not any(d.is_error for d in diags):
+        diags += preflight(session, the_plan, refreshed.state)
     if refreshed.adopted:
         # Objects made by an interrupted apply: recorded now so that the plan's changes line up.
         for addr in refreshed.adopted:
@@ -118,6 +121,22 @@ def plan(session: Session, state: State, options: PlanOptions) -> tuple[Plan | N
     the_plan.adopted = list(refreshed.adopted)
     the_plan.prior_state = refreshed.state
     return the_plan, diags
+
+
+def preflight(session: Session, the_plan: Plan, state: State) -> list[Diagnostic]:
+    """Providers' read-only checks of the planned changes (a new host reachable, an image present), so that
+    what cannot be carried out fails the plan, before anything changes."""
+    diags: list[Diagnostic] = []
+    world = plan_world(the_plan, state)
+    for p in {id(p): p for p in session.providers.values()}.values():
+        check = getattr(p, "preflight", None)
+        if check is None:
+            continue
+        types = {t for t, q in session.providers.items() if q is p}
+        views = [ChangeView(c.address, c.action.value, c.before, c.after) for c in the_plan.changes
+                 if c.address.type in types and c.action is not Action.NOOP and c.deposed is None]
+        diags += check(world, views)
+    return diags
 
 
 def save_plan(path: str | Path, saved: SavedPlan) -> None:
@@ -213,7 +232,7 @@ def import_resource(session: Session, state: State, addr: ResourceAddress, objec
     primed = prime(session, state)
     if any(d.is_error for d in primed):
         return primed
-    obj: StateObject | None = reader(addr, object_id)
+    obj: StateObject | None = reader(addr, object_id, {i.addr: i.attributes for i in state})
     if obj is None:
         return [Diagnostic.error("Cannot import non-existent remote object",
                                  f'No {addr.type} with id "{object_id}" exists.', address=str(addr))]

@@ -13,31 +13,8 @@ from enum import Enum
 from typing import Any
 
 from ..addrs import ResourceAddress
-
-Path = tuple[str | int, ...]
-
-
-class _Unknown:
-    __slots__ = ()
-    _instance: _Unknown | None = None
-
-    def __new__(cls) -> _Unknown:
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
-
-    def __repr__(self) -> str:
-        return "UNKNOWN"
-
-    def __reduce__(self):  # survives pickling (saved plan files) as the same singleton
-        return (_Unknown, ())
-
-
-UNKNOWN = _Unknown()
-
-
-def is_unknown(v: Any) -> bool:
-    return v is UNKNOWN
+from ..cluster.derive import Summary
+from ..eval.plain import UNKNOWN, Path, is_unknown  # noqa: F401 - re-exported: the plan holds plain data
 
 
 class Action(str, Enum):
@@ -63,8 +40,10 @@ DELETE_BECAUSE_NO_RESOURCE_CONFIG = "delete_because_no_resource_config"
 DELETE_BECAUSE_COUNT_INDEX = "delete_because_count_index"
 DELETE_BECAUSE_EACH_KEY = "delete_because_each_key"
 DELETE_BECAUSE_NO_MODULE = "delete_because_no_module"
+DELETE_BECAUSE_DEPOSED = "delete_because_deposed"  # orch: the old object of an interrupted replacement
 CREATE_BECAUSE_MISSING = "create_because_missing"  # orch: the object vanished outside orch
 UPDATE_BECAUSE_DRIFT = "update_because_drift"  # orch: repaired drift
+UPDATE_BECAUSE_STATUS = "update_because_status"  # orch: the configuration matches, the observed status does not
 
 
 @dataclass
@@ -80,8 +59,10 @@ class ResourceChange:
     after_sensitive: list[Path] = field(default_factory=list)
     create_before_destroy: bool = False
     provider: str = ""
-    node: str | None = None  # where a pod replica is placed (scheduler), for the reader
+    location: str | None = None  # where the cluster layer put it ("node.n2"), for the reader
+    derived: dict[str, Any] = field(default_factory=dict)  # values set by the cluster layer (re-used at apply)
     index: int | None = None  # position in graph order
+    deposed: str | None = None  # the key of a deposed object this change deletes (not the current object)
 
     @property
     def type(self) -> str:
@@ -113,14 +94,6 @@ class OutputChange:
 
 
 @dataclass
-class SchedulerSummary:
-    """Where the scheduler put the pod replicas (Nomad's dry-run): shown with the plan when it places one."""
-
-    text: str  # the table, as printed
-    data: dict[str, Any]  # the same for JSON: placed, moves, unplaced, per-node usage
-
-
-@dataclass
 class Plan:
     changes: list[ResourceChange] = field(default_factory=list)  # graph order
     drift: list[DriftChange] = field(default_factory=list)
@@ -135,10 +108,15 @@ class Plan:
     dependencies: dict[ResourceAddress, list[ResourceAddress]] = field(default_factory=dict)
     # objects made by an interrupted apply that refresh found and the plan adopts
     adopted: list[ResourceAddress] = field(default_factory=list)
-    # the scheduler's placement of every pod replica (None: no pods)
-    scheduler: SchedulerSummary | None = None
+    # the cluster layer's overviews (the scheduler's placement table), by name
+    summaries: list[Summary] = field(default_factory=list)
+    # observed status of the objects refresh could read (orchdsl.sdk.ObjectStatus), by address
+    status: dict[ResourceAddress, Any] = field(default_factory=dict)
     # the refreshed state the plan was made from (apply starts from it); engine-internal
     prior_state: Any = field(default=None, repr=False, compare=False)
+
+    def summary(self, name: str) -> Summary | None:
+        return next((s for s in self.summaries if s.name == name), None)
 
     @property
     def counts(self) -> tuple[int, int, int]:

@@ -163,6 +163,8 @@ def resource_change(rc: ResourceChange) -> dict[str, JSONValue]:
     out["change"] = change_object(rc.action.terraform_actions(rc.create_before_destroy), rc.before, rc.after,
                                   rc.before_sensitive, rc.after_sensitive,
                                   rc.replace_paths if rc.action is Action.REPLACE else ())
+    if rc.deposed:
+        out["deposed"] = rc.deposed  # as Terraform: the key of the deposed object this change destroys
     if rc.action_reason:
         out["action_reason"] = rc.action_reason
     return out
@@ -261,11 +263,13 @@ def _orch_extras(plan: Plan) -> dict[str, JSONValue]:
         "serial": plan.serial,
         "refresh_only": plan.refresh_only,
         "destroy": plan.destroy,
-        "placement": {str(c.address): c.node for c in plan.changes if c.node},
+        "placement": {str(c.address): c.location for c in plan.changes if c.location},
         "reasons": {str(c.address): c.reason for c in plan.changes if c.reason},
     }
-    if plan.scheduler is not None:
-        extras["scheduler"] = plan.scheduler.data
+    for summary in plan.summaries:
+        extras[summary.name] = summary.data
+    if plan.status:
+        extras["status"] = {str(a): s.to_json() for a, s in sorted(plan.status.items())}
     return extras
 
 

@@ -19,7 +19,7 @@ import re
 from collections.abc import Sequence
 
 from .model import Action, Plan, ResourceChange
-from .render_text import (DEFAULT_WIDTH, TOOL, changed_outside, node_label, reason_lines,
+from .render_text import (DEFAULT_WIDTH, TOOL, changed_outside, reason_lines,
                           render_plan_text)
 
 __all__ = ["GITHUB_COMMENT_LIMIT", "diff_markdown", "render_plan_markdown"]
@@ -122,7 +122,7 @@ def _tables(plan: Plan) -> list[str]:
             continue
         lines += [f"#### {title} ({len(group)})", "", "| Resource | Node | Reason |", "| --- | --- | --- |"]
         for c in group:
-            node = _code(node_label(c.node)) if c.node else ""
+            node = _code(c.location) if c.location else ""
             lines.append(f"| {_code(str(c.address))} | {node} | {_reason_cell(c)} |")
         lines.append("")
     return lines

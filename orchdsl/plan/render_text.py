@@ -33,7 +33,6 @@ from .model import (CREATE_BECAUSE_MISSING, DELETE_BECAUSE_COUNT_INDEX, DELETE_B
 __all__ = [
     "DEFAULT_WIDTH",
     "changed_outside",
-    "node_label",
     "reason_lines",
     "render_plan_text",
     "resource_symbol",
@@ -792,11 +791,6 @@ def diff_output(change: OutputChange) -> Diff:
 # the plan
 
 
-def node_label(node: str) -> str:
-    """``n2`` -> ``node.n2``: nodes are shown by their resource address."""
-    return node if node.startswith("node.") else f"node.{node}"
-
-
 def _index_json(change: ResourceChange | DriftChange) -> str:
     return json.dumps(change.address.key, ensure_ascii=False)
 
@@ -814,8 +808,8 @@ def reason_lines(change: ResourceChange) -> list[str]:
     reason = change.reason.strip()
     if reason and reason.strip("()") != because:
         lines.append(reason if reason.startswith("(") else f"({reason})")
-    if change.node:
-        lines.append(f"(on {node_label(change.node)})")
+    if change.location:
+        lines.append(f"(on {change.location})")
     return lines
 
 
@@ -867,7 +861,8 @@ def _resource_line(type_: str, name: str, action: Action, create_before_destroy:
 
 def render_change(change: ResourceChange, p: Palette) -> str:
     """One planned change: heading, notes and the attribute diff."""
-    lines = [_heading(str(change.address), change.action, change.action_reason, False, p)]
+    subject = f"{change.address} (deposed object {change.deposed})" if change.deposed else str(change.address)
+    lines = [_heading(subject, change.action, change.action_reason, False, p)]
     lines.extend(f"  # {note}" for note in reason_lines(change))
     flags = PathFlags.of(change.before_sensitive, change.after_sensitive, change.replace_paths)
     body = diff_block(change.before, change.after, flags).render(0, Opts(p))
@@ -969,7 +964,7 @@ class _Out:
         return "".join(self.parts).lstrip("\n")
 
 
-PLACING = (Action.CREATE, Action.REPLACE)  # pod changes that put a replica on a node: the summary is shown
+PLACING = (Action.CREATE, Action.REPLACE)  # changes that place something: the cluster layer's summaries show
 
 
 def render_plan_text(plan: Plan, color: bool = False, width: int = DEFAULT_WIDTH) -> str:
@@ -978,6 +973,7 @@ def render_plan_text(plan: Plan, color: bool = False, width: int = DEFAULT_WIDTH
     out = _Out()
     changes = [c for c in plan.changes if c.action is not Action.NOOP]
     outputs = output_lines(plan.outputs, p)
+    _write_status(out, plan, p, width)
     drift_shown = _write_drift(out, plan, bool(changes or outputs), p, width)
     if not changes and not outputs:
         _write_no_changes(out, plan, drift_shown, p, width)
@@ -993,8 +989,9 @@ def render_plan_text(plan: Plan, color: bool = False, width: int = DEFAULT_WIDTH
         for change in changes:
             out.println()
             out.println(render_change(change, p))
-        if plan.scheduler is not None and any(c.address.type == "pod" and c.action in PLACING for c in changes):
-            out.print("\n" + plan.scheduler.text + "\n")
+        for summary in plan.summaries:
+            if any(c.action in PLACING and str(c.address) in summary.concerns for c in changes):
+                out.print("\n" + summary.text + "\n")
         add, change_count, destroy = plan.counts
         out.print(f"\n{p.bold('Plan:')} {add} to add, {change_count} to change, {destroy} to destroy.\n")
     if outputs:
@@ -1004,6 +1001,24 @@ def render_plan_text(plan: Plan, color: bool = False, width: int = DEFAULT_WIDTH
             out.println(word_wrap(f"\nYou can apply this plan to save these new output values to the {TOOL} "
                                   "state, without changing any real infrastructure.", width))
     return out.text()
+
+
+def status_lines(plan: Plan) -> list[str]:
+    """One line per problem of an observed object: ``pod.web[1] is unhealthy: 5 failing checks (...)``."""
+    lines = []
+    for addr, status in sorted(plan.status.items()):
+        lines.extend(f"{addr} {phrase}" for phrase in status.problems())
+    return lines
+
+
+def _write_status(out: _Out, plan: Plan, p: Palette, width: int) -> None:
+    lines = status_lines(plan)
+    if not lines:
+        return
+    out.println(f"\n{p.bold('Object status:')} what refresh observed that is not as it should be\n")
+    for line in lines:
+        out.println(word_wrap(f"  # {line}", width))
+    out.println()
 
 
 def _write_drift(out: _Out, plan: Plan, has_changes: bool, p: Palette, width: int) -> bool:

@@ -10,7 +10,10 @@ markers the configuration loader reads). The engine and providers use:
   (quantities in bytes/cores/seconds, shorthands expanded, defaults filled),
   or the errors as ``(path, message)`` pairs;
 * ``exported_attributes(type)``: the attributes an expression can read from an
-  instance (arguments, blocks and computed attributes such as a pod's ``ip``).
+  instance (arguments, blocks and computed attributes such as a pod's ``ip``);
+* ``PLANNED_TYPES``, ``PLANNED_ATTRIBUTES`` (``planned.py``): the parts of the
+  model nothing realises yet, which configurations cannot use ("Not supported
+  yet" at ``orch validate``).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from .base import (AttributeSpec, BlockSpec, ModelSpec, Resource, Schema, descri
                    sensitive_paths)
 from .network_policy import NetworkPolicy
 from .node import Node
+from .planned import PLANNED_ATTRIBUTES, PLANNED_TYPES, Planned
 from .pod import Pod
 from .quantities import format_memory, parse_cpu, parse_duration, parse_memory
 from .secret import Secret
@@ -61,4 +65,5 @@ def exported_attributes(resource_type: str) -> list[str]:
 
 __all__ = ["RESOURCE_TYPES", "normalize", "describe", "dump", "hcl_type", "sensitive_paths", "exported_attributes",
            "AttributeSpec", "BlockSpec", "ModelSpec", "Resource", "Schema", "Node", "Pod", "Service",
-           "NetworkPolicy", "Volume", "Secret", "parse_memory", "parse_cpu", "parse_duration", "format_memory"]
+           "NetworkPolicy", "Volume", "Secret", "parse_memory", "parse_cpu", "parse_duration",
+           "format_memory", "PLANNED_TYPES", "PLANNED_ATTRIBUTES", "Planned"]

@@ -30,7 +30,7 @@ from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origi
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WrapValidator, model_validator
 
 from ..eval.types import BOOL, DYNAMIC, NUMBER, STRING, ListType, MapType, ObjectType, Type
-from ..plan.model import UNKNOWN
+from ..eval.plain import UNKNOWN
 from .quantities import parse_cpu, parse_duration, parse_memory
 
 

@@ -20,15 +20,17 @@ class Node(Resource):
     type_name = "node"
     summary = "A Docker host. orch connects over SSH (paramiko) or to a Docker socket."
 
-    address: Annotated[Str | None, Field(description="Host name or IP address to reach the node over SSH. "
-                                                     "Also the next hop for other nodes' pod routes.")] = None
+    address: Annotated[Str | None, Field(description="Host name or IP address to reach the node over SSH.")] \
+        = None
     port: Annotated[Port, Field(description="SSH port.")] = 22
     user: Annotated[Str, Field(description="SSH user.")] = "root"
     identity_file: Annotated[Str | None, Field(description="Private key file for SSH (default: the SSH agent "
                                                            "and ~/.ssh keys).")] = None
     known_hosts: Annotated[Str | None, Field(description="known_hosts file used to verify the host key "
                                                          "(default: ~/.ssh/known_hosts).")] = None
-    become: Annotated[Bool, Field(description="Run privileged commands (iptables, ip route) with sudo.")] = False
+    # become and pod_cidr are planned (pod networking), not supported yet: configurations cannot set them.
+    become: Annotated[Bool, Field(description="Run privileged commands (iptables, ip route) with sudo "
+                                              "(planned, not supported yet).")] = False
     docker_host: Annotated[Str | None, Field(description="Docker endpoint, e.g. `unix:///var/run/docker.sock` "
                                                          "or `ssh://user@host`; default: the Docker socket "
                                                          "over the SSH connection.")] = None
@@ -36,8 +38,8 @@ class Node(Resource):
                                                 "for `spread_by`.")] = {}
     schedulable: Annotated[Bool, Field(description="Whether new pods may be placed on this node (false: "
                                                    "cordoned).")] = True
-    pod_cidr: Annotated[Str | None, Field(description="The node's pod subnet (default: allocated by orch).")] \
-        = None
+    pod_cidr: Annotated[Str | None, Field(description="The node's pod subnet (planned, not supported "
+                                                      "yet).")] = None
     capacity: Annotated[Capacity | None, Block(), Field(description="Schedulable resources; at most one "
                                                                     "block.")] = None
 

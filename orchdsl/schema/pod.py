@@ -50,7 +50,8 @@ PortItem = Annotated[ContainerPort, BeforeValidator(_port_shorthand), UNKNOWN_OK
 
 class Mount(Schema):
     target: Annotated[Str, Field(description="Path inside the container.")]
-    volume: Annotated[Str | None, Field(description="Name of a volume (`volume.data.name`).")] = None
+    volume: Annotated[Str | None, Field(description="Name of a Docker named volume on the node (Docker "
+                                                    "creates it on first use).")] = None
     host_path: Annotated[Str | None, Field(description="A path on the node (bind mount).")] = None
     tmpfs: Annotated[Bool, Field(description="A tmpfs mount.")] = False
     read_only: Annotated[Bool, Field(description="Mount read-only.")] = False
@@ -127,8 +128,9 @@ class Container(Schema):
         = None
     resources: Annotated[Resources | None, Block(), Field(description="CPU and memory requests and limits.")] \
         = None
-    health: Annotated[Health | None, Block(), Field(description="Health check (Docker HEALTHCHECK); gates "
-                                                                "service endpoints and rolling updates.")] = None
+    health: Annotated[Health | None, Block(), Field(description="Health check (Docker HEALTHCHECK): "
+                                                                "Docker reports the container healthy or "
+                                                                "not.")] = None
 
 
 class Strategy(Schema):
@@ -165,7 +167,8 @@ class Pod(Resource):
     summary = ("Containers sharing one network namespace (an infra container holds it), placed together on "
                "a node. `replicas = N` makes N instances `pod.NAME[0..N-1]`, like `count`.")
 
-    labels: Annotated[StrMap, Field(description="Labels matched by services and network policies.")] = {}
+    labels: Annotated[StrMap, Field(description="Labels of the pod, recorded in the state (services and "
+                                                "network policies will select pods by them).")] = {}
     node_selector: Annotated[StrMap, Field(description="Place only on nodes having all these labels.")] = {}
     spread_by: Annotated[Str | None, Field(description="Spread replicas over the values of this node label "
                                                        "(e.g. `zone`); `node` spreads over nodes.")] = None
@@ -181,10 +184,11 @@ class Pod(Resource):
                                                       "name).")] = None
     container: Annotated[list[Container], Block(labels=("name",), min_items=1), Field(
         description="The pod's containers, one block each, labelled with the container's name.")]
-    strategy: Annotated[Strategy | None, Block(), Field(description="How replicas are replaced on change.")] \
-        = None
+    # strategy and autoscale are planned, not supported yet: configurations cannot set them (planned.py).
+    strategy: Annotated[Strategy | None, Block(), Field(description="How replicas are replaced on change "
+                                                                    "(planned, not supported yet).")] = None
     autoscale: Annotated[Autoscale | None, Block(), Field(description="Scale replicas on measured CPU "
-                                                                      "(`orch reconcile --watch`).")] = None
+                                                                      "(planned, not supported yet).")] = None
     ip: Annotated[Str | None, Computed(), Field(description="The pod's IP address (known after apply).")] = None
     node: Annotated[Str | None, Computed(), Field(description="Name of the node the pod is placed on.")] = None
 

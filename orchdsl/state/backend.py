@@ -1,4 +1,4 @@
-"""Where the state lives: a local JSON file, written atomically.
+"""Where the state lives: a local JSON file, written atomically, and its journal.
 
 Crash safety: the new document is written to a temporary file in the same
 directory, fsynced, then renamed over the state file (``os.replace`` is
@@ -7,10 +7,20 @@ durable. A reader therefore sees the old document or the new one, complete,
 whatever instant the writer is killed at; the worst a crash leaves is a
 stray ``.<name>.<pid>.*.tmp`` file, removed by the next write.
 
+Journal: rewriting the whole file after each change of an apply costs
+O(state size) per change, so an apply records its changes in
+``<path>.journal`` instead (``journal()``, see journal.py): one fsynced line
+per change, the file rewritten once at the end. ``read`` replays a journal
+left by a killed command on top of the file, so every command sees every
+recorded change; the next write folds it into the file and deletes it. A
+journal that does not extend the file (another lineage or serial: copied from
+elsewhere, orch never leaves such a pair) is an error, never mixed in.
+
 Backups: the first write of a ``LocalBackend`` that changes the file first
-keeps the file it replaces as ``<path>.backup`` — the state as it was before
-this command, as Terraform does (not the previous of many writes of one
-apply, which would make a useless backup).
+keeps the state as it was before this command as ``<path>.backup``: the file
+it replaces, as Terraform does (not the previous of many writes of one
+apply, which would make a useless backup), or, when a killed command left a
+journal, that file with the journal replayed (what this command read).
 """
 
 from __future__ import annotations
@@ -19,14 +29,29 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..diagnostics import Diagnostic, DiagnosticsError
+from .fileio import append_durably, fsync_dir, unlink_quietly, write_all
+from .journal import (
+    JournalContents,
+    JournalFormatError,
+    StateJournal,
+    journal_path_for,
+    load_journal,
+    marker_line,
+    replay,
+)
 from .lock import StateLock
-from .model import State, StateFormatError, current_orch_version
+from .model import State, StateFormatError, current_orch_version, gc_paused
 
 DEFAULT_STATE_FILE = "orch.orchstate"
+
+# A reader without the lock may meet a compaction between reading the file and reading the journal;
+# it reads both again (the file is replaced, never modified, so a new inode means a new version).
+_READ_ATTEMPTS = 5
 
 
 @dataclass(slots=True)
@@ -34,12 +59,14 @@ class _OnDisk:
     """What this backend last read or wrote: enough to detect changes without re-reading the file."""
 
     lineage: str
-    serial: int
+    serial: int  # as shown to the reader: the file's, + 1 when journal changes were replayed on top
     body: str  # the document with serial 0 and the current orch_version: compared to detect changes
+    file_serial: int | None = None  # None: no state file (only a journal)
+    replayed: bool = False  # the content includes journal changes that the file does not hold yet
 
 
 class LocalBackend:
-    """The state in one local file (default ``<config dir>/orch.orchstate``).
+    """The state in one local file (default ``<config dir>/orch.orchstate``) and its journal.
 
     Not safe for concurrent writers by itself: hold ``lock()`` around read-modify-write.
     """
@@ -47,8 +74,11 @@ class LocalBackend:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self.backup_path = Path(f"{self.path}.backup")
+        self.journal_path = journal_path_for(self.path)
         self._disk: _OnDisk | None = None
         self._known = False  # _disk reflects the file (None then means: no file)
+        self._leftover: JournalContents | None = None  # a journal file found by read(), not ours
+        self._journal: StateJournal | None = None  # ours, while open
         self._backed_up = False
         self._mode: int | None = None
 
@@ -57,7 +87,8 @@ class LocalBackend:
         return cls(Path(config_dir) / DEFAULT_STATE_FILE)
 
     def exists(self) -> bool:
-        return self.path.exists()
+        """Whether there is a state: a file, or a journal of a command killed before writing one."""
+        return self.path.exists() or self.journal_path.exists()
 
     def lock(self, operation: str, timeout_seconds: float = 0.0) -> StateLock:
         """The lock of this state, to use as ``with backend.lock("apply", 30):``."""
@@ -66,30 +97,104 @@ class LocalBackend:
     # ---- read ----------------------------------------------------------------------
 
     def read(self) -> State:
-        """The stored state; a new empty state (fresh lineage) when there is no file yet.
+        """The stored state (with a leftover journal replayed); a new empty state (fresh lineage)
+        when there is neither file nor journal.
 
-        Raises DiagnosticsError when the file cannot be read or is not a valid state.
+        Raises DiagnosticsError when the file or journal cannot be read, is not valid, or the
+        journal does not extend the file.
         """
-        try:
-            data = self.path.read_bytes()
-        except FileNotFoundError:
-            self._disk, self._known = None, True
+        data, journal = self._read_both()
+        state = self._parse(data) if data is not None else None
+        file_serial = state.serial if state is not None else None
+        replayed = False
+        if journal is not None and journal.lineage is not None and not journal.folded_into(file_serial):
+            self._check_extends(journal, state)
+            if state is None:  # the journal of a state whose first write never happened
+                state = State(lineage=journal.lineage, serial=0)
+            with gc_paused():
+                replay(state, journal)
+            replayed = bool(journal.changes)
+            if replayed:
+                state.serial += 1  # the serial this content gets when folded into the file
+        if self._journal is not None:
+            # Our own journal is open: what it extends (and what the backup will be) stays as it was.
+            return state if state is not None else State()
+        self._leftover, self._known = journal, True
+        if state is None:
+            self._disk = None
             return State()
+        self._disk = _OnDisk(state.lineage, state.serial, _body(state), file_serial, replayed)
+        return state
+
+    def _read_both(self) -> tuple[bytes | None, JournalContents | None]:
+        data: bytes | None = None
+        journal: JournalContents | None = None
+        for _ in range(_READ_ATTEMPTS):
+            data, identity = self._read_file()
+            journal = self._read_journal()
+            if _identity(self.path) == identity:
+                break
+        return data, journal
+
+    def _read_file(self) -> tuple[bytes | None, tuple[int, ...] | None]:
+        try:
+            with open(self.path, "rb") as f:
+                st = os.fstat(f.fileno())
+                return f.read(), (st.st_dev, st.st_ino, st.st_mtime_ns)
+        except FileNotFoundError:
+            return None, None
         except OSError as e:
             raise DiagnosticsError([Diagnostic.error(
                 "Failed to read the state", f"Cannot read {self.path}: {e.strerror or e}.",
                 hint="check the path (--state) and its permissions")]) from None
+
+    def _read_journal(self) -> JournalContents | None:
+        try:
+            return load_journal(self.journal_path)
+        except OSError as e:
+            raise DiagnosticsError([Diagnostic.error(
+                "Failed to read the state journal", f"Cannot read {self.journal_path}: {e.strerror or e}.",
+                hint=f"it holds changes an orch command recorded and has not yet written into "
+                     f"{self.path.name}; check its permissions")]) from None
+        except JournalFormatError as e:
+            name = self.path.name
+            raise DiagnosticsError([Diagnostic.error(
+                "Failed to load the state journal",
+                f"The state journal {self.journal_path} is not valid: {e}.",
+                hint=f"orch never writes such a journal, so it was changed outside orch. It holds changes "
+                     f"not yet written into {name}: restore it from your own copy, or move it away to use "
+                     f"{name} as it is (objects it recorded may then exist without orch knowing)")]) from None
+
+    def _parse(self, data: bytes) -> State:
         if not data.strip():
             # orch never writes an empty file (writes are atomic), so this is damage, not "no state":
             # treating it as empty would make the next apply create everything again.
             raise DiagnosticsError([self._corrupt_diag("the file is empty")])
         try:
-            state = State.from_json(data)
+            return State.from_json(data)
         except StateFormatError as e:
             raise DiagnosticsError([self._corrupt_diag(str(e))]) from None
-        self._disk = _OnDisk(state.lineage, state.serial, _body(state))
-        self._known = True
-        return state
+
+    def _check_extends(self, journal: JournalContents, state: State | None) -> None:
+        """The journal's changes apply only to the file they were recorded against."""
+        if state is None:
+            if journal.serial == 0:
+                return
+            found = f"there is no {self.path.name}"
+        elif journal.lineage != state.lineage:
+            found = f"{self.path.name} holds another state (lineage {state.lineage})"
+        elif journal.serial != state.serial:
+            found = f"{self.path.name} is at serial {state.serial}"
+        else:
+            return
+        raise DiagnosticsError([Diagnostic.error(
+            "State journal does not match the state file",
+            f"{self.journal_path} holds changes to the state of lineage {journal.lineage} at serial "
+            f"{journal.serial}, but {found}. orch never leaves such a pair behind: one of the two files "
+            f"was copied or restored from elsewhere, so the journal is not applied.",
+            hint=f"if {self.path.name} is the state you want, move {self.journal_path.name} away (the "
+                 f"objects it recorded may then exist without orch knowing: check them); otherwise restore "
+                 f"the state file the journal extends (lineage {journal.lineage}, serial {journal.serial})")])
 
     def _corrupt_diag(self, reason: str) -> Diagnostic:
         if self.backup_path.exists():
@@ -102,6 +207,47 @@ class LocalBackend:
         return Diagnostic.error("Failed to load the state", f"The state file {self.path} is not valid: {reason}.",
                                 hint=hint)
 
+    # ---- journal -------------------------------------------------------------------
+
+    def journal(self, state: State) -> StateJournal:
+        """Record the changes of ``state`` in the journal from now on; hold the state lock.
+
+        The journal extends the state file as it is: unsaved changes of ``state`` and a journal
+        left by a killed command are written into the file first. Use as a context manager::
+
+            with backend.journal(state) as journal:
+                journal.set(instance)   # durable when it returns; many threads at once is fine
+                journal.remove(address)
+            # closed: the whole state written once (serial + 1), the journal deleted
+        """
+        if self._journal is not None:
+            raise RuntimeError(f"a journal of {self.path} is already open")
+        if not self._known:
+            self.read()  # learn lineage and serial of what the journal will extend
+        if self._disk is None and self._leftover is None and len(state) == 0 and not state.outputs:
+            serial = 0  # nothing on disk and nothing to write yet: the journal extends "no state file"
+        else:
+            self._write(state)
+            assert self._disk is not None and self._disk.file_serial is not None
+            serial = self._disk.file_serial
+        self._journal = StateJournal(self, state, serial, self._journal_mode())
+        return self._journal
+
+    def _journal_mode(self) -> int:
+        try:
+            return self.path.stat().st_mode & 0o777
+        except OSError:
+            return 0o600  # the state may hold secrets
+
+    def _compact(self, journal: StateJournal) -> bool:
+        return self._write(journal.state, journal)
+
+    def _journal_closed(self, journal: StateJournal) -> None:
+        if self._journal is journal:
+            self._journal = None
+            if self.journal_path.exists():  # its compaction failed: the next write must fold it in
+                self._known = False
+
     # ---- write ---------------------------------------------------------------------
 
     def write(self, state: State) -> bool:
@@ -109,7 +255,16 @@ class LocalBackend:
 
         Increments ``state.serial`` when the content changed. Raises DiagnosticsError when
         the file on disk belongs to another state (different lineage) or cannot be written.
+        While a journal is open, writing its state is its ``checkpoint()``.
         """
+        journal = self._journal
+        if journal is not None:
+            if state is not journal.state:
+                raise RuntimeError("a journal is open on this backend: only its state may be written")
+            return journal.checkpoint()
+        return self._write(state)
+
+    def _write(self, state: State, journal: StateJournal | None = None) -> bool:
         if not self._known:
             self.read()  # learn lineage and serial of what we are about to replace
         disk = self._disk
@@ -119,19 +274,54 @@ class LocalBackend:
                 f"{self.path} holds another state (lineage {disk.lineage}) than the one being written "
                 f"(lineage {state.lineage}); replacing it would make orch forget the objects it tracks.",
                 hint="use another --state path, or move the existing file away if it is really obsolete")])
+        leftover = self._leftover if self._journal is None else None  # our own journal seals itself
         body = _body(state)
         if disk is not None and body == disk.body:
-            state.serial = disk.serial
-            return False
-        serial = max(state.serial, disk.serial if disk is not None else 0) + 1
+            if not disk.replayed:  # the file already holds this content
+                state.serial = disk.serial
+                if leftover is not None or (journal is not None and journal.has_file):
+                    self._remove_journal()  # nothing in it that the file lacks
+                return False
+            serial = disk.serial  # fold the replayed journal in under the serial read() showed
+        else:
+            serial = max(state.serial, disk.serial if disk is not None else 0) + 1
         text = body.replace('"serial": 0,', f'"serial": {serial},', 1)  # the first one is top-level
-        self._replace(text.encode())
+
+        def seal() -> None:  # after the new file is on disk, before it replaces the old one
+            if journal is not None:
+                journal.mark_compacted(serial)
+            elif leftover is not None:
+                self._seal_leftover(leftover, serial, folding=disk is not None and disk.replayed)
+
+        self._replace(text.encode(), seal)
+        if journal is not None or leftover is not None:
+            self._remove_journal()
         state.serial = serial
         state.orch_version = current_orch_version()
-        self._disk = _OnDisk(state.lineage, serial, body)
+        self._disk = _OnDisk(state.lineage, serial, body, serial)
+        self._leftover = None
         return True
 
-    def _replace(self, data: bytes) -> None:
+    def _seal_leftover(self, leftover: JournalContents, serial: int, folding: bool) -> None:
+        """Make a crash between the replacement and the journal's deletion harmless."""
+        if not folding:  # torn only, or already folded into the file being replaced: nothing to keep
+            unlink_quietly(str(self.journal_path))
+            return
+        assert leftover.lineage is not None and leftover.serial is not None
+        fd = os.open(self.journal_path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+        try:
+            os.ftruncate(fd, leftover.valid_size)  # drop a torn last write, so the marker is readable
+            append_durably(fd, marker_line(leftover.lineage, leftover.serial, serial))
+        finally:
+            os.close(fd)
+
+    def _remove_journal(self) -> None:
+        # Not fsynced: should the deletion be lost, the journal ends with its "compacted" marker,
+        # which tells the next reader it is already in the file.
+        unlink_quietly(str(self.journal_path))
+        self._leftover = None
+
+    def _replace(self, data: bytes, before_replace: Callable[[], None] | None = None) -> None:
         directory = self.path.parent
         try:
             if not self._backed_up:
@@ -141,17 +331,17 @@ class LocalBackend:
                 try:
                     if self._mode is not None:
                         os.fchmod(fd, self._mode)
-                    view = memoryview(data)
-                    while view:
-                        view = view[os.write(fd, view):]
+                    write_all(fd, data)
                     os.fsync(fd)  # the data must be on disk before the rename makes it the state
                 finally:
                     os.close(fd)
+                if before_replace is not None:
+                    before_replace()
                 os.replace(tmp, self.path)
             except BaseException:
-                _unlink_quietly(tmp)
+                unlink_quietly(tmp)
                 raise
-            _fsync_dir(directory)  # make the rename durable
+            fsync_dir(directory)  # make the rename durable
         except OSError as e:
             raise DiagnosticsError([Diagnostic.error(
                 "Failed to write the state", f"Cannot write {self.path}: {e.strerror or e}.",
@@ -165,7 +355,12 @@ class LocalBackend:
             self._mode = self.path.stat().st_mode & 0o777
         except FileNotFoundError:
             self._mode = None  # new file: mkstemp's 0600, since the state may hold secrets
-        else:
+        disk = self._disk
+        if disk is not None and disk.replayed:
+            # What this command read is the file plus the journal of a killed command.
+            text = disk.body.replace('"serial": 0,', f'"serial": {disk.serial},', 1)
+            _write_backup(self.backup_path, text.encode(), self._mode)
+        elif self._mode is not None:
             _make_backup(self.path, self.backup_path)
         self._backed_up = True
 
@@ -178,12 +373,36 @@ def _make_backup(path: Path, backup: Path) -> None:
     # A hard link is instant and atomic-with-rename; the state file is never modified in
     # place (only replaced), so the backup keeps the old content.
     tmp = backup.with_name(f".{backup.name}.{os.getpid()}.tmp")
-    _unlink_quietly(str(tmp))
+    unlink_quietly(str(tmp))
     try:
         os.link(path, tmp)
     except OSError:  # filesystem without hard links
         shutil.copy2(path, tmp)
     os.replace(tmp, backup)
+
+
+def _write_backup(backup: Path, data: bytes, mode: int | None) -> None:
+    fd, tmp = tempfile.mkstemp(dir=backup.parent, prefix=f".{backup.name}.{os.getpid()}.", suffix=".tmp")
+    try:
+        try:
+            if mode is not None:
+                os.fchmod(fd, mode)
+            write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, backup)
+    except BaseException:
+        unlink_quietly(tmp)
+        raise
+
+
+def _identity(path: Path) -> tuple[int, ...] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_mtime_ns)
 
 
 _TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[^.]*\.?tmp$")
@@ -205,24 +424,4 @@ def _remove_stale_temp_files(directory: Path, name: str) -> None:
             continue
         pid = int(m.group("pid"))
         if pid != os.getpid() and not _pid_running(pid):
-            _unlink_quietly(str(directory / entry))
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return  # platforms that cannot open directories: the rename is still atomic
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _unlink_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
+            unlink_quietly(str(directory / entry))

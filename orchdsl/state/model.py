@@ -12,14 +12,24 @@ On disk (``orch.orchstate``) it is one JSON object::
 ``serial`` counts content-changing writes and ``lineage`` identifies one
 state across its history (both as in Terraform); the backend maintains them.
 Resources are kept in address order so that files diff cleanly.
+
+Scale: an apply records every change, so ``State`` keeps indexes (by address,
+by resource block, in address order) that make ``get``/``set``/``remove`` of
+one instance and ``resources_of`` independent of the state's size, and a lock
+so that the executor's threads may change and read it at once.
 """
 
 from __future__ import annotations
 
+import gc
 import json
+import threading
 import uuid
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any, Literal
 
 from pydantic import (
@@ -58,6 +68,22 @@ class StateFormatError(ValueError):
     """The text is not a valid state document; the message says where and why."""
 
 
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Suspend the cyclic garbage collector while building many objects at once.
+
+    Loading a state creates hundreds of thousands of containers, none of them garbage; each
+    automatic collection would walk them all again (half of the load time at 10,000 instances).
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 class ResourceInstance(BaseModel):
     """One managed object. Immutable: change it with ``model_copy(update=...)`` and ``State.set``."""
 
@@ -74,6 +100,9 @@ class ResourceInstance(BaseModel):
     private: Any = None
     dependencies: tuple[str, ...] = ()
     status: Literal["ready", "tainted"] = "ready"
+    # older objects of this address that still exist: a create_before_destroy replacement made the new one
+    # first and deletes these after it (Terraform's "deposed" objects); each {"key", "attributes", "private"}
+    deposed: tuple[dict[str, Any], ...] = ()
 
     _addr: ResourceAddress = PrivateAttr()
 
@@ -122,7 +151,9 @@ class ResourceInstance(BaseModel):
 
     @property
     def addr(self) -> ResourceAddress:
-        return self._addr
+        # Straight from the private dict: pydantic's __getattr__ fallback for private attributes
+        # costs microseconds, and the state indexes look this up for every instance.
+        return self.__pydantic_private__["_addr"]  # type: ignore[index]
 
     def with_address(self, addr: ResourceAddress) -> ResourceInstance:
         return self.for_address(addr, **self.model_dump(exclude={"address", "type", "name", "index", "module"}))
@@ -156,18 +187,25 @@ class _Document(BaseModel):
 
 
 def _sorted_json(value: Any) -> Any:
+    # Runs for every instance loaded: recurse only into containers (most values are scalars).
     if isinstance(value, dict):
-        return {k: _sorted_json(value[k]) for k in sorted(value, key=str)}
+        return {k: _sorted_json(value[k]) if isinstance(value[k], (dict, list)) else value[k]
+                for k in sorted(value, key=str)}
     if isinstance(value, list):
-        return [_sorted_json(v) for v in value]
+        return [_sorted_json(v) if isinstance(v, (dict, list)) else v for v in value]
     return value
+
+
+# Parsing an address runs the expression parser (~0.1 ms); callers such as the executor and the
+# CLI ask for the same addresses again and again. Addresses are immutable, so sharing them is safe.
+_parse_address_cached = lru_cache(maxsize=16384)(parse_address)
 
 
 def _to_address(addr: ResourceAddress | str) -> ResourceAddress:
     if isinstance(addr, ResourceAddress):
         return addr
     try:
-        return parse_address(addr)
+        return _parse_address_cached(addr)
     except AddressError as e:
         raise DiagnosticsError([Diagnostic.error("Invalid resource address", str(e))]) from None
 
@@ -184,12 +222,70 @@ def _move_error(summary: str, detail: str, address: str) -> DiagnosticsError:
                                               hint='"orch state list" shows the addresses in the state')])
 
 
+_Moves = list[tuple[ResourceAddress, ResourceAddress]]  # (old, new); an alias: State.list shadows list
+
+
+def _order_key(addr: ResourceAddress) -> tuple:
+    # The key ResourceAddress orders itself by: comparing these tuples directly is what
+    # sorted(addresses) does, without two Python method calls per comparison.
+    return addr._order()
+
+
+class _SortedAddresses:
+    """Distinct addresses in address order; adding or removing one costs O(log n) comparisons.
+
+    The two lists are parallel: the sort keys (compared by bisect) and the addresses.
+    """
+
+    __slots__ = ("_addrs", "_keys")
+
+    def __init__(self, keys: list[tuple] | None = None, addrs: list[ResourceAddress] | None = None) -> None:
+        self._keys: list[tuple] = keys if keys is not None else []
+        self._addrs: list[ResourceAddress] = addrs if addrs is not None else []
+
+    @classmethod
+    def of(cls, addrs: Iterable[ResourceAddress]) -> _SortedAddresses:
+        pairs = sorted(((_order_key(a), a) for a in addrs), key=itemgetter(0))
+        return cls([k for k, _ in pairs], [a for _, a in pairs])
+
+    def add(self, addr: ResourceAddress) -> None:
+        """Insert ``addr``, which must not be present."""
+        key = _order_key(addr)
+        i = bisect_left(self._keys, key)
+        self._keys.insert(i, key)
+        self._addrs.insert(i, addr)
+
+    def append_last(self, key: tuple, addr: ResourceAddress) -> None:
+        """Add an address known to sort after every present one (building from sorted input)."""
+        self._keys.append(key)
+        self._addrs.append(addr)
+
+    def discard(self, addr: ResourceAddress) -> None:
+        key = _order_key(addr)
+        i = bisect_left(self._keys, key)
+        if i < len(self._keys) and self._keys[i] == key:
+            del self._keys[i]
+            del self._addrs[i]
+
+    def copy(self) -> _SortedAddresses:
+        return _SortedAddresses(list(self._keys), list(self._addrs))
+
+    def __iter__(self) -> Iterator[ResourceAddress]:
+        return iter(self._addrs)
+
+    def __len__(self) -> int:
+        return len(self._addrs)
+
+
 class State:
     """The in-memory state: resource instances by address, and root module outputs.
 
     Mutable on purpose: the engine updates it after every resource change and
-    hands it to ``LocalBackend.write``; ``ResourceInstance`` values themselves
-    are immutable so that a stored instance never changes behind the state.
+    records it (``LocalBackend.journal`` or ``LocalBackend.write``); ``ResourceInstance``
+    values themselves are immutable so that a stored instance never changes behind the state.
+
+    Thread-safe: every method takes an internal lock, so one thread may ``set`` while
+    another lists; what a reader gets is a snapshot (a list), never a live view.
     """
 
     def __init__(self, *, lineage: str | None = None, serial: int = 0, orch_version: str | None = None,
@@ -200,9 +296,80 @@ class State:
         self.serial = serial
         self.lineage = lineage or str(uuid.uuid4())
         self.outputs: dict[str, OutputValue] = dict(outputs or {})
+        self._lock = threading.RLock()
         self._resources: dict[ResourceAddress, ResourceInstance] = {}
-        for r in resources:
-            self.set(r)
+        self._sorted = _SortedAddresses()
+        self._by_config: dict[ConfigAddress, _SortedAddresses] = {}
+        # (type, name) -> the module instances holding such a block: resolves patterns such as
+        # module.app.pod.web (any instance of module.app) without scanning every resource.
+        self._by_name: dict[tuple[str, str], set[ConfigAddress]] = {}
+        self._load(resources, unique=False)
+
+    # ---- indexes -------------------------------------------------------------------
+
+    def _load(self, instances: Iterable[ResourceInstance], *, unique: bool) -> None:
+        """Add many instances, sorting once (loading a file must not cost n insertions)."""
+        resources = self._resources
+        for r in instances:
+            if unique and r.addr in resources:
+                raise StateFormatError(f"resource {r.address} appears twice")
+            resources[r.addr] = r
+        self._sorted = _SortedAddresses.of(resources)
+        self._by_config, self._by_name = {}, {}
+        for key, addr in zip(self._sorted._keys, self._sorted._addrs):  # our own index
+            self._group(addr.config).append_last(key, addr)  # global order, so each group stays sorted
+
+    def _group(self, config: ConfigAddress) -> _SortedAddresses:
+        group = self._by_config.get(config)
+        if group is None:
+            group = self._by_config[config] = _SortedAddresses()
+            self._by_name.setdefault((config.type, config.name), set()).add(config)
+        return group
+
+    def _put(self, instance: ResourceInstance) -> None:
+        addr = instance.addr
+        if addr not in self._resources:  # a replacement keeps its place: only new addresses are indexed
+            self._sorted.add(addr)
+            self._group(addr.config).add(addr)
+        self._resources[addr] = instance
+
+    def _pop(self, addr: ResourceAddress) -> ResourceInstance | None:
+        inst = self._resources.pop(addr, None)
+        if inst is None:
+            return None
+        self._sorted.discard(addr)
+        config = addr.config
+        group = self._by_config[config]
+        group.discard(addr)
+        if not group:
+            del self._by_config[config]
+            names = self._by_name[(config.type, config.name)]
+            names.discard(config)
+            if not names:
+                del self._by_name[(config.type, config.name)]
+        return inst
+
+    def _matching(self, target: Target) -> Iterator[ResourceAddress]:
+        """The addresses ``target`` matches, in address order within each resource block."""
+        if target.is_module:
+            yield from (a for a in self._sorted if target.matches(a))  # state commands only: a scan is fine
+            return
+        assert target.type is not None and target.name is not None
+        if all(step.key is not None for step in target.module):  # names one block exactly
+            configs: Iterable[ConfigAddress] = (ConfigAddress(target.type, target.name, target.module),)
+        else:  # a module step without a key matches every instance of that module call
+            configs = sorted(c for c in self._by_name.get((target.type, target.name), ())
+                             if target.matches(ResourceAddress(c.type, c.name, target.key, c.module)))
+        for config in configs:
+            group = self._by_config.get(config)
+            if group is None:
+                continue
+            if target.key is None:
+                yield from group
+            else:
+                addr = config.instance(target.key)
+                if addr in self._resources:
+                    yield addr
 
     # ---- resources -----------------------------------------------------------------
 
@@ -211,23 +378,36 @@ class State:
 
     def set(self, instance: ResourceInstance) -> None:
         """Add or replace the instance at ``instance.addr``."""
-        self._resources[instance.addr] = instance
+        with self._lock:
+            self._put(instance)
+
+    def discard(self, addr: ResourceAddress | str) -> ResourceInstance | None:
+        """Remove exactly the instance at ``addr`` (no pattern); the removed instance or None."""
+        address = _to_address(addr)
+        with self._lock:
+            return self._pop(address)
 
     def remove(self, target: Target | ResourceAddress | str) -> list[ResourceInstance]:
         """Remove what ``target`` matches (an instance, all instances of a resource, or a module).
 
         Returns the removed instances in address order; empty when nothing matched.
         """
-        removed = self.list(target)
-        for r in removed:
-            del self._resources[r.addr]
+        with self._lock:
+            removed = self.list(target)
+            for r in removed:
+                self._pop(r.addr)
         return removed
 
     def list(self, *targets: Target | ResourceAddress | str) -> list[ResourceInstance]:
         """Instances in address order; with targets, only those matching at least one."""
         parsed = [_to_target(t) for t in targets]
-        return [self._resources[a] for a in sorted(self._resources)
-                if not parsed or any(t.matches(a) for t in parsed)]
+        with self._lock:
+            if not parsed:
+                return [self._resources[a] for a in self._sorted]
+            if len(parsed) == 1 and parsed[0].is_module:
+                return [self._resources[a] for a in self._matching(parsed[0])]  # already in order
+            found = {a: None for t in parsed for a in self._matching(t)}
+            return [self._resources[a] for a in sorted(found, key=_order_key)]
 
     def move(self, src: Target | ResourceAddress | str,
              dst: Target | ResourceAddress | str) -> list[tuple[ResourceAddress, ResourceAddress]]:
@@ -238,7 +418,10 @@ class State:
         Resource moves keep the type. Raises DiagnosticsError when nothing matches or
         a destination is taken. Returns (old, new) pairs in address order.
         """
-        s, d = _to_target(src), _to_target(dst)
+        with self._lock:
+            return self._move(_to_target(src), _to_target(dst))
+
+    def _move(self, s: Target, d: Target) -> _Moves:
         matched = self.list(s)
         if not matched:
             raise _move_error("Invalid source address",
@@ -284,9 +467,10 @@ class State:
             raise _move_error("Invalid target address", f"Cannot move {s} to {d}: addresses would collide.",
                               str(d))
 
-        moved = [(old, new, self._resources.pop(old)) for old, new in pairs]
-        for _, new, inst in moved:
-            self._resources[new] = inst.with_address(new)
+        moved = [(new, self._pop(old)) for old, new in pairs]
+        for new, inst in moved:
+            assert inst is not None
+            self._put(inst.with_address(new))
         self._rewrite_dependencies(pairs)
         return pairs
 
@@ -296,18 +480,19 @@ class State:
         rename = {str(old): str(new) for old, new in pairs if old.key is not None}
         # A resource-level name ("pod.web", which is also how its keyless instance is written)
         # is renamed only when nothing of that resource is left at the old address.
-        resources_left = {a.config for a in self._resources}
         for old, new in pairs:
-            if old.config not in resources_left:
+            if old.config not in self._by_config:
                 rename.setdefault(str(old.config), str(new.config))
         for addr, inst in list(self._resources.items()):
             deps = tuple(rename.get(d, d) for d in inst.dependencies)
             if deps != inst.dependencies:
-                self._resources[addr] = inst.model_copy(update={"dependencies": deps})
+                self._resources[addr] = inst.model_copy(update={"dependencies": deps})  # same address
 
     def resources_of(self, config: ConfigAddress) -> list[ResourceInstance]:
         """All instances of one resource block, in key order."""
-        return [self._resources[a] for a in sorted(self._resources) if a.config == config]
+        with self._lock:
+            group = self._by_config.get(config)
+            return [self._resources[a] for a in group] if group is not None else []
 
     def __len__(self) -> int:
         return len(self._resources)
@@ -332,11 +517,13 @@ class State:
 
         ``serial``/``orch_version`` override the state's own (the backend stamps them).
         """
+        with self._lock:
+            resources = [self._resources[a] for a in self._sorted]
+            outputs = dict(sorted(self.outputs.items()))
         doc = _Document.model_construct(  # fields are already valid: skip re-validation, writes must be cheap
             version=self.version, orch_version=orch_version or self.orch_version,
             serial=self.serial if serial is None else serial, lineage=self.lineage,
-            outputs=dict(sorted(self.outputs.items())),
-            resources=[self._resources[a] for a in sorted(self._resources)])
+            outputs=outputs, resources=resources)
         return doc.model_dump_json(indent=2) + "\n"
 
     def to_dict(self) -> dict[str, Any]:
@@ -345,6 +532,11 @@ class State:
     @classmethod
     def from_json(cls, text: str | bytes) -> State:
         """Parse a state file's text. Raises StateFormatError saying what is wrong and where."""
+        with gc_paused():
+            return cls._from_json(text)
+
+    @classmethod
+    def _from_json(cls, text: str | bytes) -> State:
         try:
             raw = json.loads(text)
         except json.JSONDecodeError as e:
@@ -365,19 +557,37 @@ class State:
             raise StateFormatError(f"unsupported state format version {doc.version}")
         state = cls(lineage=doc.lineage, serial=doc.serial, orch_version=doc.orch_version,
                     outputs=doc.outputs, version=doc.version)
-        for r in doc.resources:
-            if r.addr in state._resources:
-                raise StateFormatError(f"resource {r.address} appears twice")
-            state.set(r)
+        state._load(doc.resources, unique=True)
         return state
 
     def copy(self) -> State:
-        return State(lineage=self.lineage, serial=self.serial, orch_version=self.orch_version,
-                     resources=self._resources.values(), outputs=self.outputs, version=self.version)
+        new = State(lineage=self.lineage, serial=self.serial, orch_version=self.orch_version,
+                    outputs=self.outputs, version=self.version)
+        with self._lock:  # copy the indexes as they are: no re-sorting
+            new._resources = dict(self._resources)
+            new._sorted = self._sorted.copy()
+            new._by_config = {c: g.copy() for c, g in self._by_config.items()}
+            new._by_name = {k: set(v) for k, v in self._by_name.items()}
+        return new
 
     def same_content(self, other: State) -> bool:
         """Equal apart from ``serial`` (what decides whether a write is a change)."""
         return self.to_json(serial=0) == other.to_json(serial=0)
+
+    # ---- pickle (saved plans hold a State) -------------------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The lock cannot be pickled and the indexes are rebuilt: keep the data only.
+        return {"version": self.version, "orch_version": self.orch_version, "serial": self.serial,
+                "lineage": self.lineage, "outputs": self.outputs, "resources": self.list()}
+
+    def __setstate__(self, data: dict[str, Any]) -> None:
+        resources = data.get("resources")
+        if resources is None:  # pickled by an orch whose State kept only the {address: instance} dict
+            resources = list(data.get("_resources", {}).values())
+        self.__init__(lineage=data["lineage"], serial=data["serial"],  # type: ignore[misc]
+                      orch_version=data["orch_version"], resources=resources, outputs=data["outputs"],
+                      version=data["version"])
 
     def __repr__(self) -> str:
         return f"State(lineage={self.lineage!r}, serial={self.serial}, resources={len(self)})"

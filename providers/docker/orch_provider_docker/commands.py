@@ -12,7 +12,7 @@ import argparse
 import os
 import sys
 
-from orchdsl.diagnostics import Diagnostic
+from orchdsl.sdk import Diagnostic
 
 
 def register(sub) -> None:
@@ -35,26 +35,19 @@ def _fail(diag: Diagnostic, args: argparse.Namespace) -> int:
 
 def find_node(directory: str, name: str, var_overrides: dict[str, str] | None = None):
     """The settings of node ``name`` in the configuration, or a diagnostic."""
-    from orchdsl.config import load_config
-    from orchdsl.engine.planner import _prune_nulls
+    from orchdsl.sdk.commands import configured_instances
 
     from .transport import NodeSettings
 
-    config, diags = load_config(directory, var_overrides or {}, [])
-    errors = [d for d in diags if d.is_error]
-    if config is None or errors:
-        return None, errors[0] if errors else Diagnostic.error("Cannot load configuration", directory)
+    nodes, errors = configured_instances(directory, "node", var_overrides)
+    if errors:
+        return None, errors[0]
     seen = []
-    for decl in config.resources.values():
-        if decl.type != "node":
-            continue
-        instances, _ = config.expand(decl, {})
-        for inst in instances:
-            values = _prune_nulls(inst.values)
-            n = values.get("name") or inst.address.name
-            seen.append(n)
-            if n == name or str(inst.address) == name:
-                return NodeSettings.from_attributes(n, values), None
+    for addr, values in nodes.items():
+        n = values.get("name") or addr.name
+        seen.append(n)
+        if n == name or str(addr) == name:
+            return NodeSettings.from_attributes(n, values), None
     return None, Diagnostic.error("No such node", f'The configuration in {directory} has no node "{name}".',
                                   hint=f"nodes: {', '.join(sorted(seen))}" if seen else "declare a node block")
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from orchdsl.addrs import ResourceAddress
+from orchdsl.sdk import ResourceAddress
 
 LINEAGE = "orch.lineage"  # the state's lineage: which state made the container
 ADDRESS = "orch.address"  # the resource instance, e.g. pod.web[0]

@@ -19,9 +19,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchdsl.addrs import ResourceAddress
-from orchdsl.engine.diff import configured_changes
-from orchdsl.plan.model import UNKNOWN, Path
+from orchdsl.sdk import UNKNOWN, MemberStatus, ObjectStatus, Path, ResourceAddress, configured_changes
 
 from . import naming
 
@@ -32,8 +30,7 @@ HASH_VERSION = "v1"
 # Attributes of a pod that change without touching its containers' identity:
 # restart and resources through `docker update`; the rest lives only in orch's state.
 # scheduling attributes change nothing on Docker: a pod they displace gets a new "node", which forces the move
-IN_PLACE_POD = frozenset({"restart", "labels", "node_selector", "spread_by", "placement", "anti_affinity", "strategy",
-                          "autoscale"})
+IN_PLACE_POD = frozenset({"restart", "labels", "node_selector", "spread_by", "placement", "anti_affinity"})
 IN_PLACE_CONTAINER = frozenset({"resources", "pull"})
 FORCE_NEW_POD = frozenset({"hostname"})
 COMPUTED_POD = ("id", "ip", "node")
@@ -268,19 +265,11 @@ def update_body(attrs: dict, container: dict) -> dict:
 
 # ---- planning -----------------------------------------------------------------------------------------
 
-def strip_state(name: Any) -> Any:
-    """A container name as refresh reports it for a stopped container (``httpd (exited)``) -> ``httpd``."""
-    if isinstance(name, str) and name.endswith(")") and " (" in name:
-        return name[:name.rindex(" (")]
-    return name
-
-
-def replace_paths(prior: dict, config: dict, not_running: set[str] = frozenset()) -> list[Path]:
+def replace_paths(prior: dict, config: dict) -> list[Path]:
     """Which of the changed paths force a new pod (in place: restart policy, resources, labels...).
 
-    ``not_running``: containers refresh found stopped (their name carries the state); bringing them back
-    is an in-place change (``docker start``). A pod that must run elsewhere arrives with another ``node``
-    (the scheduler's choice), which is a replacement.
+    A pod that must run elsewhere arrives with another ``node`` (the scheduler's choice), which is a
+    replacement.
     """
     out: list[Path] = []
     prior_conts = containers_of(prior)
@@ -298,11 +287,6 @@ def replace_paths(prior: dict, config: dict, not_running: set[str] = frozenset()
                 if field_ == "resources" and _limit_removed(prior_conts, config, path[1]):
                     out.append(path[:3])
                 continue
-            if field_ == "name" and isinstance(path[1], int) and path[1] < len(prior_conts):
-                was = prior_conts[path[1]].get("name")
-                want = containers_of(config)[path[1]].get("name") if path[1] < len(containers_of(config)) else None
-                if strip_state(was) == want and want in not_running:
-                    continue  # restart, in place
             out.append(path[:3])
         elif head in FORCE_NEW_POD:
             out.append(path[:1])
@@ -439,12 +423,6 @@ def should_run(c: dict, restart: Any) -> bool:
     return True
 
 
-def state_word(c: dict) -> str:
-    state = c.get("State") or "unknown"
-    code = exit_code(c)
-    return f"{state} {code}" if state == "exited" and code is not None else state
-
-
 def current_attributes(prior: dict, obs: Observed) -> tuple[dict | None, dict]:
     """What a recorded pod is now, from the container list: (attributes or None if gone, private).
 
@@ -454,8 +432,8 @@ def current_attributes(prior: dict, obs: Observed) -> tuple[dict | None, dict]:
       they were created with (the spec label), so the plan shows what differs and replaces;
     * an image reference that no longer resolves to the container's image (the tag moved): the image
       the container reports (an ID), so the plan replaces it;
-    * an app container stopped while its restart policy says it should run: its ``name`` reads
-      ``"httpd (exited 137)"``: the plan shows it and restarts the container in place.
+    * an app container stopped while its restart policy says it should run: listed in the private
+      ``not_running`` (the status says so; the plan restarts it in place).
     """
     infra = obs.infra
     if infra is None or infra.get("State") not in RUNNING_STATES:
@@ -489,7 +467,6 @@ def current_attributes(prior: dict, obs: Observed) -> tuple[dict | None, dict]:
             c["image"] = image
         if should_run(seen, attrs.get("restart")):
             not_running.append(name)
-            c["name"] = f"{name} ({state_word(seen)})"
     attrs["id"] = infra["Id"][:12]
     ip = ip_of(infra)
     if ip:
@@ -499,6 +476,61 @@ def current_attributes(prior: dict, obs: Observed) -> tuple[dict | None, dict]:
     if not_running:
         private["not_running"] = not_running
     return attrs, private
+
+
+_HEALTH = re.compile(r"\((healthy|unhealthy|health: starting)\)")
+
+
+def member_status(c: dict, details: dict | None = None) -> MemberStatus:
+    """One app container's status from its list entry (state, exit code, health) and, when it was inspected
+    (unhealthy or stopped ones only), its failing streak, last check output and restart count."""
+    m = _HEALTH.search(c.get("Status") or "")
+    health = None if m is None else ("starting" if m.group(1) == "health: starting" else m.group(1))
+    name = _labels(c).get(naming.CONTAINER, "")
+    streak, last, restarts = 0, "", 0
+    if details:
+        restarts = int(details.get("RestartCount") or 0)
+        h = (details.get("State") or {}).get("Health") or {}
+        streak = int(h.get("FailingStreak") or 0)
+        log = h.get("Log") or []
+        if log and isinstance(log[-1], dict):
+            last = " ".join(str(log[-1].get("Output") or "").split())[:200]
+    return MemberStatus(name, c.get("State") or "unknown", exit_code(c) if c.get("State") == "exited" else None,
+                        health, streak, restarts, last)
+
+
+def pod_status(obs: Observed, names: list[str], details: dict[str, dict]) -> ObjectStatus:
+    """The pod's status: running when every container runs and none is unhealthy, else degraded."""
+    members = []
+    for n in names:
+        c = obs.apps.get(n)
+        if c is None:
+            members.append(MemberStatus(n, "missing"))
+        else:
+            members.append(member_status(c, details.get(c["Id"])))
+    bad = any(m.state not in RUNNING_STATES or m.health == "unhealthy" for m in members)
+    return ObjectStatus("degraded" if bad else "running", members=tuple(members))
+
+
+def needs_inspect(c: dict) -> bool:
+    """Whether refresh inspects this container for details: only when something is wrong with it."""
+    return c.get("State") not in RUNNING_STATES or "(unhealthy)" in (c.get("Status") or "")
+
+
+def repair_reason(status: ObjectStatus | None, not_running: Any) -> str | None:
+    """Why an unchanged pod needs an in-place update: containers that should run and do not (Docker's
+    restart policy gave up, or someone stopped them)."""
+    names = set(not_running or ())
+    if not names:
+        return None
+    words = []
+    for m in (status.members if status is not None else ()):
+        if m.name in names:
+            code = f" ({m.exit_code})" if m.exit_code is not None else ""
+            words.append(f"container {m.name} is {m.state}{code}")
+    if not words:
+        words = [f"container {n} is not running" for n in sorted(names)]
+    return "because " + ", ".join(words) + " and its restart policy wants it running: orch starts it"
 
 
 def _from_spec(infra: dict) -> dict | None:

@@ -5,16 +5,21 @@ How the core's calls map to Docker:
 * ``refresh(prior)`` — per node, in parallel: ``docker info`` (the node's facts) and ONE container list
   filtered by the state's lineage label; every recorded pod is then reconstructed from that list
   (``pods.current_attributes``), and pods of this lineage missing from the state come back as orphans.
-* ``plan`` — no writes. Nodes are registered (their connection settings are what pods need; a new node is
-  connected to, so that a bad address or key fails the plan); a pod arrives with its ``node`` chosen by the core's scheduler and,
-  with ``pull = "never"``, its images are checked on that node (one cached ``image inspect`` per node and
-  image) so a missing image fails the plan, before any change.
-* ``apply`` — create (infra then apps, started in that order), update (``docker update``; start stopped
-  containers), delete (apps then infra, forced), replace (delete then create, or with
-  ``create_before_destroy`` create under temporary names, delete, rename).
+  Each pod's observed status (containers running or exited, Docker's health and failing streak, restarts)
+  comes back apart from its attributes; pods on a node that did not answer are reported "not reachable".
+* ``plan`` — pure: planned values and what forces a replacement; a stopped container that should run is an
+  in-place repair. A pod arrives with its ``node`` chosen by the core's scheduler.
+* ``preflight`` — read-only: a new node is connected to (a bad address or key fails the plan), and with
+  ``pull = "never"`` the images of pods to create are checked on their node (one cached ``image inspect``
+  per node and image), so that what cannot work fails the plan before any change.
+* ``create`` (infra then apps, started in that order), ``update`` (``docker update``; start stopped
+  containers), ``delete`` (apps then infra, forced). Replacement is the core's: during a
+  create_before_destroy replacement the new pod's containers get a suffix, as the old ones still hold the
+  names.
 
 Nodes' connection settings come from the node resources themselves: from the state at refresh, from the
-configuration at plan, from the planned values at apply. A pod's node is its ``node`` attribute.
+request's world (the planned values of the run) at preflight and apply. A pod's node is its ``node``
+attribute.
 """
 
 from __future__ import annotations
@@ -27,13 +32,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from orchdsl.addrs import ResourceAddress
-from orchdsl.diagnostics import Diagnostic
-from orchdsl.engine.diff import merge_configured
-from orchdsl.engine.placement import DEFAULT_NODE
-from orchdsl.plan.model import UNKNOWN, Action, ResourceChange
-from orchdsl.provider import ApplyResult, PlannedObject, RefreshResult, ResourceTypeInfo, StateObject
-from orchdsl.schema.node import node_name
+from orchdsl.sdk import (IMPLICIT_NODE, UNKNOWN, ApplyRequest, ApplyResult, ChangeView, Diagnostic, ObjectStatus,
+                         PlannedObject, RefreshResult, ResourceAddress, ResourceTypeInfo, StateObject, World,
+                         contains_unknown, merge_configured, node_name)
 
 from . import naming, pods
 from .transport import (
@@ -54,14 +55,8 @@ NODE_COMPUTED = frozenset({"id", "capacity", "engine_version"})
 TICK_SECONDS = 10.0
 
 
-def _has_unknown(v: Any) -> bool:
-    if v is UNKNOWN:
-        return True
-    if isinstance(v, dict):
-        return any(_has_unknown(x) for x in v.values())
-    if isinstance(v, list):
-        return any(_has_unknown(x) for x in v)
-    return False
+DEFAULT_NODE = IMPLICIT_NODE
+_has_unknown = contains_unknown
 
 
 class _Ticker:
@@ -93,7 +88,9 @@ class DockerProvider:
         self.lineage = ""
         self._conns = Connections(connect, max_channels)
         self._lock = threading.RLock()
-        self._config_nodes: dict[str, NodeSettings] = {}  # node resources planned in this run
+        self._config_nodes: dict[str, NodeSettings] = {}  # node resources of the run (the requests' world)
+        self._world_seen: int | None = None
+        self._down: set[str] = set()  # nodes that did not answer at refresh (already reported)
         self._state_nodes: dict[str, NodeSettings] = {}  # node resources the state records
         self._node_addr: dict[str, str] = {}  # node name -> its address, for diagnostics
         self._observed: dict[str, list[dict]] = {}  # node -> its containers as listed at refresh
@@ -122,6 +119,19 @@ class DockerProvider:
             (self._config_nodes if from_config else self._state_nodes)[name] = s
             self._node_addr[name] = str(address)
         return s
+
+    def _learn(self, world: World) -> None:
+        """Register the run's nodes from a request's world (once per world: it is the same for a whole run)."""
+        with self._lock:
+            if self._world_seen == id(world):
+                return
+            self._world_seen = id(world)
+        for addr, values in list(world.items()):
+            if addr.type == "node":
+                try:
+                    self._register(addr, values, from_config=True)
+                except NodeError:
+                    continue  # reported where the node itself is planned or applied
 
     def _settings(self, name: str) -> NodeSettings | None:
         with self._lock:
@@ -188,6 +198,8 @@ class DockerProvider:
                         results[n] = e
 
         readable: dict[str, list[dict]] = {}
+        with self._lock:
+            self._down.update(n for n, r in results.items() if isinstance(r, Exception))
         for n, r in sorted(results.items()):
             if isinstance(r, NodeError):
                 out.diagnostics.append(Diagnostic.error(
@@ -222,7 +234,10 @@ class DockerProvider:
             if obs is None:
                 if node in readable:
                     out.current[p.address] = None  # its node answered and has none of its containers
-                elif node not in results:
+                elif node in results:  # its node did not answer: as recorded, and said so
+                    out.current[p.address] = StateObject(p.address, p.attributes, p.private, ObjectStatus(
+                        "unknown", reachable=False, message=f"{self._addr_of(node)} did not answer"))
+                else:
                     out.diagnostics.append(Diagnostic(
                         "warning", "Pod on an unknown node",
                         f"{p.address} is recorded on node {node!r}, which the state no longer lists; orch cannot "
@@ -234,7 +249,9 @@ class DockerProvider:
                 continue
             if key[0] != self.lineage or key[1] != str(p.address):
                 private.update(lineage=key[0], label_address=key[1])
-            out.current[p.address] = StateObject(p.address, attrs, private)
+            status = pods.pod_status(obs, [c["name"] for c in pods.containers_of(attrs)],
+                                     self._details(obs))
+            out.current[p.address] = StateObject(p.address, attrs, private, status)
         for (lin, label_addr), obs in sorted(groups.items()):
             if lin != self.lineage or (lin, label_addr) in claimed:
                 continue
@@ -247,6 +264,19 @@ class DockerProvider:
             attrs, private = pods.orphan_attributes(obs)
             if attrs is not None:
                 out.orphans.append(StateObject(addr, attrs, private))
+        return out
+
+    def _details(self, obs: pods.Observed) -> dict[str, dict]:
+        """Inspect the containers whose list entry shows trouble (stopped, unhealthy): failing streak, last
+        health output, restart count. Healthy pods cost nothing more than the one list call."""
+        out: dict[str, dict] = {}
+        for c in obs.apps.values():
+            if not pods.needs_inspect(c):
+                continue
+            try:
+                out[c["Id"]] = self._engine(obs.node).inspect(c["Id"])
+            except (NodeError, EngineError):
+                continue  # the status then lacks the details, not the state
         return out
 
     # ---- plan ----------------------------------------------------------------------------------------
@@ -264,15 +294,10 @@ class DockerProvider:
 
     def _plan_node(self, address: ResourceAddress, prior: StateObject | None, config: dict) -> PlannedObject:
         diags: list[Diagnostic] = []
-        s = self._register(address, config, from_config=True)
         try:
-            s.endpoint()
-            if prior is None and not _has_unknown(config):
-                # a node orch has not used yet: verify it now (reachable, trusted host key, Docker new
-                # enough), before anything changes; the connection is reused by the apply
-                self._conns.engine(s)
+            NodeSettings.from_attributes(node_name(address), config).endpoint()  # settings make sense
         except NodeError as e:
-            diags.append(self._node_diag(e, str(address)))
+            diags.append(Diagnostic.error(e.summary, e.detail, hint=e.hint, address=str(address)))
         if prior is None:
             planned = dict(config)
             planned["id"] = UNKNOWN
@@ -293,24 +318,57 @@ class DockerProvider:
             planned["node"] = node if node is not None else UNKNOWN
             planned["id"] = UNKNOWN
             planned["ip"] = UNKNOWN
-            if node is not None:
-                diags.extend(self._check_images(address, node, config))
             return PlannedObject(planned, diagnostics=diags)
         planned = merge_configured(prior.attributes, config)
-        conts = pods.containers_of(config)
-        if conts:  # names come from the configuration, not from a stopped container's "httpd (exited)"
+        if pods.containers_of(config):
             planned["container"] = config["container"]
         planned["node"] = node if node is not None else prior.attributes.get("node")
-        paths = pods.replace_paths(prior.attributes, config, set(prior.private.get("not_running") or ()))
-        if planned["node"] != prior.attributes.get("node"):
-            diags.extend(self._check_images(address, planned["node"], config))
-        return PlannedObject(planned, requires_replace=paths, diagnostics=diags)
+        paths = pods.replace_paths(prior.attributes, config)
+        return PlannedObject(planned, requires_replace=paths, diagnostics=diags,
+                             repair=pods.repair_reason(prior.status, prior.private.get("not_running")))
+
+    # ---- preflight -----------------------------------------------------------------------------------
+    def preflight(self, world: World, changes: list[ChangeView]) -> list[Diagnostic]:
+        """Read-only checks before anything changes: new nodes reachable (trusted host key, Docker new
+        enough; the connection is reused by the apply), images of pods to create present when never pulled."""
+        self._learn(world)
+        diags: list[Diagnostic] = []
+        new_nodes = [c for c in changes if c.address.type == "node" and c.action in ("create", "replace")
+                     and c.after is not None and not _has_unknown(c.after.get("address"))]
+        pods_made = [c for c in changes if c.address.type == "pod" and c.action in ("create", "replace")
+                     and c.after is not None and isinstance(c.after.get("node"), str)]
+        moved = [c for c in changes if c.address.type == "pod" and c.action == "update" and c.after is not None
+                 and c.before is not None and c.after.get("node") != c.before.get("node")]
+
+        def connect(c: ChangeView) -> list[Diagnostic]:
+            try:
+                s = self._register(c.address, c.after or {}, from_config=True)
+                self._conns.engine(s)
+            except NodeError as e:
+                return [self._node_diag(e, str(c.address))]
+            return []
+
+        def images(c: ChangeView) -> list[Diagnostic]:
+            after = c.after or {}
+            return self._check_images(c.address, after["node"], after)
+
+        jobs = [(connect, c) for c in new_nodes]
+        with cf.ThreadPoolExecutor(max(1, min(8, len(jobs)))) as ex:
+            for result in ex.map(lambda j: j[0](j[1]), jobs):
+                diags.extend(result)
+        bad = {d.address for d in diags}
+        for c in pods_made + moved:
+            node = (c.after or {}).get("node")
+            if self._addr_of(node) in bad:
+                continue
+            diags.extend(images(c))
+        return diags
 
     def _check_images(self, address: ResourceAddress, node: str, config: dict) -> list[Diagnostic]:
         """With pull = "never" a missing image fails the plan, naming the node (one inspect per image)."""
         wanted = [c for c in pods.containers_of(config) if c.get("pull") == "never"
                   and isinstance(c.get("image"), str)]
-        if not wanted or self._settings(node) is None:
+        if not wanted or self._settings(node) is None or node in self._down:
             return []
         try:
             eng = self._engine(node)
@@ -340,65 +398,69 @@ class DockerProvider:
         return present
 
     # ---- apply ---------------------------------------------------------------------------------------
-    def apply(self, change: ResourceChange, prior: StateObject | None, progress: Progress) -> ApplyResult:
-        if not self.lineage and change.address.type == "pod":
+    def create(self, request: ApplyRequest) -> ApplyResult:
+        return self._apply("create", request)
+
+    def update(self, request: ApplyRequest) -> ApplyResult:
+        return self._apply("update", request)
+
+    def delete(self, request: ApplyRequest) -> ApplyResult:
+        return self._apply("delete", request)
+
+    def _apply(self, verb: str, request: ApplyRequest) -> ApplyResult:
+        addr = request.address
+        if not self.lineage and addr.type == "pod":
             return ApplyResult(None, [Diagnostic.error(
                 "Provider not configured", "The docker provider has no state lineage to label containers with.",
-                address=str(change.address))])
+                address=str(addr))])
+        self._learn(request.world)
         try:
-            if change.address.type == "node":
-                return self._apply_node(change, prior)
-            if change.address.type == "pod":
-                return self._apply_pod(change, prior, progress)
+            if addr.type == "node":
+                return self._apply_node(verb, request)
+            if addr.type == "pod":
+                return self._apply_pod(verb, request)
         except NodeError as e:
-            return ApplyResult(None, [self._node_diag(e, context=f"{change.address}: ")])
+            return ApplyResult(None, [self._node_diag(e, context=f"{addr}: ")])
         except EngineError as e:
-            return ApplyResult(None, [Diagnostic.error("Docker request failed", str(e),
-                                                       address=str(change.address))])
-        return ApplyResult(None, [Diagnostic.error("Unsupported resource type", str(change.address.type),
-                                                   address=str(change.address))])
+            return ApplyResult(None, [Diagnostic.error("Docker request failed", str(e), address=str(addr))])
+        return ApplyResult(None, [Diagnostic.error("Unsupported resource type", str(addr.type),
+                                                   address=str(addr))])
 
-    def _apply_node(self, change: ResourceChange, prior: StateObject | None) -> ApplyResult:
-        if change.action is Action.DELETE:
+    def _apply_node(self, verb: str, request: ApplyRequest) -> ApplyResult:
+        if verb == "delete":
             return ApplyResult(None)  # orch does not own the host; its pods are deleted on their own
-        planned_cap = (change.after or {}).get("capacity")
-        after = {k: v for k, v in (change.after or {}).items() if v is not UNKNOWN}
+        prior = request.prior
+        planned_cap = (request.planned or {}).get("capacity")
+        after = {k: v for k, v in (request.planned or {}).items() if v is not UNKNOWN}
         if prior is not None and isinstance(prior.attributes.get("capacity"), dict):
             after["capacity"] = {**prior.attributes["capacity"],
                                  **{k: v for k, v in (planned_cap or {}).items() if v is not UNKNOWN}} \
                 if isinstance(planned_cap, dict) else prior.attributes["capacity"]
-        s = self._register(change.address, after, from_config=True)
+        s = self._register(request.address, after, from_config=True)
         eng = self._conns.engine(s)
         info = eng.info()
         attrs, private = _node_facts(after, prior.private if prior else {}, info,
                                      planned=planned_cap if planned_cap is not None else {})
-        return ApplyResult(StateObject(change.address, attrs, private))
+        return ApplyResult(StateObject(request.address, attrs, private))
 
-    def _apply_pod(self, change: ResourceChange, prior: StateObject | None, progress: Progress) -> ApplyResult:
-        addr = change.address
-        if change.action is Action.DELETE:
-            assert prior is not None
-            self._delete_pod(addr, prior, progress)
+    def _apply_pod(self, verb: str, request: ApplyRequest) -> ApplyResult:
+        addr, prior, progress = request.address, request.prior, request.progress
+        if verb == "delete":
+            if prior is not None:
+                self._delete_pod(addr, prior, progress, keep=request.keep)
             return ApplyResult(None)
-        after = dict(change.after or {})
+        after = dict(request.planned or {})
         if _has_unknown({k: v for k, v in after.items() if k not in pods.COMPUTED_POD}) or \
                 after.get("node") is UNKNOWN:
             return ApplyResult(None, [Diagnostic.error("Values still unknown",
                                                        f"{addr} has values that are unknown at apply time.",
                                                        address=str(addr))])
-        if change.action is Action.UPDATE:
+        if verb == "update":
             assert prior is not None
             attrs, private = self._update_pod(addr, prior, after, progress)
             return ApplyResult(StateObject(addr, attrs, private))
-        if change.action is Action.REPLACE and prior is not None:
-            if change.create_before_destroy:
-                token = secrets.token_hex(3)
-                attrs, private = self._create_pod(addr, after, progress, temp=token)
-                self._delete_pod(addr, prior, progress)
-                self._rename(addr, attrs, private)
-                return ApplyResult(StateObject(addr, attrs, private))
-            self._delete_pod(addr, prior, progress)
-        attrs, private = self._create_pod(addr, after, progress)
+        # beside a deposed object (create_before_destroy) the usual names are taken: a suffix tells them apart
+        attrs, private = self._create_pod(addr, after, progress, temp=secrets.token_hex(3) if request.keep else None)
         return ApplyResult(StateObject(addr, attrs, private))
 
     # create ----------------------------------------------------------------------------------------------
@@ -498,26 +560,21 @@ class DockerProvider:
         for cid in self._leftovers(eng, node, addr, (self.lineage, str(addr))):
             eng.remove(cid)
 
-    def _rename(self, addr: ResourceAddress, attrs: dict, private: dict) -> None:
-        """After a create-before-destroy replacement, the new containers take the usual names."""
-        eng = self._engine(private["node"])
-        base = naming.base_name(addr, attrs.get("name"))
-        try:
-            eng.rename(private["infra"], naming.infra_name(base))
-            for name, cid in private["containers"].items():
-                eng.rename(cid, naming.app_name(base, name))
-        except EngineError:
-            pass  # names are for people; orch finds containers by label
-
     # delete ----------------------------------------------------------------------------------------------
-    def _delete_pod(self, addr: ResourceAddress, prior: StateObject, progress: Progress) -> None:
+    def _delete_pod(self, addr: ResourceAddress, prior: StateObject, progress: Progress,
+                    keep: tuple[StateObject, ...] = ()) -> None:
+        """Remove the pod's containers: those recorded, and leftovers of its address (an interrupted create),
+        except those of the objects to ``keep`` (the other generation of a create_before_destroy)."""
         node = prior.attributes.get("node") or prior.private.get("node")
         if not isinstance(node, str):
             return
         eng = self._engine(node)
         recorded = list((prior.private.get("containers") or {}).values())
         infra = prior.private.get("infra")
-        ids = list(dict.fromkeys(recorded + self._leftovers(eng, node, addr) + ([infra] if infra else [])))
+        kept = {i for k in keep for i in [k.private.get("infra"), *(k.private.get("containers") or {}).values()]
+                if isinstance(i, str)}
+        leftovers = [] if keep else self._leftovers(eng, node, addr)
+        ids = [i for i in dict.fromkeys(recorded + leftovers + ([infra] if infra else [])) if i not in kept]
         # apps before infra: an app holds the infra container's namespaces
         apps = [i for i in ids if i != infra]
         with _Ticker(progress, "destroying"):
@@ -557,11 +614,12 @@ class DockerProvider:
         return attrs, private
 
     # ---- import --------------------------------------------------------------------------------------
-    def import_object(self, address: ResourceAddress, object_id: str) -> StateObject | None:
+    def import_object(self, address: ResourceAddress, object_id: str, world: World) -> StateObject | None:
         """Adopt a pod made by orch (any state) by its infra container's id or name.
 
-        The provider must know the nodes (from the configuration or the state); each is asked in turn.
+        The provider must know the nodes (from the world or the state); each is asked in turn.
         """
+        self._learn(world)
         if address.type != "pod":
             return None
         with self._lock:

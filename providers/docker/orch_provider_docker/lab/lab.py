@@ -42,7 +42,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from orchdsl.diagnostics import Diagnostic
+from orchdsl.sdk import Diagnostic
 
 from .rootfs import IMAGE, IMAGE_CMD, build_rootfs, find_busybox, is_static_elf, rootfs_tar
 

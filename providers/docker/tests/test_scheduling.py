@@ -9,8 +9,8 @@ from orchdsl.plan.model import Action
 from orchdsl.plan.render_json import render_plan_json
 from orchdsl.plan.render_text import render_plan_text
 
-from .fakes import FakeCluster
-from .helpers import actions, apply, plan
+from docker_fakes import FakeCluster
+from docker_helpers import actions, apply, plan
 
 
 def node(name: str, cpu: float = 2, memory: str = "2Gi", schedulable: bool = True, **labels: str) -> str:
@@ -53,7 +53,7 @@ def write(d: Path, *blocks: str) -> Path:
 
 
 def placed(p) -> dict[str, str]:
-    return {str(c.address): c.node for c in p.changes if c.address.type == "pod" and c.node}
+    return {str(c.address): c.location.removeprefix("node.") for c in p.changes if c.address.type == "pod" and c.location}
 
 
 NODES = (node("n1"), node("n2"), node("n3"))
@@ -134,7 +134,7 @@ def test_cordon_drains_the_node_and_the_others_stay_put(tmp_path):
     assert actions(p) == {"node.n3": Action.UPDATE, **{a: Action.REPLACE for a in moved}}
     for c in p.changes:
         if c.action is Action.REPLACE:
-            assert c.node in ("n1", "n2")
+            assert c.location in ("node.n1", "node.n2")
             assert c.reason.startswith("because the scheduler moves it from node.n3 to node.n")
             assert c.reason.endswith("(node.n3 is cordoned)")
     assert "- All 6 replicas placed (2 moved)." in render_plan_text(p)

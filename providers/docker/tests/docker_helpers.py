@@ -10,7 +10,8 @@ from orch_provider_docker.provider import DockerProvider
 from orchdsl.addrs import ResourceAddress
 from orchdsl.config import load_config
 from orchdsl.engine import workflow
-from orchdsl.engine.planner import PlanOptions, _prune_nulls
+from orchdsl.engine.planner import PlanOptions
+from orchdsl.eval.plain import prune_nulls as _prune_nulls
 from orchdsl.plan.model import Action
 
 NODES = """

@@ -8,7 +8,7 @@ import pytest
 from orch_provider_docker.commands import register
 from orch_provider_docker.transport import NodeSettings, connect, fingerprint
 
-from .sshd import FakeDockerHost
+from docker_sshd import FakeDockerHost
 
 
 @pytest.fixture

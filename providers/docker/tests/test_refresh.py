@@ -10,10 +10,11 @@ from orch_provider_docker.provider import DockerProvider
 from orchdsl.addrs import ResourceAddress
 from orchdsl.engine.diff import configured_changes
 from orchdsl.plan.model import Action
-from orchdsl.provider import StateObject
+from orchdsl.plan.render_text import render_plan_text
+from orchdsl.sdk import StateObject
 
-from .fakes import FakeCluster
-from .helpers import actions, apply, plan, state_of, write_config
+from docker_fakes import FakeCluster
+from docker_helpers import actions, apply, plan, state_of, write_config
 
 A = ResourceAddress.parse
 
@@ -66,19 +67,23 @@ def test_missing_infra_or_app_container_means_gone(tmp_path):
     assert {str(d.address) for d in p.drift} == {"pod.web[0]", "pod.web[1]"}
 
 
-def test_stopped_infra_means_gone_stopped_app_is_drift_repaired_in_place(tmp_path):
+def test_stopped_infra_means_gone_stopped_app_is_status_repaired_in_place(tmp_path):
     cluster = _deployed(tmp_path)
     cluster["n1"].stop("web-0-infra")
     cluster["n2"].stop("web-1-httpd", code=143)
     res, _ = _refresh(tmp_path, cluster)
     assert res.current[A("pod.web[0]")] is None
     now = res.current[A("pod.web[1]")]
-    assert now.attributes["container"][0]["name"] == "httpd (exited 143)"
+    assert now.attributes["container"][0]["name"] == "httpd"  # attributes say what it is, status what it does
     assert now.private["not_running"] == ["httpd"]
+    assert now.status.state == "degraded" and now.status.members[0].state == "exited"
+    assert now.status.members[0].exit_code == 143
     p, _ = plan(tmp_path, cluster)
     assert actions(p) == {"pod.web[0]": Action.CREATE, "pod.web[1]": Action.UPDATE}
-    drift = {str(d.address): d for d in p.drift}
-    assert drift["pod.web[1]"].action is Action.UPDATE
+    assert "pod.web[1]" not in {str(d.address) for d in p.drift}  # not drift: status
+    web1 = next(c for c in p.changes if str(c.address) == "pod.web[1]")
+    assert web1.action_reason == "update_because_status" and "container httpd is exited (143)" in web1.reason
+    assert str(A("pod.web[1]")) + " is degraded: container httpd exited (143)" in render_plan_text(p)
     # apply restarts it, and the next plan is clean
     apply(tmp_path, cluster)
     assert cluster["n2"].by_name("web-1-httpd")["State"] == "running"
@@ -149,7 +154,9 @@ def test_unreachable_node_is_a_diagnostic_naming_it(tmp_path):
     assert len(errs) == 1
     assert errs[0].address == "node.n2" and errs[0].summary == "Cannot reach node"
     assert "Connection refused" in errs[0].detail
-    assert A("pod.web[1]") not in res.current and A("node.n2") not in res.current  # kept as the state says
+    assert A("node.n2") not in res.current  # kept as the state says
+    down = res.current[A("pod.web[1]")]  # as recorded, and marked not observed
+    assert not down.status.reachable and "node.n2 did not answer" in down.status.message
     assert res.current[A("pod.web[0]")] is not None
     # The plan goes on without the down node (its objects keep what the state says), warning about it:
     # changes there fail at apply, on their own, while the other nodes' changes complete.
@@ -174,7 +181,7 @@ def test_node_facts_refresh_reported_capacity_only(tmp_path):
 
 
 def test_a_down_node_fails_only_its_own_changes(tmp_path):
-    from .helpers import Run
+    from docker_helpers import Run
 
     cluster = _deployed(tmp_path)  # pod.web[0..2] on n1, n2, n3
     placed = {str(i.addr): i.attributes.get("node") for i in state_of(tmp_path) if i.type == "pod"}

@@ -7,8 +7,8 @@ from orch_provider_docker import pods
 from orchdsl.addrs import ResourceAddress
 from orchdsl.plan.model import Action
 
-from .fakes import FakeCluster
-from .helpers import NODES, actions, apply, plan, write_config
+from docker_fakes import FakeCluster
+from docker_helpers import NODES, actions, apply, plan, write_config
 
 A = ResourceAddress.parse
 
@@ -80,11 +80,9 @@ def test_replace_paths_classification():
     assert pods.replace_paths(base, two) == [("container",)]
     # a limit that goes away (with another change) cannot be lifted by docker update
     assert pods.replace_paths(base, with_(c_resources={"memory": 200})) == [("container", 0, "resources")]
-    # a stopped container is restarted in place; a renamed one is replaced
-    stopped = with_()
-    stopped["container"][0]["name"] = "c (exited 137)"
-    assert pods.replace_paths(stopped, base, not_running={"c"}) == []
-    assert pods.replace_paths(stopped, with_(c_name="d"), not_running={"c"}) == [("container", 0, "name")]
+    # a renamed container is replaced (a stopped one is a repair: status, not attributes)
+    assert pods.replace_paths(base, with_(c_name="d")) == [("container", 0, "name")]
+    assert pods.repair_reason(None, ["c"]) is not None and pods.repair_reason(None, None) is None
     # scheduling attributes change nothing on Docker (a pod they displace gets another node: the core's move)
     assert pods.replace_paths(base, with_(node_selector={"zone": "a"})) == []
     assert pods.replace_paths(base, with_(placement="binpack", anti_affinity="hard")) == []

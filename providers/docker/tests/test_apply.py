@@ -6,11 +6,11 @@ from orch_provider_docker import naming
 from orch_provider_docker.provider import DockerProvider
 
 from orchdsl.addrs import ResourceAddress
-from orchdsl.plan.model import Action, ResourceChange
-from orchdsl.provider import StateObject
+from orchdsl.plan.model import Action
+from orchdsl.sdk import ApplyRequest, StateObject
 
-from .fakes import FakeCluster
-from .helpers import apply, plan, state_of, write_config
+from docker_fakes import FakeCluster
+from docker_helpers import apply, plan, state_of, write_config
 
 A = ResourceAddress.parse
 
@@ -80,7 +80,7 @@ def test_replace_deletes_then_creates(tmp_path):
     assert "GREETING=bye" in cluster["n1"].by_name("web-0-httpd")["Config"]["Env"]
 
 
-def test_create_before_destroy_uses_temporary_names_then_renames(tmp_path):
+def test_create_before_destroy_creates_beside_the_deposed_pod_then_deletes_it(tmp_path):
     cluster = FakeCluster("n1", "n2", "n3")
     write_config(tmp_path, replicas=1)
     text = (tmp_path / "main.orch").read_text().replace(
@@ -93,9 +93,13 @@ def test_create_before_destroy_uses_temporary_names_then_renames(tmp_path):
     assert outcome.ok, outcome.diagnostics
     ops = _ops(cluster["n1"])
     kinds = [o[0] for o in ops]
-    assert kinds == ["create", "start", "create", "start", "remove", "remove", "rename", "rename"]
-    assert ops[0][1].startswith("web-0-infra-next-")
-    assert cluster["n1"].names() == ["web-0-httpd", "web-0-infra"]
+    # the core sequences it: create the new pod (suffixed names: the old one still holds the plain names),
+    # then delete the deposed one (apps before infra)
+    assert kinds == ["create", "start", "create", "start", "remove", "remove"]
+    assert ops[0][1].startswith("web-0-infra-next-") and ops[4][1] == "web-0-httpd" and ops[5][1] == "web-0-infra"
+    assert [n.split("-next-")[0] for n in cluster["n1"].names()] == ["web-0-httpd", "web-0-infra"]
+    st = state_of(tmp_path).get(A("pod.web[0]"))
+    assert st.deposed == () and st.status == "ready"
     p, _ = plan(tmp_path, cluster)
     assert all(c.action is Action.NOOP for c in p.changes)
 
@@ -145,11 +149,10 @@ def test_unreachable_node_names_the_node_at_plan_and_apply(tmp_path):
     # at apply (the node went away after the plan): the pod's change fails naming the node
     p = DockerProvider(connect=cluster.connect)
     p.configure({}, "L")
-    p.plan(A("node.n3"), None, {"name": "n3", "address": "198.18.0.13"})
-    change = ResourceChange(A("pod.web[2]"), Action.CREATE, None,
-                            {"name": "web-2", "node": "n3", "restart": "always",
-                             "container": [{"name": "c", "image": "orch/busybox:test"}]})
-    res = p.apply(change, None, lambda m: None)
+    world = {A("node.n3"): {"name": "n3", "address": "198.18.0.13"}}
+    res = p.create(ApplyRequest(A("pod.web[2]"), {"name": "web-2", "node": "n3", "restart": "always",
+                                                  "container": [{"name": "c", "image": "orch/busybox:test"}]},
+                                None, world, lambda m: None))
     assert res.new is None and res.diagnostics[0].address == "node.n3"
     assert "pod.web[2]" in res.diagnostics[0].detail and "Connection refused" in res.diagnostics[0].detail
     assert cluster.connects.count("n3") == 2  # this provider's one attempt
@@ -165,12 +168,12 @@ def test_import_by_infra_id_or_name(tmp_path):
     p.configure({}, "another-lineage")
     p.refresh([StateObject(i.addr, dict(i.attributes)) for i in st if i.addr.type == "node"])
     for ref in (infra["Id"], infra["Id"][:12], "web-0-infra"):
-        obj = p.import_object(A("pod.web[0]"), ref)
+        obj = p.import_object(A("pod.web[0]"), ref, {})
         assert obj is not None
         assert obj.attributes["container"][0]["env"] == {"GREETING": "hello"}
         assert obj.attributes["node"] == "n1"
         assert obj.private["lineage"] == st.lineage  # containers keep their labels: refresh finds them
-    assert p.import_object(A("pod.web[0]"), "nope") is None
+    assert p.import_object(A("pod.web[0]"), "nope", {}) is None
     # refresh of the imported object under the other lineage finds it
     res = p.refresh([StateObject(i.addr, dict(i.attributes)) for i in st if i.addr.type == "node"]
                     + [obj])
@@ -179,6 +182,5 @@ def test_import_by_infra_id_or_name(tmp_path):
 
 def test_apply_without_lineage_refuses(tmp_path):
     p = DockerProvider(connect=FakeCluster("n1").connect)
-    change = ResourceChange(A("pod.web[0]"), Action.CREATE, None, {"node": "n1", "container": []})
-    res = p.apply(change, None, lambda m: None)
+    res = p.create(ApplyRequest(A("pod.web[0]"), {"node": "n1", "container": []}, None, {}, lambda m: None))
     assert res.new is None and res.diagnostics[0].summary == "Provider not configured"

@@ -9,7 +9,7 @@ from orch_provider_docker.transport import Endpoint, NodeSettings
 
 from orchdsl.addrs import ResourceAddress
 
-from .helpers import pod_values
+from docker_helpers import pod_values
 
 FULL = """
 pod "web" {

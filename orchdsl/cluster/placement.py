@@ -1,7 +1,7 @@
-"""Scheduling during plan: planned nodes and pod instances in, a node for every replica out.
+"""Placement, the first derivation: planned nodes and pod instances in, a node for every replica out.
 
-The planner calls :func:`schedule_pods` once, when it reaches the first pod
-resource (every node is planned by then: pods are ordered after nodes). It
+The planner runs it once, when it reaches the first pod resource (every node
+is planned by then: the derivation reads ``node`` and writes ``pod``). It
 turns node values (``capacity``, ``labels``, ``schedulable``) and pod
 instance values (the containers' ``resources`` requests, ``node_selector``,
 ``spread_by``, ``placement``, ``anti_affinity``) into the pure scheduler's
@@ -21,15 +21,14 @@ from typing import Any
 
 from ..addrs import ResourceAddress
 from ..diagnostics import Diagnostic
-from ..plan.model import UNKNOWN, SchedulerSummary
+from ..eval.plain import UNKNOWN
 from ..scheduler import STRATEGIES, NodeInfo, Placement, PodRequest, schedule
-from ..schema.node import node_name
+from ..sdk.model import IMPLICIT_NODE, node_name
+from .derive import Derived, DerivedInstance, Inputs, Summary
 
 POD = "pod"
 NODE = "node"
-# With no node resource in the configuration, pods go to this implicit node: the Docker engine of the machine
-# running orch (the provider knows how to reach it), so a laptop with Docker works without a node block.
-DEFAULT_NODE = "local"
+DEFAULT_NODE = IMPLICIT_NODE
 
 
 def _known(v: Any) -> bool:
@@ -113,7 +112,7 @@ class PodPlacement:
             why = f"it no longer fits or matches node.{was}"
         return f"because the scheduler moves it from node.{was} to node.{now} ({why})"
 
-    def summary(self) -> SchedulerSummary:
+    def summary(self) -> Summary:
         p = self.placement
         nodes = []
         for name in sorted(self.nodes):
@@ -125,7 +124,7 @@ class PodPlacement:
         data = {"placed": len(p.assignments),
                 "moves": [{"address": a, "from": f"node.{f}", "to": f"node.{t}"} for a, f, t in p.moves],
                 "unplaced": [d.address for d in p.errors], "nodes": nodes}
-        return SchedulerSummary(p.summary(), data)
+        return Summary("scheduler", p.summary(), data, frozenset(p.assignments))
 
 
 def schedule_pods(nodes: dict[ResourceAddress, dict], pods: dict[ResourceAddress, dict],
@@ -153,4 +152,30 @@ def schedule_pods(nodes: dict[ResourceAddress, dict], pods: dict[ResourceAddress
     return PodPlacement(placement, infos, {a: n for a, n in current.items() if a in pods})
 
 
-__all__ = ["DEFAULT_NODE", "NODE", "POD", "PodPlacement", "node_info", "pod_request", "requests", "schedule_pods"]
+class PlacementDerivation:
+    """The derivation the planner runs: every pod replica's ``node``, moves as replacements with reasons."""
+
+    name = "placement"
+    reads = frozenset({NODE})
+    writes = frozenset({POD})
+
+    def derive(self, inputs: Inputs) -> Derived:
+        current = {a: v["node"] for a, v in inputs.current.items() if isinstance(v.get("node"), str)}
+        strategy = inputs.settings.get("scheduler_strategy") or "spread"
+        placed = schedule_pods(inputs.read, inputs.wanted, current, strategy)
+        node_addr = {node_name(a): a for a in inputs.read}
+        out = Derived(diagnostics=list(placed.placement.errors), summary=placed.summary())
+        for addr in inputs.wanted:
+            node = placed.node_of(addr)
+            if node is None:
+                continue
+            dep = node_addr.get(node)
+            out.instances[addr] = DerivedInstance({"node": node}, placed.move_reason(addr),
+                                                  (dep,) if dep is not None else (), f"node.{node}")
+        return out
+
+
+PLACEMENT = PlacementDerivation()
+
+__all__ = ["DEFAULT_NODE", "NODE", "PLACEMENT", "POD", "PodPlacement", "node_info", "pod_request", "requests",
+           "schedule_pods"]

@@ -10,7 +10,7 @@ import pytest
 from orch_provider_docker.provider import DockerProvider
 from orch_provider_docker.transport import NodeError, NodeSettings, connect, fingerprint
 
-from .sshd import FakeDockerHost
+from docker_sshd import FakeDockerHost
 
 
 @pytest.fixture
@@ -152,7 +152,7 @@ def test_remote_socket_goes_straight_to_the_socket_when_sshd_forwards_it(tmp_pat
 def test_provider_reports_refused_key_as_node_diagnostic(host, tmp_path):
     """Through the provider: plan of a node on an untrusted host, then a refresh."""
     from orchdsl.addrs import ResourceAddress
-    from orchdsl.provider import StateObject
+    from orchdsl.sdk import StateObject
 
     kh = tmp_path / "known_hosts"
     kh.write_text("")

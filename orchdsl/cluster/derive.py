@@ -1,0 +1,64 @@
+"""Derived desired state: values no single resource block says, computed purely from the whole configuration.
+
+A :class:`Derivation` reads the planned values of some resource types (``reads``: planned first) and sets
+values of instances of others (``writes``): placement reads nodes and sets each pod replica's ``node``.
+The planner runs each derivation once, when it reaches the first block of a type the derivation writes,
+and merges the derived values over the configured ones; what it derives is shown in the plan as ordinary
+changes with reasons. Next: pod subnets and service IPs, endpoints, each node's network program, rollout
+waves (see docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..addrs import ResourceAddress
+from ..diagnostics import Diagnostic
+
+
+@dataclass(frozen=True)
+class DerivedInstance:
+    """What the cluster layer decides for one resource instance."""
+
+    values: dict[str, Any]  # attributes set by the cluster layer, over the configured ones
+    # a derived value that differs from the current one in a way only a new object can carry, and why
+    # ("because the scheduler moves it from node.n3 to node.n1 (node.n3 is cordoned)")
+    replace_reason: str | None = None
+    depends_on: tuple[ResourceAddress, ...] = ()  # instances it must come after at apply (its node)
+    location: str | None = None  # shown to the reader: "(on node.n2)"
+
+
+@dataclass(frozen=True)
+class Summary:
+    """A derivation's overview for the plan reader (the scheduler's dry-run table) and for JSON."""
+
+    name: str  # the JSON key: orch.<name>
+    text: str
+    data: dict[str, Any]
+    concerns: frozenset[str] = frozenset()  # addresses whose creation/replacement makes the text worth showing
+
+
+@dataclass
+class Derived:
+    instances: dict[ResourceAddress, DerivedInstance] = field(default_factory=dict)
+    diagnostics: list[Diagnostic] = field(default_factory=list)  # with an address; the planner adds ranges
+    summary: Summary | None = None
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What a derivation sees: the whole configuration's relevant instances, as plain values."""
+
+    read: dict[ResourceAddress, dict[str, Any]]  # planned values of the instances of ``reads`` types
+    wanted: dict[ResourceAddress, dict[str, Any]]  # configured values of the instances of ``writes`` types
+    current: dict[ResourceAddress, dict[str, Any]]  # recorded attributes of those that exist
+    settings: dict[str, Any]  # root-module settings (e.g. scheduler strategy)
+
+
+class Derivation(Protocol):
+    name: str
+    reads: frozenset[str]
+    writes: frozenset[str]
+
+    def derive(self, inputs: Inputs) -> Derived: ...
