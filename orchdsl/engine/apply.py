@@ -134,21 +134,24 @@ class Executor:
 
     # -- state, always under self.lock ---------------------------------------------------------------
     def _record(self, inst: ResourceInstance | None, addr: ResourceAddress) -> None:
-        """Make one change to the state durable before going on."""
-        with self.lock:
-            if self._journal is not None:
-                if inst is None:
-                    self._journal.remove(addr)
-                else:
-                    self._journal.set(inst)
-                    self.world[addr] = inst.attributes
+        """Make one change to the state durable before going on (the journal groups concurrent records into
+        one write, so it is called outside the executor's lock)."""
+        if self._journal is not None:
+            if inst is None:
+                self._journal.remove(addr)
             else:
-                if inst is None:
-                    self.state.remove(addr)
-                else:
-                    self.state.set(inst)
+                self._journal.set(inst)
+            with self.lock:
+                if inst is not None:
                     self.world[addr] = inst.attributes
-                self.backend.write(self.state)
+            return
+        with self.lock:
+            if inst is None:
+                self.state.discard(addr)
+            else:
+                self.state.set(inst)
+                self.world[addr] = inst.attributes
+            self.backend.write(self.state)
 
     # -- values known only now -----------------------------------------------------------------------
     def _expansion(self, caddr: ConfigAddress) -> tuple[dict[ResourceAddress, ResourceInstanceConfig],
