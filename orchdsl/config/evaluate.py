@@ -37,7 +37,7 @@ from ..schema import RESOURCE_TYPES, describe, normalize, sensitive_paths
 from ..schema.base import ModelSpec
 from .data import Path, from_data, to_data
 from .model import (Config, Module, OutputValue, ResourceDecl, ResourceInstanceConfig, Span, module_prefix)
-from .refs import classify, references
+from .refs import DYNAMIC_KEY, classify, references
 from .variables import RawValue, finalize
 
 _MISSING = object()
@@ -54,6 +54,7 @@ class Scope:
         self._locals: dict[tuple[ModulePath, str], Value] = {}
         self._outputs: dict[tuple[ModulePath, str], Value] = {}
         self._resources: dict[ConfigAddress, Value] = {}
+        self._partial: dict[tuple[ConfigAddress, frozenset[Any]], Value] = {}
         self._busy: set[tuple] = set()
 
     # ---- contexts -----------------------------------------------------------------------------------------
@@ -65,6 +66,8 @@ class Scope:
         local_names: set[str] = set()
         module_outputs: dict[str, set[str] | None] = {}
         resources: dict[str, dict[str, Value]] = {}
+        # per count/for_each resource: the literal keys every reference indexes with (None: used whole)
+        keys_used: dict[ConfigAddress, set[Any] | None] = {}
         for expr in exprs:
             if expr is None:
                 continue
@@ -84,7 +87,14 @@ class Scope:
                     elif module_outputs.get(ref.name, set()) is not None:
                         module_outputs.setdefault(ref.name, set()).add(attr)
                 elif ref.kind == "resource" and ref.address in config.resources:
-                    resources.setdefault(ref.address.type, {})[ref.address.name] = self.resource(ref.address)
+                    rest = ref.steps
+                    key = rest[0].value if rest and rest[0].kind == "index" else DYNAMIC_KEY
+                    if key is DYNAMIC_KEY or isinstance(key, bool) or not isinstance(key, (int, float, str)):
+                        keys_used[ref.address] = None
+                    elif ref.address not in keys_used or keys_used[ref.address] is not None:
+                        keys_used.setdefault(ref.address, set()).add(key)  # type: ignore[union-attr]
+        for addr, used in keys_used.items():
+            resources.setdefault(addr.type, {})[addr.name] = self.resource(addr, used)
         scope: dict[str, Value] = {
             "var": object_val({n: self.var(mod, n) for n in var_names}),
             "local": object_val({n: self.local(mod, n) for n in local_names}),
@@ -176,13 +186,22 @@ class Scope:
         self._outputs[key] = value
         return value
 
-    def resource(self, addr: ConfigAddress) -> Value:
+    def resource(self, addr: ConfigAddress, keys: set[Any] | None = None) -> Value:
+        """The value expressions see for a resource. ``keys``: the only instances the expressions can reach
+        (``pod.web[0].ip``); the others are left unknown rather than converted (10,000 replicas cost one)."""
         v = self._resources.get(addr)
-        if v is None:
-            v = self._resources[addr] = self._resource_value(addr)
+        if v is not None:
+            return v
+        if keys is not None and self.config.resources[addr].mode in ("count", "for_each"):
+            partial_key = (addr, frozenset(keys))
+            v = self._partial.get(partial_key)
+            if v is None:
+                v = self._partial[partial_key] = self._resource_value(addr, keys)
+            return v
+        v = self._resources[addr] = self._resource_value(addr)
         return v
 
-    def _resource_value(self, addr: ConfigAddress) -> Value:
+    def _resource_value(self, addr: ConfigAddress, keys: set[Any] | None = None) -> Value:
         decl = self.config.resources[addr]
         data = self.ctx_values.get(addr, _MISSING)
         mode = decl.mode
@@ -196,10 +215,16 @@ class Scope:
             if mode == "count":
                 if not isinstance(data, (list, tuple)):
                     raise TypeError(f"{addr} has count: its value is a list of instances")
+                if keys is not None:
+                    return tuple_val(instance_value(addr.type, x) if i in keys else unknown()
+                                     for i, x in enumerate(data))
                 return tuple_val(instance_value(addr.type, x) for x in data)
             if mode == "for_each":
                 if not isinstance(data, dict):
                     raise TypeError(f"{addr} has for_each: its value is a dict of instances")
+                if keys is not None:
+                    return object_val({str(k): instance_value(addr.type, x) if k in keys else unknown()
+                                       for k, x in data.items()})
                 return object_val({str(k): instance_value(addr.type, x) for k, x in data.items()})
             return instance_value(addr.type, data)
         except TypeError as e:
@@ -275,7 +300,17 @@ def expand(decl: ResourceDecl, ctx_values: dict, *, validate: bool = False, scop
         keys = [(None, {})]
 
     instances: list[ResourceInstanceConfig] = []
+    # Without count.index / each in the body, every instance evaluates to the same values (the functions are
+    # pure): evaluate once and copy, so that 10,000 replicas cost one evaluation, not 10,000.
+    shared: tuple[dict, set[Path]] | None = None
+    same_for_all = len(keys) > 1 and not _uses_instance_key(exprs)
     for key, extra in keys:
+        if shared is not None:
+            values, sens = _plain_copy(shared[0]), set(shared[1])
+            values["name"] = decl.name if key is None else f"{decl.name}-{key}"
+            instances.append(ResourceInstanceConfig(ResourceAddress(decl.type, decl.name, key, decl.module),
+                                                    decl, values, sens))
+            continue
         ctx = base.child(extra) if extra else base
         ranges: dict[Path, A.Node] = {}
         sens: set[Path] = set()
@@ -292,9 +327,25 @@ def expand(decl: ResourceDecl, ctx_values: dict, *, validate: bool = False, scop
         sens |= sensitive_paths(model, values)
         if phantom:
             continue
+        if same_for_all:
+            shared = (_plain_copy(values), set(sens))
         address = ResourceAddress(decl.type, decl.name, key, decl.module)
         instances.append(ResourceInstanceConfig(address, decl, values, sens))
     return instances, unique(diags + scope.diags)
+
+
+def _uses_instance_key(exprs: list[A.Node]) -> bool:
+    """Whether any expression refers to ``count`` or ``each`` (values then differ per instance)."""
+    return any(type(n) is A.ScopeTraversal and n.name in ("count", "each") for e in exprs for n in A.walk(e))
+
+
+def _plain_copy(v: Any) -> Any:
+    """A deep copy of plain data (dicts and lists; the rest is immutable)."""
+    if type(v) is dict:
+        return {k: _plain_copy(x) for k, x in v.items()}
+    if type(v) is list:
+        return [_plain_copy(x) for x in v]
+    return v
 
 
 def _drop_computed(values: dict, spec: ModelSpec) -> None:
