@@ -51,7 +51,7 @@ def _str_map(v: Any) -> dict[str, str]:
     return {k: x for k, x in v.items() if isinstance(x, str)}
 
 
-def node_info(address: ResourceAddress, values: dict) -> NodeInfo:
+def node_info(address: ResourceAddress, values: dict[str, Any]) -> NodeInfo:
     cap = values.get("capacity") if isinstance(values.get("capacity"), dict) else {}
     cpu = _number(cap.get("cpu"))
     memory = _number(cap.get("memory"))
@@ -59,7 +59,7 @@ def node_info(address: ResourceAddress, values: dict) -> NodeInfo:
                     _str_map(values.get("labels")), values.get("schedulable") is not False)
 
 
-def requests(values: dict) -> tuple[float, int]:
+def requests(values: dict[str, Any]) -> tuple[float, int]:
     """A replica's request: the sum over its containers (limits do not count)."""
     cpu = 0.0
     memory = 0
@@ -72,7 +72,7 @@ def requests(values: dict) -> tuple[float, int]:
     return cpu, memory
 
 
-def pod_request(address: ResourceAddress, values: dict, current_node: str | None) -> PodRequest:
+def pod_request(address: ResourceAddress, values: dict[str, Any], current_node: str | None) -> PodRequest:
     cpu, memory = requests(values)
     selector = values.get("node_selector")
     spread_by = values.get("spread_by")
@@ -127,7 +127,7 @@ class PodPlacement:
         return Summary("scheduler", p.summary(), data, frozenset(p.assignments))
 
 
-def schedule_pods(nodes: dict[ResourceAddress, dict], pods: dict[ResourceAddress, dict],
+def schedule_pods(nodes: dict[ResourceAddress, dict[str, Any]], pods: dict[ResourceAddress, dict[str, Any]],
                   current: dict[ResourceAddress, str], default_strategy: str) -> PodPlacement:
     """Place ``pods`` (replica -> its planned values) on ``nodes`` (node -> its planned values).
 

@@ -50,8 +50,8 @@ UPDATE_BECAUSE_STATUS = "update_because_status"  # orch: the configuration match
 class ResourceChange:
     address: ResourceAddress
     action: Action
-    before: dict | None  # prior (refreshed) attribute values; None when creating
-    after: dict | None  # planned values, may contain UNKNOWN; None when deleting
+    before: dict[str, Any] | None  # prior (refreshed) attribute values; None when creating
+    after: dict[str, Any] | None  # planned values, may contain UNKNOWN; None when deleting
     reason: str = ""  # human sentence shown in the text plan
     action_reason: str | None = None  # machine reason, Terraform's vocabulary where it has one
     replace_paths: list[Path] = field(default_factory=list)  # attributes that force replacement
@@ -79,8 +79,8 @@ class DriftChange:
 
     address: ResourceAddress
     action: Action  # UPDATE (attributes differ) or DELETE (object gone)
-    before: dict | None  # what the state recorded
-    after: dict | None  # what exists now
+    before: dict[str, Any] | None  # what the state recorded
+    after: dict[str, Any] | None  # what exists now
     reason: str = ""
 
 

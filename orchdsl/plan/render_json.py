@@ -94,7 +94,7 @@ def _sensitive_as_bool(value: Any, marked: frozenset[Path], at: Path) -> JSONVal
     return False
 
 
-def _sorted_items(d: dict) -> list[tuple[Any, Any]]:
+def _sorted_items(d: dict[str, Any]) -> list[tuple[Any, Any]]:
     """Object keys in order, as Terraform's encoder writes them (and stable whatever the planner's order)."""
     return sorted(d.items(), key=lambda kv: str(kv[0]))
 
@@ -140,7 +140,7 @@ def _mode(action: Action) -> str:
     return "data" if action is Action.READ else "managed"
 
 
-def change_object(actions: list[str], before: dict | None, after: dict | None,
+def change_object(actions: list[str], before: dict[str, Any] | None, after: dict[str, Any] | None,
                   before_sensitive: Sequence[Path] = (), after_sensitive: Sequence[Path] = (),
                   replace_paths: Sequence[Path] = ()) -> dict[str, JSONValue]:
     """The ``change`` object of a resource change or drift."""

@@ -671,7 +671,7 @@ class _Differ:
         return ListDiff(elements, action, replace)
 
 
-def _ordered_keys(b: dict, a: dict) -> list:
+def _ordered_keys(b: dict[str, Any], a: dict[str, Any]) -> list:
     keys = list(b)
     keys.extend(k for k in a if k not in b)
     return keys
@@ -764,7 +764,7 @@ def diff_json(before: Any, after: Any) -> Diff:
     return _Differ(_NO_FLAGS, objects_everywhere=True).diff(before, after, ())
 
 
-def diff_block(before: dict | None, after: dict | None, flags: PathFlags = _NO_FLAGS) -> BlockDiff:
+def diff_block(before: dict[str, Any] | None, after: dict[str, Any] | None, flags: PathFlags = _NO_FLAGS) -> BlockDiff:
     """The attribute diffs of one resource; attributes null on both sides are left out."""
     differ = _Differ(flags, objects_everywhere=False)
     b, a = before or {}, after or {}

@@ -65,7 +65,7 @@ def set_path(value: Any, path: Path, new: Any) -> Any:
     return out
 
 
-def merge_configured(prior: dict | None, config: dict) -> dict:
+def merge_configured(prior: dict[str, Any] | None, config: dict[str, Any]) -> dict[str, Any]:
     """Planned values: the prior object with every configured attribute taking its configured value."""
     out = dict(prior or {})
     for k, v in config.items():

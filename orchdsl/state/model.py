@@ -153,7 +153,7 @@ class ResourceInstance(BaseModel):
     def addr(self) -> ResourceAddress:
         # Straight from the private dict: pydantic's __getattr__ fallback for private attributes
         # costs microseconds, and the state indexes look this up for every instance.
-        return self.__pydantic_private__["_addr"]  # type: ignore[index]
+        return self.__pydantic_private__["_addr"]  # type: ignore[index,no-any-return]
 
     def with_address(self, addr: ResourceAddress) -> ResourceInstance:
         return self.for_address(addr, **self.model_dump(exclude={"address", "type", "name", "index", "module"}))
@@ -223,9 +223,11 @@ def _move_error(summary: str, detail: str, address: str) -> DiagnosticsError:
 
 
 _Moves = list[tuple[ResourceAddress, ResourceAddress]]  # (old, new); an alias: State.list shadows list
+_Instances = list["ResourceInstance"]  # the same, for annotations inside State after State.list
+_Key = tuple[Any, ...]  # ResourceAddress._order()
 
 
-def _order_key(addr: ResourceAddress) -> tuple:
+def _order_key(addr: ResourceAddress) -> _Key:
     # The key ResourceAddress orders itself by: comparing these tuples directly is what
     # sorted(addresses) does, without two Python method calls per comparison.
     return addr._order()
@@ -239,8 +241,8 @@ class _SortedAddresses:
 
     __slots__ = ("_addrs", "_keys")
 
-    def __init__(self, keys: list[tuple] | None = None, addrs: list[ResourceAddress] | None = None) -> None:
-        self._keys: list[tuple] = keys if keys is not None else []
+    def __init__(self, keys: list[_Key] | None = None, addrs: list[ResourceAddress] | None = None) -> None:
+        self._keys: list[_Key] = keys if keys is not None else []
         self._addrs: list[ResourceAddress] = addrs if addrs is not None else []
 
     @classmethod
@@ -255,7 +257,7 @@ class _SortedAddresses:
         self._keys.insert(i, key)
         self._addrs.insert(i, addr)
 
-    def append_last(self, key: tuple, addr: ResourceAddress) -> None:
+    def append_last(self, key: _Key, addr: ResourceAddress) -> None:
         """Add an address known to sort after every present one (building from sorted input)."""
         self._keys.append(key)
         self._addrs.append(addr)
@@ -410,7 +412,7 @@ class State:
             return [self._resources[a] for a in sorted(found, key=_order_key)]
 
     def move(self, src: Target | ResourceAddress | str,
-             dst: Target | ResourceAddress | str) -> list[tuple[ResourceAddress, ResourceAddress]]:
+             dst: Target | ResourceAddress | str) -> _Moves:
         """Track existing objects under new addresses, like ``terraform state mv``.
 
         instance -> instance; resource (no key) -> resource: every instance, keys kept;
@@ -474,7 +476,7 @@ class State:
         self._rewrite_dependencies(pairs)
         return pairs
 
-    def _rewrite_dependencies(self, pairs: list[tuple[ResourceAddress, ResourceAddress]]) -> None:
+    def _rewrite_dependencies(self, pairs: _Moves) -> None:
         # Dependencies decide destroy order; keep them pointing at the moved objects.
         # They may name instances ("pod.web[0]") or whole resources ("pod.web").
         rename = {str(old): str(new) for old, new in pairs if old.key is not None}
@@ -488,7 +490,7 @@ class State:
             if deps != inst.dependencies:
                 self._resources[addr] = inst.model_copy(update={"dependencies": deps})  # same address
 
-    def resources_of(self, config: ConfigAddress) -> list[ResourceInstance]:
+    def resources_of(self, config: ConfigAddress) -> _Instances:
         """All instances of one resource block, in key order."""
         with self._lock:
             group = self._by_config.get(config)
@@ -527,7 +529,8 @@ class State:
         return doc.model_dump_json(indent=2) + "\n"
 
     def to_dict(self) -> dict[str, Any]:
-        return json.loads(self.to_json())
+        data: dict[str, Any] = json.loads(self.to_json())
+        return data
 
     @classmethod
     def from_json(cls, text: str | bytes) -> State:
@@ -593,7 +596,7 @@ class State:
         return f"State(lineage={self.lineage!r}, serial={self.serial}, resources={len(self)})"
 
 
-def _validation_message(err: ValidationError, raw: dict) -> str:
+def _validation_message(err: ValidationError, raw: dict[str, Any]) -> str:
     e = err.errors()[0]
     loc = list(e["loc"])
     where = ".".join(str(x) for x in loc)

@@ -58,8 +58,8 @@ class MemoryProvider:
 
     def refresh(self, prior: list[StateObject]) -> RefreshResult:
         out = RefreshResult()
-        by_id: dict[str, dict] = {}
-        by_addr: dict[str, list[dict]] = {}
+        by_id: dict[str, dict[str, Any]] = {}
+        by_addr: dict[str, list[dict[str, Any]]] = {}
         for o in self._objects():
             by_id[o["attributes"].get("id", "")] = o
             by_addr.setdefault(o["address"], []).append(o)
@@ -162,16 +162,16 @@ class MemoryProvider:
             time.sleep(self.delay)
         return None
 
-    def _objects_any_lineage(self) -> list[dict]:
+    def _objects_any_lineage(self) -> list[dict[str, Any]]:
         return [o for _, o in _read_all(self.world)]
 
-    def _objects(self) -> list[dict]:
+    def _objects(self) -> list[dict[str, Any]]:
         return [o for o in self._objects_any_lineage() if o.get("lineage") == self.lineage]
 
     def _file(self, ident: str) -> Path:
         return self.world / f"{ident}.json"
 
-    def _write(self, addr: ResourceAddress, attrs: dict, status: Any = ...) -> None:
+    def _write(self, addr: ResourceAddress, attrs: dict[str, Any], status: Any = ...) -> None:
         self.world.mkdir(parents=True, exist_ok=True)
         f = self._file(attrs["id"])
         doc: dict[str, Any] = {"lineage": self.lineage, "address": str(addr), "attributes": attrs}
@@ -193,7 +193,7 @@ class MemoryProvider:
             pass
 
 
-def _status(o: dict) -> ObjectStatus:
+def _status(o: dict[str, Any]) -> ObjectStatus:
     s = o.get("status")
     if not isinstance(s, dict):
         return ObjectStatus("running")
@@ -203,7 +203,7 @@ def _status(o: dict) -> ObjectStatus:
     return ObjectStatus(s.get("state", "running"), members=members, message=s.get("message", ""))
 
 
-def _read_all(world: Path) -> list[tuple[Path, dict]]:
+def _read_all(world: Path) -> list[tuple[Path, dict[str, Any]]]:
     if not world.is_dir():
         return []
     out = []
@@ -215,13 +215,13 @@ def _read_all(world: Path) -> list[tuple[Path, dict]]:
     return out
 
 
-def world_objects(world: Path) -> dict[str, dict]:
+def world_objects(world: Path) -> dict[str, dict[str, Any]]:
     """address -> attributes of every object in a world directory (for assertions)."""
     return {o["address"]: o["attributes"] for _, o in _read_all(Path(world))}
 
 
-def edit_world(world: Path, address: str, change: Callable[[dict], None] | None,
-               status: dict | None = None) -> None:
+def edit_world(world: Path, address: str, change: Callable[[dict[str, Any]], None] | None,
+               status: dict[str, Any] | None = None) -> None:
     """Change an object behind orch's back (drift; ``change=None`` deletes it), or set its observed status."""
     for f, o in _read_all(Path(world)):
         if o["address"] == address:
