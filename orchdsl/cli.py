@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from .diagnostics import Diagnostic, to_validate_json
 
@@ -201,7 +201,8 @@ def _lock_timeout(args: argparse.Namespace) -> float:
     try:
         return parse_duration(args.lock_timeout)
     except ValueError:
-        raise SystemExit(f"orch: invalid --lock-timeout {args.lock_timeout!r} (e.g. 0s, 30s, 2m)")
+        raise SystemExit(
+            f"orch: invalid --lock-timeout {args.lock_timeout!r} (e.g. 0s, 30s, 2m)") from None
 
 
 def _render(the_plan, args: argparse.Namespace) -> None:

@@ -8,8 +8,9 @@ rendering follows ``terraform validate -json``.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # runtime import would be circular (the parser reports Diagnostics)
     from .lang.source import Range, SourceFile

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import heapq
 import threading
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Callable, Hashable, Iterable, Mapping
+from typing import TypeVar
 
 import networkx as nx
 
@@ -19,10 +20,12 @@ from .diagnostics import Diagnostic
 
 OK, FAILED, SKIPPED, CANCELLED = "ok", "failed", "skipped", "cancelled"
 
+N = TypeVar("N", bound=Hashable)  # the graph's node type
 
-def build(dependencies: Mapping[Hashable, Iterable[Hashable]]) -> nx.DiGraph:
+
+def build(dependencies: Mapping[N, Iterable[N]]) -> nx.DiGraph[N]:
     """A DAG from node -> the nodes it depends on (unknown dependencies are ignored)."""
-    g = nx.DiGraph()
+    g: nx.DiGraph[N] = nx.DiGraph()
     g.add_nodes_from(dependencies)
     for node, deps in dependencies.items():
         for d in deps:
@@ -31,10 +34,10 @@ def build(dependencies: Mapping[Hashable, Iterable[Hashable]]) -> nx.DiGraph:
     return g
 
 
-def cycle_diagnostics(g: nx.DiGraph, where: Callable[[Hashable], Diagnostic | None] | None = None
+def cycle_diagnostics(g: nx.DiGraph[N], where: Callable[[N], Diagnostic | None] | None = None
                       ) -> list[Diagnostic]:
     """One diagnostic per cycle, listing its members (with the range of the first when known)."""
-    diags = []
+    diags: list[Diagnostic] = []
     for cycle in nx.simple_cycles(g):
         names = [str(n) for n in cycle]
         detail = "These depend on each other: " + " -> ".join(names + names[:1]) + "."
@@ -49,12 +52,12 @@ def cycle_diagnostics(g: nx.DiGraph, where: Callable[[Hashable], Diagnostic | No
     return diags
 
 
-def order(g: nx.DiGraph) -> list[Hashable]:
+def order(g: nx.DiGraph[N]) -> list[N]:
     """A deterministic topological order (ties broken by the nodes' string form)."""
     return list(nx.lexicographical_topological_sort(g, key=str))
 
 
-def to_dot(g: nx.DiGraph) -> str:
+def to_dot(g: nx.DiGraph[N]) -> str:
     lines = ["digraph {", "  compound = \"true\"", "  newrank = \"true\"", "  subgraph \"root\" {"]
     for n in order(g):
         lines.append(f'    "{n}" [label="{n}", shape="box"]')
@@ -64,7 +67,7 @@ def to_dot(g: nx.DiGraph) -> str:
     return "\n".join(lines) + "\n"
 
 
-def to_mermaid(g: nx.DiGraph) -> str:
+def to_mermaid(g: nx.DiGraph[N]) -> str:
     ids = {n: f"n{i}" for i, n in enumerate(order(g))}
     lines = ["flowchart LR"]
     for n, i in ids.items():
@@ -80,7 +83,7 @@ class WalkResult:
     errors: dict[Hashable, BaseException]
 
 
-def walk(g: nx.DiGraph, visit: Callable[[Hashable], None], parallelism: int = 10,
+def walk(g: nx.DiGraph[N], visit: Callable[[N], None], parallelism: int = 10,
          stop: threading.Event | None = None) -> WalkResult:
     """Visit every node once its dependencies succeeded, up to ``parallelism`` at a time.
 
@@ -93,10 +96,10 @@ def walk(g: nx.DiGraph, visit: Callable[[Hashable], None], parallelism: int = 10
     remaining = {n: g.in_degree(n) for n in g.nodes}
     # ready nodes in a heap by their string form (computed once per node): deterministic order, and
     # O(log n) per node instead of sorting the whole ready list after every completion
-    ready: list[tuple[str, int, Hashable]] = []
+    ready: list[tuple[str, int, N]] = []
     seq = 0
 
-    def push(node: Hashable) -> None:
+    def push(node: N) -> None:
         nonlocal seq
         seq += 1
         heapq.heappush(ready, (str(node), seq, node))
@@ -104,9 +107,9 @@ def walk(g: nx.DiGraph, visit: Callable[[Hashable], None], parallelism: int = 10
     for n in g.nodes:
         if remaining[n] == 0:
             push(n)
-    running: dict[Future, Hashable] = {}
+    running: dict[Future[None], N] = {}
 
-    def settle(node: Hashable, result: str) -> None:
+    def settle(node: N, result: str) -> None:
         outcome[node] = result
         for succ in g.successors(node):
             if result != OK:
@@ -116,7 +119,7 @@ def walk(g: nx.DiGraph, visit: Callable[[Hashable], None], parallelism: int = 10
             if remaining[succ] == 0 and succ not in outcome:
                 push(succ)
 
-    def _skip(node: Hashable) -> None:
+    def _skip(node: N) -> None:
         stack = [node]
         while stack:
             n = stack.pop()

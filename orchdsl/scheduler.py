@@ -68,6 +68,7 @@ from .diagnostics import Diagnostic
 from .schema.quantities import format_memory
 
 Strategy = Literal["spread", "binpack"]
+_Selector = tuple[tuple[str, str], ...]  # node_selector items, sorted
 STRATEGIES = ("spread", "binpack")
 SPREAD_OVER_NODES = "node"
 # Kubernetes' rule for scoring (not filtering): a replica requesting nothing counts as 0.1 cpu and 200Mi,
@@ -269,9 +270,9 @@ class _Scheduler:
             if info.name in self.nodes:
                 raise ValueError(f"node {info.name!r} appears twice")
             self.nodes[info.name] = _Node(info)
-        self.eligible_cache: dict[tuple, list[_Node]] = {}
-        self.heaps: dict[tuple, _Heap] = {}
-        self.domains_cache: dict[tuple, list[str | None]] = {}
+        self.eligible_cache: dict[_Selector, list[_Node]] = {}
+        self.heaps: dict[tuple[_Selector, bool, str | None, str | None], _Heap] = {}
+        self.domains_cache: dict[tuple[_Selector, str], list[str | None]] = {}
         # per pod: replicas per node name, and per (spread key) replicas per domain
         self.on_node: dict[str, dict[str, int]] = defaultdict(dict)
         self.in_domain: dict[tuple[str, str], dict[str | None, int]] = defaultdict(dict)
@@ -279,7 +280,7 @@ class _Scheduler:
 
     # -- filters -------------------------------------------------------------------------------
 
-    def eligible(self, selector: tuple[tuple[str, str], ...]) -> list[_Node]:
+    def eligible(self, selector: _Selector) -> list[_Node]:
         """Schedulable nodes having every selector label, by name."""
         got = self.eligible_cache.get(selector)
         if got is None:
@@ -292,7 +293,7 @@ class _Scheduler:
     def domain(n: _Node, key: str) -> str | None:
         return n.name if key == SPREAD_OVER_NODES else n.info.labels.get(key)
 
-    def heap(self, selector: tuple, binpack: bool, key: str | None, dom: str | None) -> _Heap:
+    def heap(self, selector: _Selector, binpack: bool, key: str | None, dom: str | None) -> _Heap:
         hk = (selector, binpack, key, dom)
         h = self.heaps.get(hk)
         if h is None:
@@ -303,7 +304,7 @@ class _Scheduler:
             self.heaps[hk] = h
         return h
 
-    def domains(self, selector: tuple, key: str) -> list[str | None]:
+    def domains(self, selector: _Selector, key: str) -> list[str | None]:
         dk = (selector, key)
         got = self.domains_cache.get(dk)
         if got is None:
@@ -372,9 +373,9 @@ class _Scheduler:
                         any(n.info.labels.get(k) != v for k, v in selector) or \
                         (key is not None and self.domain(n, key) not in members):
                     continue
-                rank = (count, -n.allocated() if binpack else n.allocated(), name)
-                if fallback is None or rank < fallback[0]:
-                    fallback = (rank, n)
+                preference = (count, -n.allocated() if binpack else n.allocated(), name)
+                if fallback is None or preference < fallback[0]:
+                    fallback = (preference, n)
             if fallback is not None:
                 return fallback[1]
         return None
@@ -482,7 +483,7 @@ def schedule(nodes: Sequence[NodeInfo], pods: Sequence[PodRequest], default_stra
             pending.append(p)
     # Whether a replica fits anywhere depends only on its request, selector and (hard anti-affinity)
     # its pod: after a failure, the same question fails again until something is placed.
-    failed: tuple | None = None
+    failed: tuple[tuple[int, int, _Selector, str | None], int, str] | None = None
     for p in pending:
         cpu, mem = _requests(p)
         question = (cpu, mem, tuple(sorted(p.node_selector.items())), p.pod if p.anti_affinity == "hard" else None)

@@ -1,4 +1,4 @@
-from orchdsl.engine.diff import configured_changes, get_path, merge_configured, set_path
+from orchdsl.sdk.values import configured_changes, get_path, merge_configured, set_path
 from orchdsl.plan import UNKNOWN
 
 

@@ -28,7 +28,6 @@ from .derive import Derived, DerivedInstance, Inputs, Summary
 
 POD = "pod"
 NODE = "node"
-DEFAULT_NODE = IMPLICIT_NODE
 
 
 def _known(v: Any) -> bool:
@@ -52,7 +51,9 @@ def _str_map(v: Any) -> dict[str, str]:
 
 
 def node_info(address: ResourceAddress, values: dict[str, Any]) -> NodeInfo:
-    cap = values.get("capacity") if isinstance(values.get("capacity"), dict) else {}
+    cap = values.get("capacity")
+    if not isinstance(cap, dict):
+        cap = {}
     cpu = _number(cap.get("cpu"))
     memory = _number(cap.get("memory"))
     return NodeInfo(node_name(address), cpu, int(memory) if memory is not None else None,
@@ -127,11 +128,12 @@ class PodPlacement:
         return Summary("scheduler", p.summary(), data, frozenset(p.assignments))
 
 
-def schedule_pods(nodes: dict[ResourceAddress, dict[str, Any]], pods: dict[ResourceAddress, dict[str, Any]],
+def schedule_pods(nodes: dict[ResourceAddress, dict[str, Any]],
+                  pods: dict[ResourceAddress, dict[str, Any]],
                   current: dict[ResourceAddress, str], default_strategy: str) -> PodPlacement:
     """Place ``pods`` (replica -> its planned values) on ``nodes`` (node -> its planned values).
 
-    No nodes at all: the implicit :data:`DEFAULT_NODE`, of unknown capacity."""
+    No nodes at all: the implicit :data:`IMPLICIT_NODE`, of unknown capacity."""
     infos: dict[str, NodeInfo] = {}
     owner: dict[str, ResourceAddress] = {}
     clashes: list[Diagnostic] = []
@@ -145,7 +147,7 @@ def schedule_pods(nodes: dict[ResourceAddress, dict[str, Any]], pods: dict[Resou
             continue
         infos[info.name], owner[info.name] = info, a
     if not nodes:
-        infos[DEFAULT_NODE] = NodeInfo(DEFAULT_NODE, None, None)
+        infos[IMPLICIT_NODE] = NodeInfo(IMPLICIT_NODE, None, None)
     reqs = [pod_request(a, v, current.get(a)) for a, v in sorted(pods.items())]
     placement = schedule(list(infos.values()), reqs, default_strategy=default_strategy)
     placement.errors[:0] = clashes
@@ -177,5 +179,5 @@ class PlacementDerivation:
 
 PLACEMENT = PlacementDerivation()
 
-__all__ = ["DEFAULT_NODE", "NODE", "PLACEMENT", "POD", "PodPlacement", "node_info", "pod_request", "requests",
+__all__ = ["NODE", "PLACEMENT", "POD", "PodPlacement", "node_info", "pod_request", "requests",
            "schedule_pods"]

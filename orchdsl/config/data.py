@@ -9,8 +9,9 @@ engine becomes values again for expressions that refer to it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
-from typing import Any, Iterable
+from typing import Any
 
 from ..eval import Value
 from ..eval import values as V

@@ -20,11 +20,11 @@ Stages:
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable, Mapping
 from graphlib import CycleError, TopologicalSorter
 import os
 import re
 from pathlib import Path
-from typing import Iterable, Mapping
 
 from ..addrs import ConfigAddress, ModulePath, ModuleStep
 from ..diagnostics import Diagnostic, unique
@@ -463,7 +463,8 @@ class _Loader:
             got = counts.get(n, [])
             if len(got) < bs.min_items:
                 self.diags.append(header_error(owner, f"Insufficient {n} blocks",
-                                               f'At least {bs.min_items} "{n}" block{"s are" if bs.min_items > 1 else " is"} '
+                                               f'At least {bs.min_items} "{n}" '
+                                               f'block{"s are" if bs.min_items > 1 else " is"} '
                                                "required.", hint=f"add a {n} block"))
             if bs.max_items is not None and len(got) > bs.max_items:
                 _type_error(self.diags, got[bs.max_items], f"Too many {n} blocks",

@@ -10,8 +10,9 @@ reference points at.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from ..addrs import ConfigAddress, ModulePath
 from ..lang import ast as A

@@ -17,9 +17,9 @@ source of the value: the line of the file, or a pseudo-file named
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 from ..addrs import ModulePath
 from ..diagnostics import WARNING, Diagnostic

@@ -75,7 +75,7 @@ def change_key(c: ResourceChange) -> Hashable:
     return c.address if c.deposed is None else (c.address, c.deposed)
 
 
-def change_graph(plan: Plan) -> tuple[nx.DiGraph, dict[Hashable, ResourceChange]]:
+def change_graph(plan: Plan) -> tuple[nx.DiGraph[Hashable], dict[Hashable, ResourceChange]]:
     """Creates and updates after what they depend on; deletes before what depended on them."""
     changes = {change_key(c): c for c in plan.changes if c.action is not Action.NOOP}
     by_addr = {c.address: c for c in plan.changes if c.action is not Action.NOOP and c.deposed is None}
@@ -238,7 +238,7 @@ class Executor:
                 self.outcome.added += 1
                 self.outcome.destroyed += 1
 
-    def _request(self, change: ResourceChange, prior: ResourceInstance | None, planned: dict | None,
+    def _request(self, change: ResourceChange, prior: ResourceInstance | None, planned: dict[str, Any] | None,
                  keep: tuple[StateObject, ...] = ()) -> ApplyRequest:
         addr = change.address
         return ApplyRequest(addr, planned, to_object(prior) if prior is not None else None, self.world,

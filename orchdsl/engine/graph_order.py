@@ -13,7 +13,7 @@ from ..config import Config
 from ..diagnostics import Diagnostic
 
 
-def config_graph(config: Config) -> nx.DiGraph:
+def config_graph(config: Config) -> nx.DiGraph[ConfigAddress]:
     return graph.build({addr: set(decl.references) | set(decl.depends_on)
                         for addr, decl in config.resources.items()})
 
@@ -29,8 +29,8 @@ def config_order(config: Config, derivations: Sequence[Derivation] = ()
             if d.type in dv.writes:
                 g.add_edges_from((s, a) for s in sources if s != a)
 
-    def where(addr: object) -> Diagnostic | None:
-        decl = config.resources.get(addr)  # type: ignore[call-overload]
+    def where(addr: ConfigAddress) -> Diagnostic | None:
+        decl = config.resources.get(addr)
         if decl is None:
             return None
         return Diagnostic.error("", "", decl.block.src, decl.block.start, decl.block.start + len(decl.type))

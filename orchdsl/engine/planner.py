@@ -8,8 +8,8 @@ known only after apply). Every change carries a reason.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, cast
 
 from ..addrs import ConfigAddress, ResourceAddress
 from ..cluster import DERIVATIONS, Derivation, Derived, DerivedInstance, Inputs
@@ -20,7 +20,7 @@ from ..plan import model as M
 from ..plan.model import Action, OutputChange, Plan, ResourceChange
 from ..sdk.protocol import Provider, StateObject
 from ..state import ResourceInstance, State
-from .diff import configured_changes, get_path, set_path
+from ..sdk.values import configured_changes, get_path, set_path
 from .graph_order import config_order
 from .refresh import Refreshed, to_object
 
@@ -45,10 +45,10 @@ def _plain(v: Any) -> Any:
         return UNKNOWN
 
 
-def ctx_entry(decl: ResourceDecl, instances: dict[ResourceAddress, dict]) -> Any:
+def ctx_entry(decl: ResourceDecl, instances: dict[ResourceAddress, dict[str, Any]]) -> Any:
     """The value other expressions see for a resource: one object, a list (count) or a map (for_each)."""
     if decl.mode == "count":
-        return [v for a, v in sorted(instances.items(), key=lambda kv: kv[0].key)]
+        return [v for a, v in sorted(instances.items(), key=lambda kv: cast(int, kv[0].key))]
     if decl.mode == "for_each":
         return {a.key: v for a, v in instances.items()}
     return next(iter(instances.values()), UNKNOWN)
@@ -63,7 +63,7 @@ def _state_ctx(state: State, config: Config) -> dict[ConfigAddress, Any]:
     return out
 
 
-def _targeted(addr: ResourceAddress, targets: list) -> bool:
+def _targeted(addr: ResourceAddress, targets: list[Any]) -> bool:
     return not targets or any(t.matches(addr) for t in targets)
 
 
@@ -74,7 +74,7 @@ def make_plan(config: Config, state: State, refreshed: Refreshed, providers: dic
     work = refreshed.state
     plan = Plan(drift=list(refreshed.drift), lineage=state.lineage, serial=state.serial,
                 refresh_only=options.refresh_only, destroy=options.destroy,
-                timestamp=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                timestamp=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
                 variables={k: _plain(v) for k, v in config.variables.items()},
                 status=dict(refreshed.status))
     if options.refresh_only:
@@ -89,7 +89,7 @@ def make_plan(config: Config, state: State, refreshed: Refreshed, providers: dic
     wanted: set[ResourceAddress] = set()
     deps: dict[ResourceAddress, set[ResourceAddress]] = {}
     changes: list[ResourceChange] = []
-    planned_by_type: dict[str, dict[ResourceAddress, dict]] = {}  # what derivations read
+    planned_by_type: dict[str, dict[ResourceAddress, dict[str, Any]]] = {}  # what derivations read
     derived: dict[ResourceAddress, DerivedInstance] = {}
     ran: set[str] = set()
     expanded: dict[ConfigAddress, Expansion] = {}  # expansions made for a derivation, re-used when still valid
@@ -126,7 +126,7 @@ def make_plan(config: Config, state: State, refreshed: Refreshed, providers: dic
             diags.extend(d)
             if any(x.is_error for x in d):
                 continue
-            planned_values: dict[ResourceAddress, dict] = {}
+            planned_values: dict[ResourceAddress, dict[str, Any]] = {}
             refs = decl.references | set(decl.depends_on)
             dep_instances = {i.addr for ref in refs for i in work.resources_of(ref)}
             dep_instances |= {a for a in wanted if a.config in refs}
@@ -149,35 +149,35 @@ def make_plan(config: Config, state: State, refreshed: Refreshed, providers: dic
             ctx[caddr] = ctx_entry(decl, planned_values)
 
     # Objects in the state that the configuration no longer wants.
-    for inst in sorted(work, key=lambda i: i.addr, reverse=True):
-        if inst.addr in wanted or not _targeted(inst.addr, options.targets):
+    for obj in sorted(work, key=lambda i: i.addr, reverse=True):
+        if obj.addr in wanted or not _targeted(obj.addr, options.targets):
             continue
-        decl = config.resources.get(inst.addr.config)
+        obj_decl = config.resources.get(obj.addr.config)
         if options.destroy:
             reason, why = None, "destroy requested"
-        elif decl is None:
-            reason, why = M.DELETE_BECAUSE_NO_RESOURCE_CONFIG, f"because {inst.addr.config} is not in configuration"
-        elif decl.mode == "count" or isinstance(inst.addr.key, int):
-            reason, why = M.DELETE_BECAUSE_COUNT_INDEX, f"because index [{inst.addr.key}] is out of range"
+        elif obj_decl is None:
+            reason, why = M.DELETE_BECAUSE_NO_RESOURCE_CONFIG, f"because {obj.addr.config} is not in configuration"
+        elif obj_decl.mode == "count" or isinstance(obj.addr.key, int):
+            reason, why = M.DELETE_BECAUSE_COUNT_INDEX, f"because index [{obj.addr.key}] is out of range"
         else:
-            reason, why = M.DELETE_BECAUSE_EACH_KEY, f'because key ["{inst.addr.key}"] is not in for_each'
-        if decl is not None and decl.lifecycle.prevent_destroy:
-            diags.append(_prevent_destroy(inst.addr, decl))
-        provider = providers.get(inst.type)
-        changes.append(ResourceChange(inst.addr, Action.DELETE, dict(inst.attributes), None, why, reason,
-                                      before_sensitive=[tuple(p) for p in inst.sensitive_attributes],
-                                      provider=provider.name if provider else inst.provider))
-        deps[inst.addr] = {ResourceAddress.parse(d) for d in inst.dependencies}
+            reason, why = M.DELETE_BECAUSE_EACH_KEY, f'because key ["{obj.addr.key}"] is not in for_each'
+        if obj_decl is not None and obj_decl.lifecycle.prevent_destroy:
+            diags.append(_prevent_destroy(obj.addr, obj_decl))
+        provider = providers.get(obj.type)
+        changes.append(ResourceChange(obj.addr, Action.DELETE, dict(obj.attributes), None, why, reason,
+                                      before_sensitive=[tuple(p) for p in obj.sensitive_attributes],
+                                      provider=provider.name if provider else obj.provider))
+        deps[obj.addr] = {ResourceAddress.parse(d) for d in obj.dependencies}
     # Deposed objects an interrupted create_before_destroy replacement left behind: destroyed now.
-    for inst in sorted(work, key=lambda i: i.addr):
-        for entry in inst.deposed:
-            if not _targeted(inst.addr, options.targets):
+    for obj in sorted(work, key=lambda i: i.addr):
+        for entry in obj.deposed:
+            if not _targeted(obj.addr, options.targets):
                 continue
-            provider = providers.get(inst.type)
+            provider = providers.get(obj.type)
             changes.append(ResourceChange(
-                inst.addr, Action.DELETE, dict(entry.get("attributes") or {}), None,
+                obj.addr, Action.DELETE, dict(entry.get("attributes") or {}), None,
                 "because a create_before_destroy replacement made its successor and was interrupted before "
-                "destroying it", M.DELETE_BECAUSE_DEPOSED, provider=provider.name if provider else inst.provider,
+                "destroying it", M.DELETE_BECAUSE_DEPOSED, provider=provider.name if provider else obj.provider,
                 deposed=str(entry.get("key"))))
     for i, c in enumerate(changes):
         c.index = i
@@ -205,17 +205,17 @@ def make_plan(config: Config, state: State, refreshed: Refreshed, providers: dic
     return plan, diags
 
 
-def _derive(dv: Derivation, config: Config, order: list[ConfigAddress], ctx: dict, work: State,
-            planned_by_type: dict[str, dict[ResourceAddress, dict]], options: PlanOptions
-            ) -> tuple[Derived, dict[ConfigAddress, Expansion]]:
+def _derive(dv: Derivation, config: Config, order: list[ConfigAddress], ctx: dict[ConfigAddress, Any],
+            work: State, planned_by_type: dict[str, dict[ResourceAddress, dict[str, Any]]],
+            options: PlanOptions) -> tuple[Derived, dict[ConfigAddress, Expansion]]:
     """Run one derivation over the whole configuration: every instance of the types it writes, at once.
 
     Returns its result and each written resource's expansion, which the planner re-uses unless the resource
     refers to something planned after this point.
     """
     expanded: dict[ConfigAddress, Expansion] = {}
-    wanted: dict[ResourceAddress, dict] = {}
-    current: dict[ResourceAddress, dict] = {}
+    wanted: dict[ResourceAddress, dict[str, Any]] = {}
+    current: dict[ResourceAddress, dict[str, Any]] = {}
     for caddr in order:
         decl = config.resources[caddr]
         if decl.type not in dv.writes:
@@ -259,7 +259,8 @@ def _prevent_destroy(addr: ResourceAddress, decl: ResourceDecl) -> Diagnostic:
                                  "-target)", address=str(addr))
 
 
-def _apply_ignore_changes(values: dict, prior: ResourceInstance, decl: ResourceDecl) -> dict:
+def _apply_ignore_changes(values: dict[str, Any], prior: ResourceInstance,
+                          decl: ResourceDecl) -> dict[str, Any]:
     lc = decl.lifecycle
     if lc.ignore_all_changes:
         return {k: prior.attributes.get(k) for k in values}

@@ -9,7 +9,7 @@ from ..diagnostics import Diagnostic
 from ..plan.model import Action, DriftChange
 from ..sdk.protocol import ObjectStatus, Provider, StateObject
 from ..state import ResourceInstance, State
-from .diff import configured_changes
+from ..sdk.values import configured_changes
 
 
 @dataclass

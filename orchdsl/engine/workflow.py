@@ -13,9 +13,11 @@ import pickle
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from types import FrameType
+from typing import Any
 
 from ..addrs import ResourceAddress
 from ..config import Config, load_config
@@ -150,11 +152,13 @@ def load_plan(path: str | Path) -> SavedPlan:
     try:
         data = Path(path).read_bytes()
     except OSError as e:
-        raise DiagnosticsError([Diagnostic.error("Failed to read plan file", f"{path}: {e.strerror or e}")])
+        raise DiagnosticsError(
+            [Diagnostic.error("Failed to read plan file", f"{path}: {e.strerror or e}")]) from e
     if not data.startswith(PLAN_MAGIC):
         raise DiagnosticsError([Diagnostic.error("Not a plan file", f"{path} was not written by orch plan -out.",
                                                  hint="create one with orch plan -out FILE")])
-    return pickle.loads(data[len(PLAN_MAGIC):])
+    saved: SavedPlan = pickle.loads(data[len(PLAN_MAGIC):])
+    return saved
 
 
 def check_fresh(saved_plan: Plan, state: State) -> list[Diagnostic]:
@@ -180,7 +184,7 @@ class Interrupts:
             self._old = signal.signal(signal.SIGINT, self._handle)
         return self
 
-    def _handle(self, signum, frame) -> None:
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.stop.is_set():
             signal.signal(signal.SIGINT, signal.default_int_handler)
             raise KeyboardInterrupt
@@ -188,7 +192,7 @@ class Interrupts:
         self.say("Interrupt received.\nPlease wait for orch to exit or data loss may occur.\n"
                  "Gracefully shutting down...")
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self._old is not None:
             signal.signal(signal.SIGINT, self._old)
 

@@ -13,7 +13,7 @@ the whole module:
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from ..diagnostics import Diagnostic
 from ..lang import ast as A

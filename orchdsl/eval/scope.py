@@ -6,7 +6,8 @@ context that adds the iteration variables and shares everything else.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
 
 from .values import Value
 

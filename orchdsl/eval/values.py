@@ -22,8 +22,9 @@ later; every operation on one yields another unknown of the right type.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Iterable, Iterator, Mapping
 from decimal import Context, Decimal, InvalidOperation, ROUND_HALF_EVEN
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any
 
 from .types import (BOOL, DYNAMIC, EMPTY_OBJECT, EMPTY_TUPLE, NUMBER, STRING, ListType, MapType,
                     ObjectType, SetType, TupleType, Type)

@@ -11,7 +11,8 @@ Literal values: numbers are ``int`` or ``decimal.Decimal``, strings ``str``,
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from .source import Range, SourceFile
 

@@ -262,7 +262,7 @@ def format_tokens(text: str) -> str:
 
     # Pass 1: indentation.
     indents: list[int] = []
-    for s, lead_end, assign_end, e in lines:
+    for s, lead_end, assign_end, _e in lines:
         if left[s] == NEWLINE:
             continue  # a blank line: no spaces before its newline
         net = 0
@@ -293,7 +293,7 @@ def format_tokens(text: str) -> str:
                 indents.append(net)
 
     # Pass 2: spaces between the tokens of each cell.
-    for s, lead_end, assign_end, e in lines:
+    for s, lead_end, assign_end, _e in lines:
         for lo, hi in ((s, lead_end), (lead_end, assign_end)):
             if hi - lo < 2:
                 continue

@@ -21,8 +21,8 @@ Tokens are plain tuples ``(type, value, start, end)`` with character offsets;
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from sys import intern
-from typing import Iterator
 
 # Token types (Lark terminal names).
 NL = "NL"
@@ -79,7 +79,8 @@ _MAIN = re.compile(
 )
 
 # A whole quoted string with no template sequence and no newline: one token.
-_SIMPLE_STRING = re.compile(r'"((?:[^"\\$%\r\n\udc80-\udcff]|\\[^\r\n\udc80-\udcff]|\$\$\{~?|%%\{~?|\$(?!\{)|%(?!\{))*)"')
+_SIMPLE_STRING = re.compile(r'"((?:[^"\\$%\r\n\udc80-\udcff]|\\[^\r\n\udc80-\udcff]'
+                            r'|\$\$\{~?|%%\{~?|\$(?!\{)|%(?!\{))*)"')
 
 _QUOTED = re.compile(
     r"""

@@ -14,10 +14,12 @@ from typing import Any
 
 from ..addrs import ResourceAddress
 from ..cluster.derive import Summary
-from ..eval.plain import UNKNOWN, Path, is_unknown  # noqa: F401 - re-exported: the plan holds plain data
+from ..eval.plain import UNKNOWN as UNKNOWN  # re-exported (X as X): the plan holds plain data
+from ..eval.plain import Path as Path
+from ..eval.plain import is_unknown as is_unknown
 
 
-class Action(str, Enum):
+class Action(str, Enum):  # noqa: UP042 - a StrEnum would change str(Action.CREATE)
     NOOP = "no-op"
     CREATE = "create"
     UPDATE = "update"

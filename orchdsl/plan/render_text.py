@@ -200,7 +200,7 @@ def attribute_name(name: str) -> str:
     return name if _IDENT.match(name) else go_quote(name)
 
 
-def format_number(v: float) -> str:
+def format_number(v: int | float) -> str:
     if isinstance(v, float):
         if v.is_integer() and abs(v) < 1e21:
             return str(int(v))
@@ -671,7 +671,7 @@ class _Differ:
         return ListDiff(elements, action, replace)
 
 
-def _ordered_keys(b: dict[str, Any], a: dict[str, Any]) -> list:
+def _ordered_keys(b: dict[str, Any], a: dict[str, Any]) -> list[str]:
     keys = list(b)
     keys.extend(k for k in a if k not in b)
     return keys
@@ -764,7 +764,8 @@ def diff_json(before: Any, after: Any) -> Diff:
     return _Differ(_NO_FLAGS, objects_everywhere=True).diff(before, after, ())
 
 
-def diff_block(before: dict[str, Any] | None, after: dict[str, Any] | None, flags: PathFlags = _NO_FLAGS) -> BlockDiff:
+def diff_block(before: dict[str, Any] | None, after: dict[str, Any] | None,
+               flags: PathFlags = _NO_FLAGS) -> BlockDiff:
     """The attribute diffs of one resource; attributes null on both sides are left out."""
     differ = _Differ(flags, objects_everywhere=False)
     b, a = before or {}, after or {}
@@ -1005,7 +1006,7 @@ def render_plan_text(plan: Plan, color: bool = False, width: int = DEFAULT_WIDTH
 
 def status_lines(plan: Plan) -> list[str]:
     """One line per problem of an observed object: ``pod.web[1] is unhealthy: 5 failing checks (...)``."""
-    lines = []
+    lines: list[str] = []
     for addr, status in sorted(plan.status.items()):
         lines.extend(f"{addr} {phrase}" for phrase in status.problems())
     return lines

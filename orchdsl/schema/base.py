@@ -23,7 +23,7 @@ configuration can be validated at plan time. ``Str``, ``Int``, ``Number``,
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from types import NoneType, UnionType
 from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 
@@ -214,7 +214,7 @@ def hcl_type(tp: Any) -> Type:
     return DYNAMIC
 
 
-@lru_cache(maxsize=None)
+@cache
 def describe(model: type[Schema]) -> ModelSpec:
     """The arguments and blocks of a schema model, by configuration name."""
     attributes: dict[str, AttributeSpec] = {}

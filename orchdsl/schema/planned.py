@@ -15,9 +15,9 @@ The schemas stay complete on purpose: the future work starts from them, and they
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Mapping
 
 DOCS_HINT = "remove it; see docs/resources.md for what works today"
 

@@ -22,8 +22,8 @@ receive converted, known (unless ``[unknown]``), unmarked Values, and raise
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from ..convert import ConversionError, convert
 from ..types import BOOL, DYNAMIC, NUMBER, STRING, ListType, MapType, SetType, Type

@@ -13,8 +13,8 @@ import hashlib
 import os
 import posixpath
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ..types import STRING
 from ..values import UNKNOWN, Value, bool_val, set_val, string_val

@@ -9,7 +9,8 @@ observed status (tests make a pod "stopped" or "unhealthy" that way).
 Settings through the environment, so that ``orch`` run as a subprocess can use it
 (``ORCH_PROVIDER_MODULES=orchdsl.sdk.testing.memory:MemoryProvider``): ``ORCH_MEMORY_WORLD`` (the
 directory), ``ORCH_MEMORY_DELAY`` (seconds per change), ``ORCH_MEMORY_FAIL`` (addresses whose changes
-fail; ``delete:ADDR`` fails only that verb), ``ORCH_MEMORY_LOG`` (a file that gets one line per call: "create pod.web[0]").
+fail; ``delete:ADDR`` fails only that verb), ``ORCH_MEMORY_LOG`` (a file that gets one line per call:
+"create pod.web[0]").
 """
 
 from __future__ import annotations

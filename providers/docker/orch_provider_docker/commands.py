@@ -11,11 +11,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from orchdsl.sdk import Diagnostic
 
+if TYPE_CHECKING:
+    from .transport import NodeSettings
 
-def register(sub) -> None:
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("trust", help="trust a node's SSH host key (adds it to known_hosts)",
                        description=__doc__.split("\n\n", 1)[1] if __doc__ else None)
     p.add_argument("node", metavar="NODE", help="name of a node resource, e.g. n1")
@@ -33,7 +37,8 @@ def _fail(diag: Diagnostic, args: argparse.Namespace) -> int:
     return 1
 
 
-def find_node(directory: str, name: str, var_overrides: dict[str, str] | None = None):
+def find_node(directory: str, name: str, var_overrides: dict[str, str] | None = None
+              ) -> tuple[NodeSettings | None, Diagnostic | None]:
     """The settings of node ``name`` in the configuration, or a diagnostic."""
     from orchdsl.sdk.commands import configured_instances
 
@@ -58,6 +63,7 @@ def cmd_trust(args: argparse.Namespace) -> int:
     overrides = dict(v.split("=", 1) for v in (args.var or []) if "=" in v)
     settings, diag = find_node(args.dir, args.node, overrides)
     if settings is None:
+        assert diag is not None  # find_node returns one or the other
         return _fail(diag, args)
     try:
         key = scan_host_key(settings)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from typing import Any
 
 from orchdsl.sdk import ResourceAddress
 
@@ -85,5 +86,5 @@ def lineage_filter(lineage: str) -> str:
     return f"{LINEAGE}={lineage}"
 
 
-def reserved_labels(labels: dict) -> list[str]:
+def reserved_labels(labels: dict[str, Any]) -> list[str]:
     return sorted(k for k in labels if str(k).startswith(RESERVED_PREFIX))

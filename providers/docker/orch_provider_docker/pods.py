@@ -17,7 +17,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from orchdsl.sdk import UNKNOWN, MemberStatus, ObjectStatus, Path, ResourceAddress, configured_changes
 
@@ -59,12 +59,12 @@ def canonical_json(v: Any) -> str:
     return json.dumps(_norm(v), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def containers_of(attrs: dict) -> list[dict]:
+def containers_of(attrs: dict[str, Any]) -> list[dict[str, Any]]:
     cs = attrs.get("container")
     return [c for c in cs if isinstance(c, dict)] if isinstance(cs, list) else []
 
 
-def instance_name(address: ResourceAddress, attrs: dict) -> str:
+def instance_name(address: ResourceAddress, attrs: dict[str, Any]) -> str:
     n = attrs.get("name")
     if isinstance(n, str) and n:
         return n
@@ -74,7 +74,7 @@ def instance_name(address: ResourceAddress, attrs: dict) -> str:
 _HOST_BAD = re.compile(r"[^a-z0-9-]+")
 
 
-def hostname_for(address: ResourceAddress, attrs: dict) -> str:
+def hostname_for(address: ResourceAddress, attrs: dict[str, Any]) -> str:
     """The pod's hostname: ``hostname`` if set, else the instance name made a valid host name."""
     h = attrs.get("hostname")
     if isinstance(h, str) and h:
@@ -83,7 +83,7 @@ def hostname_for(address: ResourceAddress, attrs: dict) -> str:
     return (out or "pod")[:63]
 
 
-def config_hash(attrs: dict) -> str:
+def config_hash(attrs: dict[str, Any]) -> str:
     """Hash of everything that cannot change in place: two containers with one hash were made from one spec.
 
     Computed from orch's attributes (not from the Docker request), so that a new orch version mapping
@@ -94,21 +94,21 @@ def config_hash(attrs: dict) -> str:
     return f"{HASH_VERSION}:" + hashlib.sha256(canonical_json(basis).encode()).hexdigest()[:32]
 
 
-def spec_label(attrs: dict) -> str:
+def spec_label(attrs: dict[str, Any]) -> str:
     """The pod's attributes as created, stored on the infra container to adopt it after a crash."""
     return canonical_json({k: v for k, v in attrs.items() if k not in COMPUTED_POD and v is not UNKNOWN})
 
 
 # ---- Docker requests ------------------------------------------------------------------------------
 
-def restart_policy(restart: Any) -> dict:
+def restart_policy(restart: Any) -> dict[str, Any]:
     name = restart if restart in ("always", "on-failure", "unless-stopped", "no") else "always"
     if name == "on-failure":
         return {"Name": "on-failure", "MaximumRetryCount": 0}
     return {"Name": name}
 
 
-def resource_limits(resources: Any) -> dict:
+def resource_limits(resources: Any) -> dict[str, Any]:
     """Docker HostConfig resource fields from a container's ``resources`` block.
 
     Limits default to the requests (the schema's rule). The memory limit is hard (no swap on top:
@@ -117,7 +117,9 @@ def resource_limits(resources: Any) -> dict:
     """
     if not isinstance(resources, dict):
         return {}
-    limits = resources.get("limits") if isinstance(resources.get("limits"), dict) else {}
+    limits = resources.get("limits")
+    if not isinstance(limits, dict):
+        limits = {}
     cpu_req, mem_req = resources.get("cpu"), resources.get("memory")
     cpu_lim = limits.get("cpu", None) if limits.get("cpu") is not None else cpu_req
     mem_lim = limits.get("memory", None) if limits.get("memory") is not None else mem_req
@@ -134,10 +136,10 @@ def resource_limits(resources: Any) -> dict:
     return out
 
 
-def healthcheck(health: Any) -> dict | None:
+def healthcheck(health: Any) -> dict[str, Any] | None:
     if not isinstance(health, dict) or not health.get("command"):
         return None
-    out = {"Test": ["CMD", *[str(a) for a in health["command"]]]}
+    out: dict[str, Any] = {"Test": ["CMD", *[str(a) for a in health["command"]]]}
     for key, attr in (("Interval", "interval"), ("Timeout", "timeout"), ("StartPeriod", "start_period")):
         if health.get(attr) is not None:
             out[key] = _ns(health[attr])
@@ -146,7 +148,7 @@ def healthcheck(health: Any) -> dict | None:
     return out
 
 
-def mounts(container: dict) -> list[dict]:
+def mounts(container: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
     for m in container.get("mounts") or []:
         if not isinstance(m, dict):
@@ -162,10 +164,10 @@ def mounts(container: dict) -> list[dict]:
     return out
 
 
-def ports(attrs: dict) -> tuple[dict, dict]:
+def ports(attrs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(ExposedPorts, PortBindings) of the pod: every container's ports, published on the infra container."""
-    exposed: dict[str, dict] = {}
-    bindings: dict[str, list] = {}
+    exposed: dict[str, dict[str, Any]] = {}
+    bindings: dict[str, list[dict[str, str]]] = {}
     for c in containers_of(attrs):
         for p in c.get("ports") or []:
             if not isinstance(p, dict) or p.get("container_port") is None:
@@ -200,7 +202,7 @@ class Identity:
         return out
 
 
-def infra_config(attrs: dict, ident: Identity) -> dict:
+def infra_config(attrs: dict[str, Any], ident: Identity) -> dict[str, Any]:
     """Create body of the infra container."""
     first = containers_of(attrs)[0]
     exposed, bindings = ports(attrs)
@@ -223,7 +225,8 @@ def infra_config(attrs: dict, ident: Identity) -> dict:
     }
 
 
-def app_config(attrs: dict, container: dict, infra_id: str, ident: Identity) -> dict:
+def app_config(attrs: dict[str, Any], container: dict[str, Any], infra_id: str,
+               ident: Identity) -> dict[str, Any]:
     """Create body of one app container, joined to the infra container's namespaces."""
     labels = {str(k): str(v) for k, v in (container.get("labels") or {}).items()}
     labels.update(ident.labels(naming.ROLE_APP, container["name"]))
@@ -258,14 +261,14 @@ def app_config(attrs: dict, container: dict, infra_id: str, ident: Identity) -> 
     return body
 
 
-def update_body(attrs: dict, container: dict) -> dict:
+def update_body(attrs: dict[str, Any], container: dict[str, Any]) -> dict[str, Any]:
     """``POST /containers/{id}/update`` body: what changes in place (restart policy, cpu, memory)."""
     return {"RestartPolicy": restart_policy(attrs.get("restart")), **resource_limits(container.get("resources"))}
 
 
 # ---- planning -----------------------------------------------------------------------------------------
 
-def replace_paths(prior: dict, config: dict) -> list[Path]:
+def replace_paths(prior: dict[str, Any], config: dict[str, Any]) -> list[Path]:
     """Which of the changed paths force a new pod (in place: restart policy, resources, labels...).
 
     A pod that must run elsewhere arrives with another ``node`` (the scheduler's choice), which is a
@@ -294,11 +297,10 @@ def replace_paths(prior: dict, config: dict) -> list[Path]:
             continue
         else:
             out.append(path[:1])
-    seen: set = set()
-    return [p for p in out if not (p in seen or seen.add(p))]
+    return list(dict.fromkeys(out))  # without duplicates, in order
 
 
-def _limit_removed(prior_conts: list[dict], config: dict, index: Any) -> bool:
+def _limit_removed(prior_conts: list[dict[str, Any]], config: dict[str, Any], index: Any) -> bool:
     """Docker's update cannot lift a limit (0 means "unchanged"): a limit that disappears needs a new
     container."""
     conts = containers_of(config)
@@ -316,9 +318,9 @@ class Observed:
     """A pod replica as the node's container list shows it."""
 
     node: str
-    infra: dict | None = None
-    apps: dict[str, dict] = field(default_factory=dict)  # container block name -> list entry
-    extra: list[dict] = field(default_factory=list)  # older generations, duplicates
+    infra: dict[str, Any] | None = None
+    apps: dict[str, dict[str, Any]] = field(default_factory=dict)  # container block name -> list entry
+    extra: list[dict[str, Any]] = field(default_factory=list)  # older generations, duplicates
 
     @property
     def ids(self) -> list[str]:
@@ -330,15 +332,15 @@ class Observed:
         return apps + infra
 
 
-def _labels(c: dict) -> dict:
+def _labels(c: dict[str, Any]) -> dict[str, Any]:
     return c.get("Labels") or {}
 
 
-def _role(c: dict) -> str | None:
+def _role(c: dict[str, Any]) -> str | None:
     return _labels(c).get(naming.ROLE)
 
 
-def group(containers_by_node: dict[str, list[dict]],
+def group(containers_by_node: dict[str, list[dict[str, Any]]],
           prefer: dict[tuple[str, str], str] | None = None) -> dict[tuple[str, str], Observed]:
     """orch's containers grouped by pod: (``orch.lineage``, ``orch.address``) -> Observed.
 
@@ -387,10 +389,10 @@ def group(containers_by_node: dict[str, list[dict]],
     return out
 
 
-def ip_of(c: dict) -> str | None:
+def ip_of(c: dict[str, Any]) -> str | None:
     nets = ((c.get("NetworkSettings") or {}).get("Networks") or {})
     for name in [NETWORK] + sorted(nets):
-        ip = (nets.get(name) or {}).get("IPAddress")
+        ip: str | None = (nets.get(name) or {}).get("IPAddress")
         if ip:
             return ip
     ip = (c.get("NetworkSettings") or {}).get("IPAddress")
@@ -400,12 +402,12 @@ def ip_of(c: dict) -> str | None:
 _EXIT = re.compile(r"Exited \((-?\d+)\)")
 
 
-def exit_code(c: dict) -> int | None:
+def exit_code(c: dict[str, Any]) -> int | None:
     m = _EXIT.search(c.get("Status") or "")
     return int(m.group(1)) if m else None
 
 
-def should_run(c: dict, restart: Any) -> bool:
+def should_run(c: dict[str, Any], restart: Any) -> bool:
     """Whether a stopped app container is drift, given the pod's restart policy.
 
     ``no``: a container that ran and exited stays exited (a job). ``on-failure``: a clean exit (0) is
@@ -423,7 +425,7 @@ def should_run(c: dict, restart: Any) -> bool:
     return True
 
 
-def current_attributes(prior: dict, obs: Observed) -> tuple[dict | None, dict]:
+def current_attributes(prior: dict[str, Any], obs: Observed) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     """What a recorded pod is now, from the container list: (attributes or None if gone, private).
 
     * infra container missing or not running: the pod's sandbox is gone -> None (recreated whole);
@@ -457,7 +459,7 @@ def current_attributes(prior: dict, obs: Observed) -> tuple[dict | None, dict]:
     not_running: list[str] = []
     ids: dict[str, str] = {}
     for c in containers_of(attrs):
-        name = c.get("name")
+        name = cast(str, c.get("name"))  # the schema requires it
         seen = obs.apps.get(name)
         if seen is None:
             return None, {}
@@ -481,7 +483,7 @@ def current_attributes(prior: dict, obs: Observed) -> tuple[dict | None, dict]:
 _HEALTH = re.compile(r"\((healthy|unhealthy|health: starting)\)")
 
 
-def member_status(c: dict, details: dict | None = None) -> MemberStatus:
+def member_status(c: dict[str, Any], details: dict[str, Any] | None = None) -> MemberStatus:
     """One app container's status from its list entry (state, exit code, health) and, when it was inspected
     (unhealthy or stopped ones only), its failing streak, last check output and restart count."""
     m = _HEALTH.search(c.get("Status") or "")
@@ -499,7 +501,7 @@ def member_status(c: dict, details: dict | None = None) -> MemberStatus:
                         health, streak, restarts, last)
 
 
-def pod_status(obs: Observed, names: list[str], details: dict[str, dict]) -> ObjectStatus:
+def pod_status(obs: Observed, names: list[str], details: dict[str, dict[str, Any]]) -> ObjectStatus:
     """The pod's status: running when every container runs and none is unhealthy, else degraded."""
     members = []
     for n in names:
@@ -512,7 +514,7 @@ def pod_status(obs: Observed, names: list[str], details: dict[str, dict]) -> Obj
     return ObjectStatus("degraded" if bad else "running", members=tuple(members))
 
 
-def needs_inspect(c: dict) -> bool:
+def needs_inspect(c: dict[str, Any]) -> bool:
     """Whether refresh inspects this container for details: only when something is wrong with it."""
     return c.get("State") not in RUNNING_STATES or "(unhealthy)" in (c.get("Status") or "")
 
@@ -533,7 +535,7 @@ def repair_reason(status: ObjectStatus | None, not_running: Any) -> str | None:
     return "because " + ", ".join(words) + " and its restart policy wants it running: orch starts it"
 
 
-def _from_spec(infra: dict) -> dict | None:
+def _from_spec(infra: dict[str, Any]) -> dict[str, Any] | None:
     try:
         made = json.loads(_labels(infra).get(naming.SPEC) or "")
     except ValueError:
@@ -541,7 +543,7 @@ def _from_spec(infra: dict) -> dict | None:
     return made if isinstance(made, dict) and containers_of(made) else None
 
 
-def orphan_attributes(obs: Observed) -> tuple[dict | None, dict]:
+def orphan_attributes(obs: Observed) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     """An object of this lineage that the state does not list (an apply was killed before recording it):
     its attributes from the spec label, or None when it cannot be read back."""
     if obs.infra is None:

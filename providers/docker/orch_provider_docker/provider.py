@@ -30,7 +30,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from orchdsl.sdk import (IMPLICIT_NODE, UNKNOWN, ApplyRequest, ApplyResult, ChangeView, Diagnostic, ObjectStatus,
                          PlannedObject, RefreshResult, ResourceAddress, ResourceTypeInfo, StateObject, World,
@@ -55,8 +55,6 @@ NODE_COMPUTED = frozenset({"id", "capacity", "engine_version"})
 TICK_SECONDS = 10.0
 
 
-DEFAULT_NODE = IMPLICIT_NODE
-_has_unknown = contains_unknown
 
 
 class _Ticker:
@@ -93,7 +91,7 @@ class DockerProvider:
         self._down: set[str] = set()  # nodes that did not answer at refresh (already reported)
         self._state_nodes: dict[str, NodeSettings] = {}  # node resources the state records
         self._node_addr: dict[str, str] = {}  # node name -> its address, for diagnostics
-        self._observed: dict[str, list[dict]] = {}  # node -> its containers as listed at refresh
+        self._observed: dict[str, list[dict[str, Any]]] = {}  # node -> its containers as listed at refresh
         self._pod_keys: dict[ResourceAddress, tuple[str, str]] = {}  # pod -> (lineage, address label)
         self._images: dict[tuple[str, str], bool] = {}  # (node, image) -> present
 
@@ -112,7 +110,7 @@ class DockerProvider:
         self._conns.close()
 
     # ---- nodes: registry -----------------------------------------------------------------------------
-    def _register(self, address: ResourceAddress, attrs: dict, from_config: bool) -> NodeSettings:
+    def _register(self, address: ResourceAddress, attrs: dict[str, Any], from_config: bool) -> NodeSettings:
         name = node_name(address)
         s = NodeSettings.from_attributes(name, attrs)
         with self._lock:
@@ -136,9 +134,9 @@ class DockerProvider:
     def _settings(self, name: str) -> NodeSettings | None:
         with self._lock:
             s = self._config_nodes.get(name) or self._state_nodes.get(name)
-            if s is None and name == DEFAULT_NODE and not self._config_nodes:
+            if s is None and name == IMPLICIT_NODE and not self._config_nodes:
                 # pods of a configuration without node blocks: the local engine
-                s = NodeSettings.from_attributes(DEFAULT_NODE, {"docker_host": LOCAL_DOCKER_HOST})
+                s = NodeSettings.from_attributes(IMPLICIT_NODE, {"docker_host": LOCAL_DOCKER_HOST})
             return s
 
     def _addr_of(self, node: str) -> str:
@@ -174,16 +172,16 @@ class DockerProvider:
         with self._lock:
             names = sorted(n for n in set(self._state_nodes) | set(lineages)
                            if n in self._state_nodes or n in self._config_nodes
-                           or (n == DEFAULT_NODE and not self._config_nodes))
+                           or (n == IMPLICIT_NODE and not self._config_nodes))
         for n in names:
             lineages.setdefault(n, {self.lineage})
 
-        results: dict[str, tuple[dict, list[dict]] | Exception] = {}
+        results: dict[str, tuple[dict[str, Any], list[dict[str, Any]]] | NodeError | EngineError] = {}
 
-        def read(node: str) -> tuple[dict, list[dict]]:
+        def read(node: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
             eng = self._engine(node)
             info = eng.info()
-            conts: list[dict] = []
+            conts: list[dict[str, Any]] = []
             for lin in sorted(lineages[node]):
                 conts.extend(eng.list_containers([naming.lineage_filter(lin)]))
             return info, conts
@@ -197,7 +195,7 @@ class DockerProvider:
                     except (NodeError, EngineError) as e:
                         results[n] = e
 
-        readable: dict[str, list[dict]] = {}
+        readable: dict[str, list[dict[str, Any]]] = {}
         with self._lock:
             self._down.update(n for n, r in results.items() if isinstance(r, Exception))
         for n, r in sorted(results.items()):
@@ -217,13 +215,13 @@ class DockerProvider:
         # nodes
         for o in node_objs:
             name = node_name(o.address)
-            r = results.get(name)
-            if isinstance(r, tuple):
-                attrs, private = _node_facts(o.attributes, o.private, r[0])
-                out.current[o.address] = StateObject(o.address, attrs, private)
+            found = results.get(name)
+            if isinstance(found, tuple):
+                node_attrs, node_private = _node_facts(o.attributes, o.private, found[0])
+                out.current[o.address] = StateObject(o.address, node_attrs, node_private)
 
         # pods
-        prefer = {self._pod_keys[p.address]: p.private.get("infra") for p in pod_objs if p.private.get("infra")}
+        prefer = {self._pod_keys[p.address]: p.private["infra"] for p in pod_objs if p.private.get("infra")}
         groups = pods.group(readable, prefer)
         claimed: set[tuple[str, str]] = set()
         for p in pod_objs:
@@ -266,10 +264,10 @@ class DockerProvider:
                 out.orphans.append(StateObject(addr, attrs, private))
         return out
 
-    def _details(self, obs: pods.Observed) -> dict[str, dict]:
+    def _details(self, obs: pods.Observed) -> dict[str, dict[str, Any]]:
         """Inspect the containers whose list entry shows trouble (stopped, unhealthy): failing streak, last
         health output, restart count. Healthy pods cost nothing more than the one list call."""
-        out: dict[str, dict] = {}
+        out: dict[str, dict[str, Any]] = {}
         for c in obs.apps.values():
             if not pods.needs_inspect(c):
                 continue
@@ -292,7 +290,8 @@ class DockerProvider:
             "Unsupported resource type", f"The docker provider does not handle {address.type}.",
             address=str(address))])
 
-    def _plan_node(self, address: ResourceAddress, prior: StateObject | None, config: dict) -> PlannedObject:
+    def _plan_node(self, address: ResourceAddress, prior: StateObject | None,
+                   config: dict[str, Any]) -> PlannedObject:
         diags: list[Diagnostic] = []
         try:
             NodeSettings.from_attributes(node_name(address), config).endpoint()  # settings make sense
@@ -308,7 +307,8 @@ class DockerProvider:
             planned["capacity"] = _planned_capacity(config.get("capacity"), prior.attributes.get("capacity"))
         return PlannedObject(planned, diagnostics=diags)
 
-    def _plan_pod(self, address: ResourceAddress, prior: StateObject | None, config: dict) -> PlannedObject:
+    def _plan_pod(self, address: ResourceAddress, prior: StateObject | None,
+                  config: dict[str, Any]) -> PlannedObject:
         """The pod's ``node`` is the core scheduler's choice (absent when it could not place the replica: the
         plan already fails with the reasons)."""
         diags = _validate_pod(address, config)
@@ -334,7 +334,7 @@ class DockerProvider:
         self._learn(world)
         diags: list[Diagnostic] = []
         new_nodes = [c for c in changes if c.address.type == "node" and c.action in ("create", "replace")
-                     and c.after is not None and not _has_unknown(c.after.get("address"))]
+                     and c.after is not None and not contains_unknown(c.after.get("address"))]
         pods_made = [c for c in changes if c.address.type == "pod" and c.action in ("create", "replace")
                      and c.after is not None and isinstance(c.after.get("node"), str)]
         moved = [c for c in changes if c.address.type == "pod" and c.action == "update" and c.after is not None
@@ -358,13 +358,13 @@ class DockerProvider:
                 diags.extend(result)
         bad = {d.address for d in diags}
         for c in pods_made + moved:
-            node = (c.after or {}).get("node")
+            node = cast(str, (c.after or {}).get("node"))  # a planned pod has its node
             if self._addr_of(node) in bad:
                 continue
             diags.extend(images(c))
         return diags
 
-    def _check_images(self, address: ResourceAddress, node: str, config: dict) -> list[Diagnostic]:
+    def _check_images(self, address: ResourceAddress, node: str, config: dict[str, Any]) -> list[Diagnostic]:
         """With pull = "never" a missing image fails the plan, naming the node (one inspect per image)."""
         wanted = [c for c in pods.containers_of(config) if c.get("pull") == "never"
                   and isinstance(c.get("image"), str)]
@@ -450,7 +450,7 @@ class DockerProvider:
                 self._delete_pod(addr, prior, progress, keep=request.keep)
             return ApplyResult(None)
         after = dict(request.planned or {})
-        if _has_unknown({k: v for k, v in after.items() if k not in pods.COMPUTED_POD}) or \
+        if contains_unknown({k: v for k, v in after.items() if k not in pods.COMPUTED_POD}) or \
                 after.get("node") is UNKNOWN:
             return ApplyResult(None, [Diagnostic.error("Values still unknown",
                                                        f"{addr} has values that are unknown at apply time.",
@@ -464,8 +464,8 @@ class DockerProvider:
         return ApplyResult(StateObject(addr, attrs, private))
 
     # create ----------------------------------------------------------------------------------------------
-    def _create_pod(self, addr: ResourceAddress, after: dict, progress: Progress,
-                    temp: str | None = None) -> tuple[dict, dict]:
+    def _create_pod(self, addr: ResourceAddress, after: dict[str, Any], progress: Progress,
+                    temp: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
         node = after["node"]
         eng = self._engine(node)
         attrs = {k: v for k, v in after.items() if v is not UNKNOWN}
@@ -508,7 +508,7 @@ class DockerProvider:
         progress(f"infra {infra_id[:12]} and {len(ids)} container(s) running on {node}")
         return attrs, {"node": node, "infra": infra_id, "containers": ids}
 
-    def _create_named(self, eng: Engine, body: dict, name: str, addr: ResourceAddress) -> str:
+    def _create_named(self, eng: Engine, body: dict[str, Any], name: str, addr: ResourceAddress) -> str:
         try:
             return eng.create(body, name)
         except Conflict as first:
@@ -525,7 +525,7 @@ class DockerProvider:
             raise EngineError(f'a container named "{name}" already exists on node {eng.node} ({owner}); '
                               "remove or rename it") from None
 
-    def _ensure_images(self, eng: Engine, node: str, attrs: dict, progress: Progress) -> None:
+    def _ensure_images(self, eng: Engine, node: str, attrs: dict[str, Any], progress: Progress) -> None:
         policy: dict[str, str] = {}
         for c in pods.containers_of(attrs):
             p = c.get("pull") or "missing"
@@ -582,9 +582,9 @@ class DockerProvider:
                 eng.remove(cid)
 
     # update ----------------------------------------------------------------------------------------------
-    def _update_pod(self, addr: ResourceAddress, prior: StateObject, after: dict,
-                    progress: Progress) -> tuple[dict, dict]:
-        node = prior.attributes.get("node") or prior.private.get("node")
+    def _update_pod(self, addr: ResourceAddress, prior: StateObject, after: dict[str, Any],
+                    progress: Progress) -> tuple[dict[str, Any], dict[str, Any]]:
+        node = cast(str, prior.attributes.get("node") or prior.private.get("node"))  # a pod has its node
         eng = self._engine(node)
         private = dict(prior.private)
         ids = dict(private.get("containers") or {})
@@ -664,7 +664,8 @@ def _planned_capacity(configured: Any, prior: Any) -> Any:
     return out
 
 
-def _node_facts(attrs: dict, private: dict, info: dict, planned: Any = None) -> tuple[dict, dict]:
+def _node_facts(attrs: dict[str, Any], private: dict[str, Any], info: dict[str, Any],
+                planned: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """A node's attributes with what ``docker info`` says: engine id, version, reported capacity.
 
     ``capacity`` holds, per dimension, the configured value or else what the host reports; the private
@@ -698,7 +699,7 @@ def _node_facts(attrs: dict, private: dict, info: dict, planned: Any = None) -> 
     return out, priv
 
 
-def _validate_pod(address: ResourceAddress, config: dict) -> list[Diagnostic]:
+def _validate_pod(address: ResourceAddress, config: dict[str, Any]) -> list[Diagnostic]:
     diags = []
     for c in pods.containers_of(config):
         labels = c.get("labels")

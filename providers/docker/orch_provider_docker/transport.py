@@ -40,9 +40,15 @@ import struct
 import sys
 import threading
 import urllib.parse
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:  # imported lazily at run time (see _paramiko, _http_classes)
+    import paramiko
+    import requests
+    import requests.adapters
 
 MIN_API_VERSION = "1.30"  # Docker 17.06: Mounts, Init, NanoCpus, Healthcheck.StartPeriod
 DEFAULT_MAX_CHANNELS = 6  # below sshd's stock MaxSessions 10, leaving room for an interactive session
@@ -52,7 +58,7 @@ STREAMLOCAL = "direct-streamlocal@openssh.com"
 _MSG_CHANNEL_OPEN = 90
 
 
-def _paramiko():
+def _paramiko() -> ModuleType:
     """paramiko, imported without ``invoke``: paramiko.config imports it only to run ``Match exec`` lines of
     an ssh_config, which orch never reads; that saves ~50 ms on every run."""
     if "paramiko" not in sys.modules and "invoke" not in sys.modules:
@@ -89,7 +95,9 @@ class NodeSettings:
             return v if isinstance(v, str) and v != "" else None
 
         port = attrs.get("port")
-        labels = attrs.get("labels") if isinstance(attrs.get("labels"), dict) else {}
+        labels = attrs.get("labels")
+        if not isinstance(labels, dict):
+            labels = {}
         return cls(name=name, address=s("address"),
                    port=int(port) if isinstance(port, (int, float)) and not isinstance(port, bool) else 22,
                    user=s("user") or "root", identity_file=s("identity_file"), known_hosts=s("known_hosts"),
@@ -212,15 +220,17 @@ def _known_hosts_path(settings: NodeSettings) -> str:
 
 
 def _host_id(ep: Endpoint) -> str:
-    return ep.host if ep.port == 22 else f"[{ep.host}]:{ep.port}"
+    host = cast(str, ep.host)  # SSH endpoints always have a host
+    return host if ep.port == 22 else f"[{host}]:{ep.port}"
 
 
-def open_ssh(settings: NodeSettings, ep: Endpoint, timeout: float = CONNECT_TIMEOUT):
+def open_ssh(settings: NodeSettings, ep: Endpoint, timeout: float = CONNECT_TIMEOUT) -> paramiko.SSHClient:
     """A connected, host-key-verified ``paramiko.SSHClient``; raises NodeError."""
-    paramiko = _paramiko()
+    _paramiko()  # the first import, without invoke
+    import paramiko
 
     class _Refuse(paramiko.MissingHostKeyPolicy):
-        def missing_host_key(self, client, hostname, key):
+        def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
             raise UnknownHostKey(hostname, key)
 
     client = paramiko.SSHClient()
@@ -239,7 +249,7 @@ def open_ssh(settings: NodeSettings, ep: Endpoint, timeout: float = CONNECT_TIME
                              "agent and ~/.ssh keys")
     where = f"{ep.user}@{ep.host}:{ep.port}"
     try:
-        client.connect(ep.host, port=ep.port or 22, username=ep.user, key_filename=key_file,
+        client.connect(cast(str, ep.host), port=ep.port or 22, username=ep.user, key_filename=key_file,
                        timeout=timeout, banner_timeout=timeout, auth_timeout=timeout, channel_timeout=timeout,
                        allow_agent=True, look_for_keys=key_file is None)
     except UnknownHostKey as e:
@@ -266,7 +276,7 @@ def open_ssh(settings: NodeSettings, ep: Endpoint, timeout: float = CONNECT_TIME
                              "authorized_keys", kind="auth") from None
     except TimeoutError as e:
         client.close()
-        raise NodeError(settings.name, "Cannot reach node", f"{where}: timed out ({e or 'no answer'}).",
+        raise NodeError(settings.name, "Cannot reach node", f"{where}: timed out ({str(e) or 'no answer'}).",
                         hint="check the address and that sshd runs on the node", kind="unreachable") from None
     except (OSError, paramiko.SSHException, EOFError) as e:
         t = client.get_transport()
@@ -285,8 +295,8 @@ def open_ssh(settings: NodeSettings, ep: Endpoint, timeout: float = CONNECT_TIME
     if transport is not None:
         transport.set_keepalive(30)
         try:  # small request/response packets: without this, Nagle + delayed ACK add ~40 ms per exchange
-            transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except (OSError, AttributeError):
+            transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # type: ignore[union-attr]
+        except (OSError, AttributeError):  # AttributeError: a proxied transport's sock is a Channel
             pass
         if ep.remote_path:
             _enable_streamlocal(transport, ep.remote_path)
@@ -316,9 +326,10 @@ def _enable_streamlocal(transport: Any, path: str) -> None:
     transport._send_user_message = send_user_message
 
 
-def scan_host_key(settings: NodeSettings, timeout: float = CONNECT_TIMEOUT):
+def scan_host_key(settings: NodeSettings, timeout: float = CONNECT_TIMEOUT) -> paramiko.PKey:
     """The node's host key, read without trusting it (for ``orch trust``)."""
-    paramiko = _paramiko()
+    _paramiko()  # the first import, without invoke
+    import paramiko
 
     ep = settings.endpoint()
     if ep.kind != "ssh":
@@ -350,7 +361,10 @@ def trust_host(settings: NodeSettings, key: Any) -> str:
 
 # ---- HTTP over channels ---------------------------------------------------------------------------
 
-def _http_classes():
+_Opener = Callable[[], Any]  # a new connected socket or SSH channel
+
+
+def _http_classes() -> Callable[[_Opener, float, int], requests.adapters.HTTPAdapter]:
     """urllib3/requests classes, built lazily so that importing this module stays cheap."""
     import requests.adapters
     import urllib3
@@ -376,15 +390,15 @@ def _http_classes():
             self._opener = opener
             self._conn_timeout = timeout
 
-        def _new_conn(self):
+        def _new_conn(self) -> ChannelConnection:
             return ChannelConnection(self._opener, self._conn_timeout)
 
         # urllib3's liveness check polls the socket's fileno(); a paramiko channel makes a pipe for it.
         # Ask the channel instead.
-        def _get_conn(self, timeout=None):
+        def _get_conn(self, timeout: float | None = None) -> urllib3.connection.HTTPConnection:
             try:
-                conn = self.pool.get(block=self.block, timeout=timeout)
-            except AttributeError as e:  # pool closed
+                conn = self.pool.get(block=self.block, timeout=timeout)  # type: ignore[union-attr]
+            except AttributeError as e:  # pool closed (self.pool is None)
                 raise urllib3.exceptions.ClosedPoolError(self, "Pool is closed.") from e
             except queue.Empty:
                 raise urllib3.exceptions.EmptyPoolError(self, "Pool reached maximum size.") from None
@@ -398,13 +412,16 @@ def _http_classes():
             self._pool = ChannelPool(opener, timeout, maxsize)
             super().__init__(pool_connections=1, pool_maxsize=maxsize)
 
-        def get_connection(self, url, proxies=None):
+        def get_connection(self, url: str | bytes, proxies: Mapping[str, str] | None = None) -> ChannelPool:
             return self._pool
 
-        def get_connection_with_tls_context(self, request, verify, proxies=None, cert=None):
+        def get_connection_with_tls_context(
+                self, request: requests.PreparedRequest, verify: bool | str | None,
+                proxies: Mapping[str, str] | None = None,
+                cert: tuple[str, str] | str | None = None) -> ChannelPool:
             return self._pool
 
-        def request_url(self, request, proxies):
+        def request_url(self, request: requests.PreparedRequest, proxies: Mapping[str, str] | None) -> str:
             return request.path_url
 
         def close(self) -> None:
@@ -436,7 +453,7 @@ class Engine:
         self.node = node
         self.endpoint = endpoint
         self._on_close = on_close
-        self.version_info: dict = {}
+        self.version_info: dict[str, Any] = {}
 
     # errors
     def _call(self, fn: Callable[[], Any]) -> Any:
@@ -462,23 +479,24 @@ class Engine:
             raise
 
     # calls
-    def version(self) -> dict:
-        return self._call(lambda: self.api.version(api_version=False))
+    def version(self) -> dict[str, Any]:
+        return cast("dict[str, Any]", self._call(lambda: self.api.version(api_version=False)))
 
-    def info(self) -> dict:
-        return self._call(self.api.info)
+    def info(self) -> dict[str, Any]:
+        return cast("dict[str, Any]", self._call(self.api.info))
 
-    def list_containers(self, labels: Iterable[str]) -> list[dict]:
-        return self._call(lambda: self.api.containers(all=True, filters={"label": list(labels)}))
+    def list_containers(self, labels: Iterable[str]) -> list[dict[str, Any]]:
+        return cast("list[dict[str, Any]]",
+                    self._call(lambda: self.api.containers(all=True, filters={"label": list(labels)})))
 
-    def create(self, config: dict, name: str) -> str:
-        return self._call(lambda: self.api.create_container_from_config(config, name=name))["Id"]
+    def create(self, config: dict[str, Any], name: str) -> str:
+        return cast(str, self._call(lambda: self.api.create_container_from_config(config, name=name))["Id"])
 
     def start(self, cid: str) -> None:
         self._call(lambda: self.api.start(cid))
 
-    def inspect(self, cid: str) -> dict:
-        return self._call(lambda: self.api.inspect_container(cid))
+    def inspect(self, cid: str) -> dict[str, Any]:
+        return cast("dict[str, Any]", self._call(lambda: self.api.inspect_container(cid)))
 
     def remove(self, cid: str) -> None:
         try:
@@ -486,8 +504,8 @@ class Engine:
         except NotFound:
             pass
 
-    def update(self, cid: str, body: dict) -> None:
-        def call():
+    def update(self, cid: str, body: dict[str, Any]) -> None:
+        def call() -> Any:
             res = self.api._post_json(self.api._url("/containers/{0}/update", cid), data=body)
             return self.api._result(res, True)
         self._call(call)
@@ -508,7 +526,7 @@ class Engine:
     def pull(self, ref: str) -> None:
         repo, tag = _split_ref(ref)
 
-        def call():
+        def call() -> None:
             for event in self.api.pull(repo, tag=tag, stream=True, decode=True):
                 if isinstance(event, dict) and event.get("error"):
                     raise EngineError(f'pulling "{ref}" failed: {event["error"]}')
@@ -545,7 +563,7 @@ def _version_tuple(v: str) -> tuple[int, ...]:
         return (0,)
 
 
-def negotiate(api: Any, node: str, endpoint: str, info: dict) -> str:
+def negotiate(api: Any, node: str, endpoint: str, info: dict[str, Any]) -> str:
     """The API version to speak: the engine's, capped at docker-py's, at least MIN_API_VERSION."""
     import docker.constants
 
@@ -568,11 +586,11 @@ class _SSHLink:
     settings: NodeSettings
     endpoint: Endpoint
     timeout: float
-    client: Any = None
+    client: paramiko.SSHClient | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     streamlocal: bool = True  # False once sshd refused a socket channel: dial-stdio from then on
 
-    def transport(self):
+    def transport(self) -> paramiko.Transport:
         with self.lock:
             t = self.client.get_transport() if self.client is not None else None
             if t is None or not t.is_active():
@@ -580,9 +598,10 @@ class _SSHLink:
                     self.client.close()
                 self.client = open_ssh(self.settings, self.endpoint, self.timeout)
                 t = self.client.get_transport()
+            assert t is not None  # open_ssh returns a connected client
             return t
 
-    def channel(self, command: str, api_timeout: float):
+    def channel(self, command: str, api_timeout: float) -> paramiko.Channel:
         t = self.transport()
         if self.streamlocal and self.endpoint.remote_path:
             try:
@@ -627,26 +646,28 @@ def connect(settings: NodeSettings, max_channels: int = DEFAULT_MAX_CHANNELS,
         link = _SSHLink(settings, ep, timeout)
         link.transport()  # connect now: unreachable host, refused key, failed auth surface here
 
-        def opener():
+        def opener() -> socket.socket | paramiko.Channel:
             return link.channel(ep.dial_command(), api_timeout)
     elif ep.kind == "unix":
         if not os.path.exists(ep.path or ""):
             raise NodeError(settings.name, "Docker socket not found", f"{ep.path} does not exist.",
                             hint="is Docker running? check docker_host", kind="unreachable")
 
-        def opener():
+        def opener() -> socket.socket | paramiko.Channel:
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             s.settimeout(api_timeout)
-            s.connect(ep.path)
+            s.connect(cast(str, ep.path))  # checked above
             return s
     else:
-        def opener():
+        def opener() -> socket.socket | paramiko.Channel:
             s = socket.create_connection((ep.host, ep.port), timeout=timeout)
             s.settimeout(api_timeout)
             return s
 
     adapter_cls = _http_classes()
-    api = docker.APIClient(base_url="unix:///var/run/docker.sock", version=MIN_API_VERSION, timeout=api_timeout)
+    # timeout: any number works (requests'), the stub says int
+    api = docker.APIClient(base_url="unix:///var/run/docker.sock", version=MIN_API_VERSION,
+                           timeout=api_timeout)  # type: ignore[arg-type]
     api.mount("http+docker://", adapter_cls(opener, api_timeout, max_channels))
     api.base_url = "http+docker://localhost"
     engine = Engine(api, settings.name, ep.describe(), on_close=link.close if link else None)
@@ -661,7 +682,7 @@ def connect(settings: NodeSettings, max_channels: int = DEFAULT_MAX_CHANNELS,
                              "dial-stdio`) and check that the SSH user may use it" if link else
                              "is Docker running? check docker_host", kind="no_docker") from None
     try:
-        api._version = negotiate(api, settings.name, ep.describe(), info)
+        api._version = negotiate(api, settings.name, ep.describe(), info)  # type: ignore[attr-defined]
     except NodeError:
         engine.close()
         raise
@@ -684,6 +705,10 @@ def _diagnose(link: _SSHLink, ep: Endpoint) -> str:
     return f"docker works on the node (API {out.strip()}) but `docker system dial-stdio` failed"
 
 
+# what a node's connection depends on: name, address, port, user, identity_file, known_hosts, docker_host
+_NodeKey = tuple[str, str | None, int, str, str | None, str | None, str | None]
+
+
 class Connections:
     """The engines of the nodes used in one orch run, one per node, connected on first use.
 
@@ -694,13 +719,13 @@ class Connections:
     def __init__(self, factory: Callable[[NodeSettings], Engine] | None = None,
                  max_channels: int = DEFAULT_MAX_CHANNELS):
         self._factory = factory or (lambda s: connect(s, max_channels))
-        self._engines: dict[tuple, Engine] = {}
-        self._failed: dict[tuple, NodeError] = {}
-        self._locks: dict[tuple, threading.Lock] = {}
+        self._engines: dict[_NodeKey, Engine] = {}
+        self._failed: dict[_NodeKey, NodeError] = {}
+        self._locks: dict[_NodeKey, threading.Lock] = {}
         self._lock = threading.Lock()
 
     @staticmethod
-    def _key(s: NodeSettings) -> tuple:
+    def _key(s: NodeSettings) -> _NodeKey:
         return (s.name, s.address, s.port, s.user, s.identity_file, s.known_hosts, s.docker_host)
 
     def engine(self, settings: NodeSettings) -> Engine:

@@ -8,7 +8,7 @@ from orch_provider_docker import naming
 from orch_provider_docker.provider import DockerProvider
 
 from orchdsl.addrs import ResourceAddress
-from orchdsl.engine.diff import configured_changes
+from orchdsl.sdk.values import configured_changes
 from orchdsl.plan.model import Action
 from orchdsl.plan.render_text import render_plan_text
 from orchdsl.sdk import StateObject

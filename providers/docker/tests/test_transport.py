@@ -166,3 +166,14 @@ def test_provider_reports_refused_key_as_node_diagnostic(host, tmp_path):
     assert d.is_error and d.address == "node.n1" and d.summary == "Unknown SSH host key"
     assert fingerprint(host.host_key) in d.detail and "orch trust n1" in d.hint
     p.close()
+
+
+def test_a_connect_timeout_without_a_message_says_no_answer(tmp_path, monkeypatch):
+    def silent_timeout(*args, **kwargs):
+        raise TimeoutError()
+
+    monkeypatch.setattr(paramiko.SSHClient, "connect", silent_timeout)
+    s = NodeSettings("n7", address="127.0.0.1", port=_free_port(), known_hosts=str(tmp_path / "kh"))
+    with pytest.raises(NodeError) as e:
+        connect(s, timeout=3)
+    assert e.value.kind == "unreachable" and e.value.detail.endswith("timed out (no answer).")

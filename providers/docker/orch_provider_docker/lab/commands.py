@@ -6,6 +6,10 @@ import argparse
 import json
 import os
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # .lab is imported by the commands that use it: the CLI starts fast
+    from .lab import LabError, Log
 
 _DESCRIPTION = """\
 A local multi-node lab: N Docker hosts on this machine, each a network namespace with its own dockerd and
@@ -13,7 +17,7 @@ sshd, on the bridge orchlab0 (198.18.0.0/24; node nI at 198.18.0.(10+I)), pod ne
 `up` writes DIR/nodes.orch (the nodes as orch configuration) and DIR/known_hosts. Needs root."""
 
 
-def register(sub) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("lab", help="a local multi-node Docker lab (network namespaces on this machine)",
                        description=_DESCRIPTION)
     lsub = p.add_subparsers(dest="lab_command", metavar="COMMAND")
@@ -55,12 +59,12 @@ def _color(args: argparse.Namespace) -> bool:
     return sys.stderr.isatty() and not getattr(args, "no_color", False) and "NO_COLOR" not in os.environ
 
 
-def _fail(e, args: argparse.Namespace) -> int:
+def _fail(e: LabError, args: argparse.Namespace) -> int:
     print(e.diagnostic.render(color=_color(args)), file=sys.stderr)
     return 1
 
 
-def _log(quiet: bool):
+def _log(quiet: bool) -> Log | None:
     if quiet:
         return None
     return lambda msg: print(f"[lab] {msg}", file=sys.stderr, flush=True)
@@ -98,7 +102,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"Lab {st.dir}: {st.node_count or 'no'} node(s) recorded; bridge {BRIDGE} "
           f"{'present' if st.bridge else 'missing'}")
     if st.nodes:
-        def proc(pid, alive):
+        def proc(pid: int | None, alive: bool) -> str:
             return "down" if pid is None else f"{pid} {'ok' if alive else 'not answering'}"
 
         rows = [("node", "address", "netns", "dockerd", "sshd", "containers", "image", "")]

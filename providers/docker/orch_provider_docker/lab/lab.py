@@ -41,6 +41,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar, cast
 
 from orchdsl.sdk import Diagnostic
 
@@ -112,11 +113,11 @@ def check_address_plan(n: int) -> None:
         raise LabError(Diagnostic.error(
             "Invalid number of lab nodes", f"{n} node(s) requested; the lab has 1 to {MAX_NODES}.",
             hint=f"198.19.0.0/16 is split into one /20 address pool per node: use --nodes 1..{MAX_NODES}"))
-    pods = ipaddress.ip_network(POD_NET)
+    pods = ipaddress.IPv4Network(POD_NET)
     nets = []
     for i in range(1, n + 1):
-        nets.append((f"bip({node_name(i)})", ipaddress.ip_network(node_bridge_net(i))))
-        nets.append((f"pool({node_name(i)})", ipaddress.ip_network(node_pool(i))))
+        nets.append((f"bip({node_name(i)})", ipaddress.IPv4Network(node_bridge_net(i))))
+        nets.append((f"pool({node_name(i)})", ipaddress.IPv4Network(node_pool(i))))
     for k, (a, na) in enumerate(nets):
         if not na.subnet_of(pods):  # pragma: no cover - guarded by MAX_NODES
             raise LabError(Diagnostic.error("Lab address plan error", f"{a}={na} leaves {POD_NET}."))
@@ -181,7 +182,7 @@ class LabStatus:
         return self.node_count > 0 and self.bridge and len(expected) == self.node_count \
             and all(s.healthy for s in expected)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"dir": self.dir, "node_count": self.node_count, "bridge": self.bridge,
                 "healthy": self.healthy, "nodes": [dict(asdict(s), healthy=s.healthy) for s in self.nodes]}
 
@@ -353,7 +354,7 @@ def _terminate(pid: int, marker: str, timeout: float) -> bool:
 
 
 # dockerd children started by this process (kept referenced so they are never reported as leaked)
-_DAEMONS: list[subprocess.Popen] = []
+_DAEMONS: list[subprocess.Popen[bytes]] = []
 
 
 # ---- the docker engine API over the node's unix socket ----------------------------------------------
@@ -374,7 +375,7 @@ class _UnixHTTPConnection(http.client.HTTPConnection):
         self.sock = s
 
 
-def _api(sock: Path, method: str, url: str, body: bytes | None = None, headers: dict | None = None,
+def _api(sock: Path, method: str, url: str, body: bytes | None = None, headers: dict[str, Any] | None = None,
          timeout: float = 10.0) -> tuple[int, bytes]:
     conn = _UnixHTTPConnection(str(sock), timeout)
     try:
@@ -569,7 +570,7 @@ class _Lock:
                 time.sleep(0.2)
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         fcntl.flock(self.fd, fcntl.LOCK_UN)
         os.close(self.fd)
 
@@ -589,7 +590,7 @@ class _Lab:
         self.log(what)
 
     def run(self, argv: Sequence[str], node: str | None = None, check: bool = True,
-            input: bytes | None = None, timeout: float = 120.0) -> subprocess.CompletedProcess:
+            input: bytes | None = None, timeout: float = 120.0) -> subprocess.CompletedProcess[bytes]:
         try:
             p = subprocess.run(list(argv), capture_output=True, env=self.env, input=input, timeout=timeout,
                                stdin=None if input is not None else subprocess.DEVNULL, check=False)
@@ -625,7 +626,7 @@ class _Lab:
     def out(self, argv: Sequence[str], node: str | None = None) -> str:
         return self.run(argv, node).stdout.decode(errors="replace")
 
-    def ipj(self, args: Sequence[str], i: int | None = None) -> list[dict]:
+    def ipj(self, args: Sequence[str], i: int | None = None) -> list[dict[str, Any]]:
         argv = ["ip", "-j", *(["-n", node_name(i)] if i else []), *args]
         text = self.out(argv, node_name(i) if i else None).strip()
         return json.loads(text) if text else []
@@ -825,7 +826,7 @@ class _Lab:
         own = self.dockerd_pid(i)
         return [p for p in _procs_in_netns(ino) if _comm(p) == "dockerd" and p != own]
 
-    def start_dockerd(self, i: int) -> subprocess.Popen | None:
+    def start_dockerd(self, i: int) -> subprocess.Popen[bytes] | None:
         name = node_name(i)
         pid = self.dockerd_pid(i)
         if pid is not None and not _in_netns(pid, i):
@@ -860,14 +861,15 @@ class _Lab:
         self.changed(f"{name}: started dockerd")
         return proc
 
-    def wait_dockerd(self, i: int, proc: subprocess.Popen | None) -> None:
+    def wait_dockerd(self, i: int, proc: subprocess.Popen[bytes] | None) -> None:
         name = node_name(i)
         deadline = time.monotonic() + DOCKERD_START_TIMEOUT
         while time.monotonic() < deadline:
             if _ping(self.p.sock(i)):
                 return
             if proc is not None and proc.poll() is not None:
-                raise self.step_error(name, proc.args, proc.returncode, _tail(self.p.dockerd_log(i)),
+                argv = cast("Sequence[str]", proc.args)  # started from a list of strings
+                raise self.step_error(name, argv, proc.returncode, _tail(self.p.dockerd_log(i)),
                                       f"(dockerd exited; log: {self.p.dockerd_log(i)})")
             if proc is None and self.dockerd_pid(i) is None:
                 raise self.step_error(name, self.dockerd_argv(i), None, _tail(self.p.dockerd_log(i)),
@@ -1073,8 +1075,8 @@ def _ssh_banner(address: str, timeout: float = 1.0) -> tuple[bool, str]:
     return data.startswith(b"SSH-"), repr(data)
 
 
-def ssh_exec(address: str, identity_file: str | os.PathLike, known_hosts: str | os.PathLike, command: str,
-             timeout: float = 30.0, user: str = "root") -> tuple[int, str, str]:
+def ssh_exec(address: str, identity_file: str | os.PathLike[str], known_hosts: str | os.PathLike[str],
+             command: str, timeout: float = 30.0, user: str = "root") -> tuple[int, str, str]:
     """Run ``command`` on a lab node over SSH (paramiko, host key checked against ``known_hosts``)."""
     import paramiko
 
@@ -1092,18 +1094,22 @@ def ssh_exec(address: str, identity_file: str | os.PathLike, known_hosts: str | 
         client.close()
 
 
-def _parallel(fn: Callable, items: Iterable) -> list:
-    items = list(items)
-    if len(items) <= 1:
-        return [fn(x) for x in items]
-    with ThreadPoolExecutor(max_workers=min(8, len(items))) as ex:
-        futures = [ex.submit(fn, x) for x in items]
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+def _parallel(fn: Callable[[_T], _R], items: Iterable[_T]) -> list[_R]:
+    todo = list(items)
+    if len(todo) <= 1:
+        return [fn(x) for x in todo]
+    with ThreadPoolExecutor(max_workers=min(8, len(todo))) as ex:
+        futures = [ex.submit(fn, x) for x in todo]
         return [f.result() for f in futures]  # re-raises the first failure (in node order)
 
 
 # ---- the API ------------------------------------------------------------------------------------------
 
-def info(n: int, dir: str | os.PathLike | None = None) -> LabInfo:
+def info(n: int, dir: str | os.PathLike[str] | None = None) -> LabInfo:
     """What ``up(n, dir)`` returns, without touching anything."""
     p = _Paths(Path(dir) if dir else default_dir())
     return LabInfo(nodes=[NodeInfo(node_name(i), node_address(i), str(p.sock(i))) for i in range(1, n + 1)],
@@ -1111,7 +1117,7 @@ def info(n: int, dir: str | os.PathLike | None = None) -> LabInfo:
                    dir=str(p.root))
 
 
-def up(n: int = DEFAULT_NODES, dir: str | os.PathLike | None = None, *, install: bool = False,
+def up(n: int = DEFAULT_NODES, dir: str | os.PathLike[str] | None = None, *, install: bool = False,
        verify: bool = True, log: Log | None = None) -> LabInfo:
     """Build or repair the lab with nodes n1..nN (idempotent); nodes above N are torn down.
 
@@ -1169,7 +1175,8 @@ def up(n: int = DEFAULT_NODES, dir: str | os.PathLike | None = None, *, install:
     return result
 
 
-def down(dir: str | os.PathLike | None = None, *, purge: bool = False, log: Log | None = None) -> list[str]:
+def down(dir: str | os.PathLike[str] | None = None, *, purge: bool = False,
+         log: Log | None = None) -> list[str]:
     """Stop the lab's own processes (by pid file), remove its namespaces, veths, bridge and rules;
     ``purge`` also deletes the lab directory. Returns what was done."""
     root = (Path(dir) if dir else default_dir()).absolute()
@@ -1202,7 +1209,7 @@ def down(dir: str | os.PathLike | None = None, *, purge: bool = False, log: Log 
     return lab.changes
 
 
-def status(dir: str | os.PathLike | None = None) -> LabStatus:
+def status(dir: str | os.PathLike[str] | None = None) -> LabStatus:
     """What runs: per node its namespace, dockerd, sshd, container count and base image."""
     root = (Path(dir) if dir else default_dir()).absolute()
     _need_root()
