@@ -237,6 +237,7 @@ def test_the_engine_runs_any_derivation_without_knowing_the_types(env):
         name = "tagger"
         reads = frozenset({"node"})
         writes = frozenset({"pod"})
+        produces: frozenset[str] = frozenset()
 
         def derive(self, inputs: Inputs) -> Derived:
             first = min(inputs.read)
@@ -264,3 +265,76 @@ node "a" {
     assert web0.after["restart"] == "no" and web0.location == "near node.a" and web0.derived == {"restart": "no"}
     assert ResourceAddress("node", "a") in plan.dependencies[web0.address]
     assert plan.summary("tagger").data == {"n": 2}
+
+
+def test_objects_the_cluster_layer_produces_are_planned_applied_after_their_inputs_and_removed(env):
+    """A per-node object no block declares (a node's network program, later): derived from the placed pods,
+    planned with a reason, applied after the pods it depends on with their real IPs, updated and removed as
+    the pods change — all through the same engine, which knows none of these types."""
+    from orchdsl.cluster import DERIVATIONS, Derived, DerivedObject, Inputs
+    from orchdsl.engine import workflow
+    from orchdsl.engine.apply import Executor
+    from orchdsl.engine.planner import PlanOptions, make_plan
+    from orchdsl.engine.refresh import refresh
+    from orchdsl.plan.model import Action
+    from orchdsl.sdk import ResourceAddress, ResourceTypeInfo
+    from orchdsl.sdk.testing import MemoryProvider
+
+    class Programs:
+        name = "programs"
+        reads = frozenset({"pod"})
+        writes: frozenset[str] = frozenset()
+        produces = frozenset({"program"})
+
+        def derive(self, inputs: Inputs) -> Derived:
+            by_node: dict[str, list[ResourceAddress]] = {}
+            for addr, values in sorted(inputs.read.items()):
+                by_node.setdefault(values["node"], []).append(addr)
+            out = Derived()
+            for node, pods in by_node.items():
+                ips = [inputs.read[a].get("ip") for a in pods]
+                out.objects[ResourceAddress("program", node)] = DerivedObject(
+                    {"pods": [str(a) for a in pods], "ips": ips}, f"because node.{node} runs {len(pods)} pods",
+                    tuple(pods), f"node.{node}")
+            return out
+
+    class WithPrograms(MemoryProvider):
+        def resource_types(self):
+            return {**super().resource_types(), "program": ResourceTypeInfo("program", computed=frozenset({"id"}))}
+
+    cfg, world, _ = env
+    derivations = (*DERIVATIONS, Programs())
+    provider = WithPrograms(world)
+
+    def plan_and_apply(text: str):
+        (cfg / "main.orch").write_text(text)
+        session = workflow.open_session(cfg, providers=[provider])
+        with session.backend.lock("apply"):
+            state = session.backend.read()
+            for p in {id(p): p for p in session.providers.values()}.values():
+                p.configure({}, state.lineage)
+            refreshed = refresh(state, session.providers)
+            plan, diags = make_plan(session.config, state, refreshed, session.providers, PlanOptions(),
+                                    derivations=derivations)
+            assert not [d for d in diags if d.is_error], diags
+            outcome = Executor(plan, session.config, refreshed.state.copy(), session.backend, session.providers,
+                               lambda s: None, derivations=derivations).run()
+            assert outcome.ok, outcome.diagnostics
+        return {str(c.address): c for c in plan.changes}
+
+    changes = plan_and_apply(CONFIG % {"greeting": "x", "lifecycle": ""})
+    prog = changes["program.local"]
+    assert prog.action is Action.CREATE and prog.reason == "because node.local runs 2 pods"
+    assert prog.derived_by == "programs" and prog.location == "node.local"
+    objs = world_objects(world)
+    assert objs["program.local"]["ips"] == [objs["pod.web[0]"]["ip"], objs["pod.web[1]"]["ip"]]  # known at apply
+    changes = plan_and_apply(CONFIG % {"greeting": "x", "lifecycle": ""})
+    assert changes["program.local"].action is Action.NOOP
+    changes = plan_and_apply((CONFIG % {"greeting": "x", "lifecycle": ""}).replace("replicas = 2", "replicas = 1"))
+    assert changes["program.local"].action is Action.UPDATE
+    assert changes["program.local"].reason == "because node.local runs 1 pods"
+    assert world_objects(world)["program.local"]["pods"] == ["pod.web[0]"]
+    changes = plan_and_apply('node "n1" {\n  address = "198.18.0.11"\n}\n')
+    assert changes["program.local"].action is Action.DELETE
+    assert changes["program.local"].action_reason == "delete_because_not_derived"
+    assert "program.local" not in world_objects(world)

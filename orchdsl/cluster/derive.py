@@ -2,10 +2,13 @@
 
 A :class:`Derivation` reads the planned values of some resource types (``reads``: planned first) and sets
 values of instances of others (``writes``): placement reads nodes and sets each pod replica's ``node``.
-The planner runs each derivation once, when it reaches the first block of a type the derivation writes,
-and merges the derived values over the configured ones; what it derives is shown in the plan as ordinary
-changes with reasons. Next: pod subnets and service IPs, endpoints, each node's network program, rollout
-waves (see docs/architecture.md).
+The planner runs each derivation once, when it reaches the first block of a type the derivation writes
+(or, for a derivation that writes none, after every block), and merges the derived values over the
+configured ones. A derivation can also *produce* objects no block declares (``produces``: their types), such
+as one network program per node: the planner plans them like configured instances, after everything they
+depend on, and the executor derives their values again at apply once what they depend on exists. What it
+derives is shown in the plan as ordinary changes with reasons. Next: pod subnets and service IPs,
+endpoints, each node's network program, rollout waves (see docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -30,6 +33,16 @@ class DerivedInstance:
 
 
 @dataclass(frozen=True)
+class DerivedObject:
+    """An object the cluster layer produces (not declared by a block): planned like any instance."""
+
+    values: dict[str, Any]
+    reason: str  # why it exists or changes, for the reader ("node.n1 runs 3 pods")
+    depends_on: tuple[ResourceAddress, ...] = ()  # applied after these (the node's pods)
+    location: str | None = None
+
+
+@dataclass(frozen=True)
 class Summary:
     """A derivation's overview for the plan reader (the scheduler's dry-run table) and for JSON."""
 
@@ -42,6 +55,7 @@ class Summary:
 @dataclass
 class Derived:
     instances: dict[ResourceAddress, DerivedInstance] = field(default_factory=dict)
+    objects: dict[ResourceAddress, DerivedObject] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)  # with an address; the planner adds ranges
     summary: Summary | None = None
 
@@ -51,6 +65,7 @@ class Inputs:
     """What a derivation sees: the whole configuration's relevant instances, as plain values."""
 
     read: dict[ResourceAddress, dict[str, Any]]  # planned values of the instances of ``reads`` types
+    # (at apply, when objects are derived again: the recorded values, known by then)
     wanted: dict[ResourceAddress, dict[str, Any]]  # configured values of the instances of ``writes`` types
     current: dict[ResourceAddress, dict[str, Any]]  # recorded attributes of those that exist
     settings: dict[str, Any]  # root-module settings (e.g. scheduler strategy)
@@ -60,5 +75,6 @@ class Derivation(Protocol):
     name: str
     reads: frozenset[str]
     writes: frozenset[str]
+    produces: frozenset[str]  # types of the objects it produces (none for placement)
 
     def derive(self, inputs: Inputs) -> Derived: ...

@@ -160,6 +160,7 @@ class PlacementDerivation:
     name = "placement"
     reads = frozenset({NODE})
     writes = frozenset({POD})
+    produces: frozenset[str] = frozenset()
 
     def derive(self, inputs: Inputs) -> Derived:
         current = {a: v["node"] for a, v in inputs.current.items() if isinstance(v.get("node"), str)}

@@ -35,7 +35,8 @@ from ..eval.plain import UNKNOWN, contains_unknown, prune_nulls, strip_unknown
 from ..plan.model import Action, Plan, ResourceChange
 from ..sdk.protocol import ApplyRequest, ApplyResult, Provider, StateObject
 from ..state import LocalBackend, ResourceInstance, State
-from .planner import _state_ctx
+from ..cluster import DERIVATIONS, Derivation, Inputs
+from .planner import _state_ctx, cluster_settings
 from .refresh import to_object
 
 Say = Callable[[str], None]
@@ -113,7 +114,8 @@ def plan_world(plan: Plan, state: State) -> dict[ResourceAddress, dict[str, Any]
 class Executor:
     def __init__(self, plan: Plan, config: Config | None, state: State, backend: LocalBackend,
                  providers: dict[str, Provider], say: Say, parallelism: int = 10,
-                 stop: threading.Event | None = None, gate: Gate | None = None):
+                 stop: threading.Event | None = None, gate: Gate | None = None,
+                 derivations: tuple[Derivation, ...] = DERIVATIONS):
         self.plan = plan
         self.config = config
         self.state = state
@@ -123,6 +125,7 @@ class Executor:
         self.parallelism = parallelism
         self.stop = stop or threading.Event()
         self.gate = gate
+        self.derivations = derivations
         self.lock = threading.Lock()
         self.outcome = ApplyOutcome()
         self.world = plan_world(plan, state)
@@ -182,6 +185,8 @@ class Executor:
         computed = info.computed if info else frozenset()
         if not contains_unknown({k: v for k, v in change.after.items() if k not in computed}):
             return change
+        if change.derived_by is not None:
+            return self._derived_again(change, provider)
         found = self._expansion(change.address.config)
         if found is None:
             return change
@@ -195,6 +200,23 @@ class Executor:
         values = prune_nulls(inst.values)
         values.update(change.derived)  # the cluster layer's decisions at plan time (a replica's node)
         planned = provider.plan(change.address, to_object(prior) if prior else None, values)
+        return replace(change, after=planned.planned)
+
+    def _derived_again(self, change: ResourceChange, provider: Provider) -> ResourceChange:
+        """An object the cluster layer produces, derived again from the state as it is now: what it depends on
+        exists, so values unknown at plan time (a pod's IP) are known."""
+        dv = next((d for d in self.derivations if d.name == change.derived_by), None)
+        if dv is None or self.config is None:
+            return change
+        objects = list(self.state)
+        read = {i.addr: i.attributes for i in objects if i.type in dv.reads}
+        mine = {i.addr: i.attributes for i in objects if i.type in dv.writes | dv.produces}
+        wanted = {a: v for a, v in mine.items() if a.type in dv.writes}
+        made = dv.derive(Inputs(read, wanted, mine, cluster_settings(self.config))).objects.get(change.address)
+        if made is None:
+            return change
+        prior = self.state.get(change.address) if change.action is Action.UPDATE else None
+        planned = provider.plan(change.address, to_object(prior) if prior else None, prune_nulls(dict(made.values)))
         return replace(change, after=planned.planned)
 
     # -- one change ----------------------------------------------------------------------------------

@@ -12,15 +12,15 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from ..addrs import ConfigAddress, ResourceAddress
-from ..cluster import DERIVATIONS, Derivation, Derived, DerivedInstance, Inputs
+from ..cluster import DERIVATIONS, Derivation, Derived, DerivedInstance, DerivedObject, Inputs
 from ..config import Config, ResourceDecl, ResourceInstanceConfig
 from ..diagnostics import Diagnostic
 from ..eval.plain import UNKNOWN, prune_nulls
 from ..plan import model as M
 from ..plan.model import Action, OutputChange, Plan, ResourceChange
-from ..sdk.protocol import Provider, StateObject
-from ..state import ResourceInstance, State
+from ..sdk.protocol import ObjectStatus, Provider, StateObject
 from ..sdk.values import configured_changes, get_path, set_path
+from ..state import ResourceInstance, State
 from .graph_order import config_order
 from .refresh import Refreshed, to_object
 
@@ -91,7 +91,7 @@ def make_plan(config: Config, state: State, refreshed: Refreshed, providers: dic
     changes: list[ResourceChange] = []
     planned_by_type: dict[str, dict[ResourceAddress, dict[str, Any]]] = {}  # what derivations read
     derived: dict[ResourceAddress, DerivedInstance] = {}
-    ran: set[str] = set()
+    results: dict[str, Derived] = {}  # each derivation's result, by name
     expanded: dict[ConfigAddress, Expansion] = {}  # expansions made for a derivation, re-used when still valid
     planned_since: set[ConfigAddress] = set()  # planned after a derivation ran: what refers to them re-expands
     if not options.destroy:
@@ -107,9 +107,9 @@ def make_plan(config: Config, state: State, refreshed: Refreshed, providers: dic
                          "the entry point group orch.providers)"))
                 continue
             for dv in derivations:
-                if decl.type in dv.writes and dv.name not in ran:
-                    ran.add(dv.name)
+                if decl.type in dv.writes and dv.name not in results:
                     result, exp = _derive(dv, config, order, ctx, work, planned_by_type, options)
+                    results[dv.name] = result
                     expanded.update(exp)
                     derived.update(result.instances)
                     if result.summary is not None:
@@ -121,7 +121,7 @@ def make_plan(config: Config, state: State, refreshed: Refreshed, providers: dic
                 instances, d = cached
             else:
                 instances, d = config.expand(decl, ctx)
-            if ran:
+            if results:
                 planned_since.add(caddr)
             diags.extend(d)
             if any(x.is_error for x in d):
@@ -147,6 +147,31 @@ def make_plan(config: Config, state: State, refreshed: Refreshed, providers: dic
                 planned_values[inst.address] = change.after if change.after is not None else {}
             planned_by_type.setdefault(decl.type, {}).update(planned_values)
             ctx[caddr] = ctx_entry(decl, planned_values)
+        # Objects the cluster layer produces (no block declares them), after everything they may read.
+        for dv in derivations:
+            if dv.produces and dv.name not in results:
+                result, _ = _derive(dv, config, order, ctx, work, planned_by_type, options)
+                results[dv.name] = result
+                if result.summary is not None:
+                    plan.summaries.append(result.summary)
+                diags.extend(_located(result.diagnostics, config, options))
+        for dv in derivations:
+            produced = results[dv.name].objects if dv.name in results else {}
+            for addr, made in sorted(produced.items()):
+                if not _targeted(addr, options.targets):
+                    continue
+                provider = providers.get(addr.type)
+                if provider is None:
+                    diags.append(Diagnostic.error(
+                        "No provider for resource type", f'No installed provider handles "{addr.type}", which '
+                        f"the cluster layer derives ({dv.name}).", address=str(addr)))
+                    continue
+                wanted.add(addr)
+                deps[addr] = set(made.depends_on)
+                change, d = _plan_derived(addr, made, dv.name, work.get(addr), provider,
+                                          refreshed.status.get(addr))
+                diags.extend(d)
+                changes.append(change)
 
     # Objects in the state that the configuration no longer wants.
     for obj in sorted(work, key=lambda i: i.addr, reverse=True):
@@ -155,6 +180,8 @@ def make_plan(config: Config, state: State, refreshed: Refreshed, providers: dic
         obj_decl = config.resources.get(obj.addr.config)
         if options.destroy:
             reason, why = None, "destroy requested"
+        elif obj_decl is None and any(obj.type in dv.produces for dv in derivations):
+            reason, why = M.DELETE_BECAUSE_NOT_DERIVED, "because the cluster layer no longer derives it"
         elif obj_decl is None:
             reason, why = M.DELETE_BECAUSE_NO_RESOURCE_CONFIG, f"because {obj.addr.config} is not in configuration"
         elif obj_decl.mode == "count" or isinstance(obj.addr.key, int):
@@ -229,9 +256,47 @@ def _derive(dv: Derivation, config: Config, order: list[ConfigAddress], ctx: dic
                 current[inst.address] = prior.attributes
             targeted = _targeted(inst.address, options.targets)
             wanted[inst.address] = inst.values if targeted or prior is None else dict(prior.attributes)
+    for t in dv.produces:
+        current.update({i.addr: i.attributes for i in work if i.type == t})
     read = {a: v for t in dv.reads for a, v in planned_by_type.get(t, {}).items()}
-    settings = {"scheduler_strategy": config.scheduler_strategy}
-    return dv.derive(Inputs(read, wanted, current, settings)), expanded
+    return dv.derive(Inputs(read, wanted, current, cluster_settings(config))), expanded
+
+
+def cluster_settings(config: Config) -> dict[str, Any]:
+    """The root module's settings derivations may use."""
+    return {"scheduler_strategy": config.scheduler_strategy}
+
+
+def _plan_derived(addr: ResourceAddress, made: DerivedObject, derivation: str, prior: ResourceInstance | None,
+                  provider: Provider, status: ObjectStatus | None
+                  ) -> tuple[ResourceChange, list[Diagnostic]]:
+    """Plan one object the cluster layer produces: like a configured instance, with the derivation's reason."""
+    values = prune_nulls(dict(made.values))
+    common: dict[str, Any] = dict(provider=provider.name, location=made.location, derived_by=derivation)
+    if prior is None:
+        planned = provider.plan(addr, None, values)
+        return ResourceChange(addr, Action.CREATE, None, planned.planned, made.reason, **common), \
+            planned.diagnostics
+    planned = provider.plan(addr, to_object(prior, status), values)
+    info = provider.resource_types().get(addr.type)
+    force_new = info.force_new if info else frozenset()
+    changed = configured_changes(prior.attributes, values)
+    forcing = sorted({p for p in changed if p and p[0] in force_new} | {tuple(p) for p in planned.requires_replace},
+                     key=str)
+    if prior.status == "tainted":
+        return ResourceChange(addr, Action.REPLACE, dict(prior.attributes), provider.plan(addr, None, values).planned,
+                              "because the last apply did not finish creating it", M.REPLACE_BECAUSE_TAINTED,
+                              **common), list(planned.diagnostics)
+    if not changed and planned.repair is None:
+        return ResourceChange(addr, Action.NOOP, dict(prior.attributes), dict(prior.attributes), **common), \
+            list(planned.diagnostics)
+    if forcing:
+        return ResourceChange(addr, Action.REPLACE, dict(prior.attributes), provider.plan(addr, None, values).planned,
+                              made.reason, M.REPLACE_BECAUSE_CANNOT_UPDATE, replace_paths=forcing, **common), \
+            list(planned.diagnostics)
+    return ResourceChange(addr, Action.UPDATE, dict(prior.attributes), planned.planned,
+                          made.reason if changed else planned.repair or "",
+                          None if changed else M.UPDATE_BECAUSE_STATUS, **common), list(planned.diagnostics)
 
 
 def _located(found: list[Diagnostic], config: Config, options: PlanOptions) -> list[Diagnostic]:

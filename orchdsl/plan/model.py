@@ -42,6 +42,7 @@ DELETE_BECAUSE_NO_RESOURCE_CONFIG = "delete_because_no_resource_config"
 DELETE_BECAUSE_COUNT_INDEX = "delete_because_count_index"
 DELETE_BECAUSE_EACH_KEY = "delete_because_each_key"
 DELETE_BECAUSE_NO_MODULE = "delete_because_no_module"
+DELETE_BECAUSE_NOT_DERIVED = "delete_because_not_derived"  # orch: the cluster layer no longer produces it
 DELETE_BECAUSE_DEPOSED = "delete_because_deposed"  # orch: the old object of an interrupted replacement
 CREATE_BECAUSE_MISSING = "create_because_missing"  # orch: the object vanished outside orch
 UPDATE_BECAUSE_DRIFT = "update_because_drift"  # orch: repaired drift
@@ -65,6 +66,7 @@ class ResourceChange:
     derived: dict[str, Any] = field(default_factory=dict)  # values set by the cluster layer (re-used at apply)
     index: int | None = None  # position in graph order
     deposed: str | None = None  # the key of a deposed object this change deletes (not the current object)
+    derived_by: str | None = None  # the derivation that produces this object (no block declares it)
 
     @property
     def type(self) -> str:
