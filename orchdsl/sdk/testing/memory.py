@@ -68,9 +68,10 @@ class MemoryProvider:
         for obj in prior:
             ident = obj.attributes.get("id")
             now = by_id.get(ident) if isinstance(ident, str) else None
-            if now is None:  # an intent without id: the newest object of the address
-                candidates = [o for o in by_addr.get(str(obj.address), []) if o["attributes"].get("id") not in
-                              {p.attributes.get("id") for p in prior}]
+            if now is None:  # an intent without id: the newest object of the address (an older one is deposed)
+                candidates = sorted((o for o in by_addr.get(str(obj.address), [])
+                                     if o["attributes"].get("id") not in {p.attributes.get("id") for p in prior}),
+                                    key=lambda o: o.get("created", 0))
                 now = candidates[-1] if candidates and not ident else None
             if now is None:
                 out.current[obj.address] = None
@@ -175,12 +176,15 @@ class MemoryProvider:
     def _write(self, addr: ResourceAddress, attrs: dict[str, Any], status: Any = ...) -> None:
         self.world.mkdir(parents=True, exist_ok=True)
         f = self._file(attrs["id"])
-        doc: dict[str, Any] = {"lineage": self.lineage, "address": str(addr), "attributes": attrs}
+        doc: dict[str, Any] = {"lineage": self.lineage, "address": str(addr), "attributes": attrs,
+                               "created": time.time_ns()}
+        try:
+            before = json.loads(f.read_text())
+        except (OSError, ValueError):
+            before = {}
+        doc["created"] = before.get("created", doc["created"])
         if status is ...:
-            try:
-                doc["status"] = json.loads(f.read_text()).get("status")
-            except (OSError, ValueError):
-                pass
+            doc["status"] = before.get("status")
         tmp = f.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_text(json.dumps({k: v for k, v in doc.items() if v is not None}))
         os.replace(tmp, f)
