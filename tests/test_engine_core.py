@@ -338,3 +338,13 @@ def test_objects_the_cluster_layer_produces_are_planned_applied_after_their_inpu
     assert changes["program.local"].action is Action.DELETE
     assert changes["program.local"].action_reason == "delete_because_not_derived"
     assert "program.local" not in world_objects(world)
+
+
+def test_the_pr_comment_warns_about_object_status(env, capsys):
+    cfg, world, _ = env
+    write(cfg)
+    assert orch(capsys, "apply", "--auto-approve", str(cfg))[0] == 0
+    edit_world(world, "pod.web[1]", None, status={"state": "degraded", "members": [
+        {"name": "httpd", "state": "running", "health": "unhealthy", "failing_streak": 2}]})
+    code, out, _ = orch(capsys, "plan", "--format", "markdown", str(cfg))
+    assert ":warning: **Object status:** `pod.web[1]` is unhealthy: 2 failing checks (container httpd)." in out

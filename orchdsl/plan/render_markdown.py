@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 from .model import Action, Plan, ResourceChange
 from .render_text import (DEFAULT_WIDTH, TOOL, changed_outside, reason_lines,
-                          render_plan_text)
+                          render_plan_text, status_lines)
 
 __all__ = ["GITHUB_COMMENT_LIMIT", "diff_markdown", "render_plan_markdown"]
 
@@ -142,6 +142,16 @@ def _details(text: str, budget: int) -> list[str]:
     return ["<details><summary>Show plan</summary>", "", f"{fence}diff", body, fence, "", "</details>"]
 
 
+def _status_warning(plan: Plan) -> str | None:
+    """Observed problems (unhealthy, stopped, unreachable), apart from drift: what reviewers should know."""
+    lines = status_lines(plan)
+    if not lines:
+        return None
+    shown = [f"`{line.split(' ', 1)[0]}` {line.split(' ', 1)[1]}" for line in lines[:_DRIFT_LISTED]]
+    more = f"; and {len(lines) - _DRIFT_LISTED} more" if len(lines) > _DRIFT_LISTED else ""
+    return f":warning: **Object status:** {'; '.join(shown)}{more}."
+
+
 def render_plan_markdown(plan: Plan, *, width: int = DEFAULT_WIDTH, limit: int = GITHUB_COMMENT_LIMIT) -> str:
     """A PR comment for the plan; the text plan inside is cut to keep the comment under ``limit``."""
     head = [_summary(plan)]
@@ -149,6 +159,10 @@ def render_plan_markdown(plan: Plan, *, width: int = DEFAULT_WIDTH, limit: int =
     if warning:
         head.append("")
         head.append(warning)
+    status = _status_warning(plan)
+    if status:
+        head.append("")
+        head.append(status)
     head.append("")
     head += _tables(plan)
     text = render_plan_text(plan, color=False, width=width)

@@ -35,6 +35,7 @@ __all__ = [
     "changed_outside",
     "reason_lines",
     "render_plan_text",
+    "status_lines",
     "resource_symbol",
     "strip_ansi",
 ]
