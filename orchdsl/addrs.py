@@ -104,10 +104,16 @@ class AddressError(ValueError):
     pass
 
 
+EMPTY_ADDRESS = ("an empty address is not an address (it never means \"everything\"): name a resource "
+                 "(pod.web), an instance (pod.web[0]) or a module (module.app)")
+
+
 def parse_address(text: str) -> ResourceAddress:
     from .lang import ast as A
     from .lang import parse_expression
 
+    if not text.strip():
+        raise AddressError(EMPTY_ADDRESS)
     expr, diags = parse_expression(text.strip())
     if expr is None or diags or not isinstance(expr, A.ScopeTraversal):
         raise AddressError(f'"{text}" is not a resource address (expected TYPE.NAME, TYPE.NAME[KEY] or '

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TextIO
 
+from . import redact
 from .config import load_directory, static_scope
 from .diagnostics import Diagnostic
 from .eval import evaluate, format_value, to_json
@@ -26,8 +27,10 @@ def _parse_overrides(pairs: list[str]) -> tuple[dict[str, str], list[Diagnostic]
 
 def run_console(directory: Path, stdin: TextIO, stdout: TextIO, stderr: TextIO, as_json: bool = False,
                 color: bool = False, variables: list[str] | None = None) -> int:
+    secrets = redact.current()
+
     def report(diags: list[Diagnostic]) -> None:
-        for d in diags:
+        for d in secrets.redact_all(diags):
             print(d.render(color=color), file=stderr)
 
     overrides, diags = _parse_overrides(variables or [])
@@ -37,6 +40,12 @@ def run_console(directory: Path, stdin: TextIO, stdout: TextIO, stderr: TextIO, 
         report(diags)
         return 1
     ctx, scope_diags = static_scope(config, overrides)
+    var = ctx.lookup("var")
+    if var is not None:
+        secrets.add_value(var)
+        # a sensitive variable's --var text, also when it did not evaluate (it shows in the error's snippet)
+        marked = var.attrs if isinstance(var.raw, dict) else {}
+        secrets.add([raw for name, raw in overrides.items() if name in marked and marked[name].sensitive])
     report(diags + scope_diags)
     if any(d.is_error for d in scope_diags):
         return 1
@@ -56,7 +65,13 @@ def run_console(directory: Path, stdin: TextIO, stdout: TextIO, stderr: TextIO, 
             report(diags)
             status = 1
             continue
-        if as_json:
+        if as_json and value.is_deeply_sensitive:
+            report([Diagnostic.error("Sensitive value not shown",
+                                     f"{text} is sensitive (or contains sensitive values); orch does not print "
+                                     "it.", expr.src, expr.start, expr.end,
+                                     hint="wrap it in nonsensitive(...) to print it")])
+            status = 1
+        elif as_json:
             try:
                 print(to_json(value), file=stdout)
             except ValueError:

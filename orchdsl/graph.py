@@ -57,9 +57,17 @@ def order(g: nx.DiGraph[N]) -> list[N]:
     return list(nx.lexicographical_topological_sort(g, key=str))
 
 
+def _display_order(g: nx.DiGraph[N]) -> list[N]:
+    """Dependencies first; a graph with a cycle (reported apart) is still drawn, in name order."""
+    try:
+        return order(g)
+    except nx.NetworkXUnfeasible:
+        return sorted(g.nodes, key=str)
+
+
 def to_dot(g: nx.DiGraph[N]) -> str:
     lines = ["digraph {", "  compound = \"true\"", "  newrank = \"true\"", "  subgraph \"root\" {"]
-    for n in order(g):
+    for n in _display_order(g):
         lines.append(f'    "{n}" [label="{n}", shape="box"]')
     for a, b in sorted(g.edges, key=lambda e: (str(e[1]), str(e[0]))):
         lines.append(f'    "{b}" -> "{a}"')
@@ -68,7 +76,7 @@ def to_dot(g: nx.DiGraph[N]) -> str:
 
 
 def to_mermaid(g: nx.DiGraph[N]) -> str:
-    ids = {n: f"n{i}" for i, n in enumerate(order(g))}
+    ids = {n: f"n{i}" for i, n in enumerate(_display_order(g))}
     lines = ["flowchart LR"]
     for n, i in ids.items():
         lines.append(f'  {i}["{n}"]')

@@ -11,10 +11,10 @@ API::
         the node (nothing new lands there, and what runs there is displaced:
         a drain).
     PodRequest(address, pod, index, cpu, memory, node_selector, spread_by,
-               strategy, current_node, anti_affinity="soft")
+               strategy, current_node, anti_affinity="soft", host_ports=frozenset())
         one replica, e.g. address "pod.web[3]", pod "pod.web", index 3;
         cpu/memory: the sum of its containers' requests; current_node: where
-        it runs now (None: new).
+        it runs now (None: new); host_ports: "8080/tcp"... it publishes.
     schedule(nodes, pods, default_strategy="spread") -> Placement
     Placement.assignments  {address: node name} for every placed replica
     Placement.moves        [(address, from node, to node)] displaced replicas
@@ -33,8 +33,9 @@ How a replica is placed (Kubernetes' filter/score, Nomad's messages):
    (pod, index), so the result does not depend on input order.
 3. Filter: the node is schedulable, has every ``node_selector`` label, has
    room for the request (cpu and memory, on requests, counting what is
-   already placed) and, with ``anti_affinity = "hard"``, runs no other
-   replica of the same pod.
+   already placed), gives none of the replica's ``host_ports`` to another
+   replica ("host port 8080/tcp already used on node.n1") and, with
+   ``anti_affinity = "hard"``, runs no other replica of the same pod.
 4. Score, compared in this order (lexicographically, lower wins):
    a. topology spread: with ``spread_by = KEY`` the replica goes to the
       value of node label KEY (e.g. a zone) holding the fewest replicas of
@@ -105,6 +106,8 @@ class PodRequest:
     strategy: Strategy | None = None
     current_node: str | None = None
     anti_affinity: Literal["soft", "hard"] = "soft"
+    # host ports it publishes, "8080/tcp": a node can give each to one replica (Kubernetes' NodePorts filter)
+    host_ports: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -276,6 +279,7 @@ class _Scheduler:
         # per pod: replicas per node name, and per (spread key) replicas per domain
         self.on_node: dict[str, dict[str, int]] = defaultdict(dict)
         self.in_domain: dict[tuple[str, str], dict[str | None, int]] = defaultdict(dict)
+        self.port_users: dict[str, dict[str, str]] = {}  # host port -> node name -> the replica using it
         self.generation = 0  # placements so far: a failure stays a failure until this changes
 
     # -- filters -------------------------------------------------------------------------------
@@ -327,10 +331,20 @@ class _Scheduler:
             h.push(n)
         counts = self.on_node[p.pod]
         counts[n.name] = counts.get(n.name, 0) + 1
+        for port in p.host_ports:
+            self.port_users.setdefault(port, {})[n.name] = p.address
         if p.spread_by:
             dc = self.in_domain[(p.pod, p.spread_by)]
             d = self.domain(n, p.spread_by)
             dc[d] = dc.get(d, 0) + 1
+
+    def port_taken(self, p: PodRequest, node: str) -> tuple[str, str] | None:
+        """The first host port of ``p`` already used on ``node``, and by which replica."""
+        for port in sorted(p.host_ports):
+            by = self.port_users.get(port, {}).get(node)
+            if by is not None:
+                return port, by
+        return None
 
     # -- choosing ------------------------------------------------------------------------------
 
@@ -339,6 +353,8 @@ class _Scheduler:
         binpack = (p.strategy or self.default_strategy) == "binpack"
         hard = p.anti_affinity == "hard"
         mine = self.on_node[p.pod]
+        blocked = {n for port in p.host_ports for n in self.port_users.get(port, {})}
+        avoid: Mapping[str, int] = mine if not blocked else {**mine, **dict.fromkeys(blocked, 0)}
         key = p.spread_by if p.spread_by and p.spread_by != SPREAD_OVER_NODES else None
         if key is None:
             # spreading over nodes is anti-affinity with counts: the same order of preference
@@ -357,7 +373,7 @@ class _Scheduler:
         for group in groups:
             best = None
             for d in group:
-                e = self.heap(selector, binpack, key, d).best(cpu, mem, mine)
+                e = self.heap(selector, binpack, key, d).best(cpu, mem, avoid)
                 if e is not None and (best is None or e[:2] < best[:2]):
                     best = e
             if best is not None:
@@ -369,7 +385,7 @@ class _Scheduler:
             fallback = None
             for name, count in mine.items():
                 n = self.nodes[name]
-                if not n.info.schedulable or not n.fits(cpu, mem) or \
+                if not n.info.schedulable or not n.fits(cpu, mem) or name in blocked or \
                         any(n.info.labels.get(k) != v for k, v in selector) or \
                         (key is not None and self.domain(n, key) not in members):
                     continue
@@ -406,6 +422,11 @@ class _Scheduler:
                 reasons.append(f"{n.ref} already runs a replica of {p.pod} (anti_affinity = hard)")
                 counts["anti-affinity"] += 1
                 continue
+            taken = self.port_taken(p, n.name)
+            if taken is not None:
+                reasons.append(f"host port {taken[0]} already used on {n.ref} (by {taken[1]})")
+                counts[f"host port {taken[0]}"] += 1
+                continue
             dims = []
             if n.cpu + cpu > n.cap_cpu:
                 dims.append("cpu")
@@ -429,6 +450,8 @@ class _Scheduler:
             summary_lines.append(f"{what} on {_nodes(counts[what])}")
         for what in sorted(k for k in counts if k.startswith("label")):
             summary_lines.append(f"{what[0].upper()}{what[1:]} on {_nodes(counts[what])}")
+        for what in sorted(k for k in counts if k.startswith("host port")):
+            summary_lines.append(f"H{what[1:]} already used on {_nodes(counts[what])}")
         if counts["anti-affinity"]:
             summary_lines.append(f"Anti-affinity (hard) filtered {_nodes(counts['anti-affinity'])}")
         if counts["cordoned"]:
@@ -450,8 +473,9 @@ def _unplaced(p: PodRequest, cpu: int, mem: int, why: str) -> Diagnostic:
         f"No node can run {p.address}",
         f"{p.address} requests {_cores(cpu / 1000)} cpu and {format_memory(mem)} memory; {why}",
         address=p.address,
-        hint="lower the requests, add or uncordon nodes, or relax node_selector; nothing was placed for "
-             "this replica.")
+        hint="lower the requests, add or uncordon nodes, or relax node_selector"
+             + (", or publish another host port" if p.host_ports else "")
+             + "; nothing was placed for this replica.")
 
 
 def _requests(p: PodRequest) -> tuple[int, int]:
@@ -476,17 +500,19 @@ def schedule(nodes: Sequence[NodeInfo], pods: Sequence[PodRequest], default_stra
         cpu, mem = _requests(p)
         if n is not None and n.info.schedulable and n.fits(cpu, mem) \
                 and all(n.info.labels.get(k) == v for k, v in p.node_selector.items()) \
-                and not (p.anti_affinity == "hard" and n.name in s.on_node[p.pod]):
+                and not (p.anti_affinity == "hard" and n.name in s.on_node[p.pod]) \
+                and s.port_taken(p, n.name) is None:
             s.add(p, n, cpu, mem)
             result.assignments[p.address] = n.name
         else:
             pending.append(p)
     # Whether a replica fits anywhere depends only on its request, selector and (hard anti-affinity)
     # its pod: after a failure, the same question fails again until something is placed.
-    failed: tuple[tuple[int, int, _Selector, str | None], int, str] | None = None
+    failed: tuple[tuple[int, int, _Selector, str | None, frozenset[str]], int, str] | None = None
     for p in pending:
         cpu, mem = _requests(p)
-        question = (cpu, mem, tuple(sorted(p.node_selector.items())), p.pod if p.anti_affinity == "hard" else None)
+        question = (cpu, mem, tuple(sorted(p.node_selector.items())), p.pod if p.anti_affinity == "hard" else None,
+                    p.host_ports)
         if failed is not None and failed[:2] == (question, s.generation):
             result.errors.append(_unplaced(p, cpu, mem, failed[2]))
             continue

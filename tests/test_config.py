@@ -111,7 +111,7 @@ def test_expand_with_planned_values_and_sensitive_paths(config):
     db = expand(config.resources[CA("pod", "db")], ctx)[0][0]
     assert db.values["container"][0]["env"]["POSTGRES_PASSWORD"] == "hunter2"  # a sensitive variable
     assert ("container", 0, "env", "POSTGRES_PASSWORD") in db.sensitive_paths
-    assert db.values["container"][0]["mounts"][0]["volume"] == "pgdata"  # a Docker named volume
+    assert db.values["container"][0]["mounts"][0]["host_path"] == "/srv/pgdata"  # a directory of the node
     web = expand(config.resources[CA("pod", "web")], ctx)[0]
     assert web[1].values["container"][0]["env"]["DB_URL"] == "postgres://10.0.0.9:5432"
     edge = expand(config.resources[CA("pod", "edge")], ctx)[0]
@@ -168,9 +168,10 @@ def test_unknown_for_each_keys_and_sensitive_count(tmp_path):
 
 def test_unknown_values_pass_schema_validation(tmp_path):
     (tmp_path / "main.orch").write_text(
-        'pod "db" {\n  container "c" {\n    image = "x"\n  }\n}\n'
-        'node "n" {\n  address = pod.db.ip\n  labels  = { db = pod.db.ip }\n'
-        '  port    = length(pod.db.ip)\n}\n')
+        # (a node reading a pod would be a cycle: every node is planned before any pod)
+        'node "db" {\n  address = "x"\n}\n'
+        'node "n" {\n  address = node.db.address\n  labels  = { db = node.db.address }\n'
+        '  port    = length(node.db.address)\n}\n')
     cfg, diags = load_config(tmp_path, env={})
     assert not diags
     [n], diags = expand(cfg.resources[CA("node", "n")], {})
@@ -194,16 +195,17 @@ def test_value_errors_found_with_known_values(tmp_path):
 
 def test_depends_on_module_expands_to_its_resources(tmp_path):
     (tmp_path / "m").mkdir()
-    (tmp_path / "m" / "main.orch").write_text('node "x" {\n  address = "h"\n}\n'
-                                              'node "y" {\n  address = "h"\n}\n')
+    # (pods, not nodes, in the module: two node resources of one name or one address are an error)
+    pod = 'pod "%s" {\n  container "c" {\n    image = "busybox"\n  }\n}\n'
+    (tmp_path / "m" / "main.orch").write_text(pod % "x" + pod % "y")
     (tmp_path / "main.orch").write_text(
-        'module "m" {\n  source = "./m"\n}\nnode "z" {\n  depends_on = [module.m]\n  address    = "h"\n}\n'
-        'module "n" {\n  source     = "./m"\n  depends_on = [node.z]\n}\n')
+        'module "m" {\n  source = "./m"\n}\npod "z" {\n  depends_on = [module.m]\n  container "c" {\n'
+        '    image = "busybox"\n  }\n}\nmodule "n" {\n  source     = "./m"\n  depends_on = [pod.z]\n}\n')
     cfg, diags = load_config(tmp_path, env={})
     assert not diags
     M, N = (ModuleStep("m"),), (ModuleStep("n"),)
-    assert cfg.resources[CA("node", "z")].depends_on == [CA("node", "x", M), CA("node", "y", M)]
-    assert cfg.resources[CA("node", "x", N)].depends_on == [CA("node", "z")]
+    assert cfg.resources[CA("pod", "z")].depends_on == [CA("pod", "x", M), CA("pod", "y", M)]
+    assert cfg.resources[CA("pod", "x", N)].depends_on == [CA("pod", "z")]
 
 
 def test_missing_directory():

@@ -264,6 +264,11 @@ node "n1" {
   }
 }
 
+node "n2" { # a replica per node: each publishes host port 80
+  address = "198.18.0.12"
+  labels  = { zone = "a" }
+}
+
 pod "web" {
   replicas      = 2
   labels        = { app = "web" }
@@ -282,7 +287,7 @@ pod "web" {
     user         = "1000:1000"
     ports        = [8080, "53/udp", "80:8081", { container_port = 9090, protocol = "tcp", name = "admin" }]
     mounts = [
-      { volume = "www", target = "/www", read_only = true },
+      { host_path = "/srv/www", target = "/www", read_only = true },
       { host_path = "/srv", target = "/srv" },
       { tmpfs = true, target = "/tmp" },
     ]

@@ -83,14 +83,14 @@ def test_pod_normalisation_and_defaults():
                                            ports=[80, "53/udp", "8080:80",
                                                   {"container_port": 9000, "name": "metrics"}],
                                            health={"command": ["true"], "interval": "5s"},
-                                           mounts=[{"target": "/d", "volume": "data"}]))
+                                           mounts=[{"target": "/d", "host_path": "/srv/data"}]))
     assert not errors
     c = values["container"][0]
     assert c["resources"] == {"cpu": 0.25, "memory": 64 * 2**20, "limits": {"cpu": 1.0, "memory": 2**30}}
     assert [(p["container_port"], p["host_port"], p["protocol"]) for p in c["ports"]] == [
         (80, None, "tcp"), (53, None, "udp"), (80, 8080, "tcp"), (9000, None, "tcp")]
     assert c["health"] == {"command": ["true"], "interval": 5.0, "timeout": 5.0, "retries": 3, "start_period": 0.0}
-    assert c["mounts"][0] == {"target": "/d", "volume": "data", "host_path": None, "tmpfs": False,
+    assert c["mounts"][0] == {"target": "/d", "volume": None, "host_path": "/srv/data", "tmpfs": False,
                               "read_only": False}
     assert c["pull"] == "missing" and c["env"] == {} and values["restart"] == "always"
 

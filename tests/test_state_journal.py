@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import random
 import signal
 import subprocess
@@ -469,10 +468,13 @@ def test_journal_file_is_private_like_the_state(path):
         assert j.path.stat().st_mode & 0o777 == 0o600
 
 
-def test_saved_plans_pickle_the_state(path):
+def test_saved_plans_hold_the_state_as_json(path):
+    from orchdsl.plan.model import Plan
+    from orchdsl.plan.planfile import SavedPlan, dumps_plan_file, loads_plan_file
+
     s = State(resources=[inst("pod.b"), inst("pod.a")])
     s.set_output("x", 1)
-    back = pickle.loads(pickle.dumps(s))
+    back = loads_plan_file(dumps_plan_file(SavedPlan(Plan(prior_state=s), "."))).plan.prior_state
     assert back.to_json() == s.to_json() and addresses(back) == ["pod.a", "pod.b"]
     back.set(inst("pod.c"))
     assert "pod.c" in back and "pod.c" not in s

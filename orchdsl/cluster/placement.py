@@ -73,6 +73,21 @@ def requests(values: dict[str, Any]) -> tuple[float, int]:
     return cpu, memory
 
 
+def host_ports(values: dict[str, Any]) -> frozenset[str]:
+    """The host ports a replica publishes ("8080/tcp"), known ones only."""
+    out = set()
+    for c in values.get("container") or []:
+        ports = c.get("ports") if isinstance(c, dict) else None
+        for p in ports if isinstance(ports, list) else []:
+            if not isinstance(p, dict):
+                continue
+            port = _number(p.get("host_port"))
+            if port is not None:
+                proto = p.get("protocol")
+                out.add(f"{int(port)}/{proto if isinstance(proto, str) else 'tcp'}")
+    return frozenset(out)
+
+
 def pod_request(address: ResourceAddress, values: dict[str, Any], current_node: str | None) -> PodRequest:
     cpu, memory = requests(values)
     selector = values.get("node_selector")
@@ -84,7 +99,8 @@ def pod_request(address: ResourceAddress, values: dict[str, Any], current_node: 
                       spread_by=spread_by if isinstance(spread_by, str) else None,
                       strategy=strategy if strategy in STRATEGIES else None,
                       current_node=current_node,
-                      anti_affinity="hard" if values.get("anti_affinity") == "hard" else "soft")
+                      anti_affinity="hard" if values.get("anti_affinity") == "hard" else "soft",
+                      host_ports=host_ports(values))
 
 
 @dataclass
@@ -128,6 +144,118 @@ class PodPlacement:
         return Summary("scheduler", p.summary(), data, frozenset(p.assignments))
 
 
+def node_name_clashes(nodes: dict[ResourceAddress, Any]) -> list[Diagnostic]:
+    """Node resources with one name (node.n[1] and node.n-1, or node.n1 in two modules): pods record their
+    node by name and could not tell them apart. One error per later one, with its address."""
+    owner: dict[str, ResourceAddress] = {}
+    out = []
+    for a in sorted(nodes):
+        name = node_name(a)
+        if name in owner:
+            out.append(Diagnostic.error(
+                "Duplicate node name", f'{a} and {owner[name]} are both named "{name}"; pods record '
+                "their node by name, so orch cannot tell them apart.", address=str(a),
+                hint="rename one of the node resources"))
+        else:
+            owner[name] = a
+    return out
+
+
+def pod_name_clashes(pods: dict[ResourceAddress, dict[str, Any]]) -> list[Diagnostic]:
+    """Pod instances of one module with one name (pod.web["a"] and pod.web-a are both web-a): a provider names
+    what it makes after them (the Docker provider, its containers), so two of them on one node would collide
+    at apply, every time."""
+    owner: dict[tuple[Any, str], ResourceAddress] = {}
+    out = []
+    for a, v in sorted(pods.items()):
+        name = v.get("name")
+        if not isinstance(name, str):
+            continue
+        first = owner.setdefault((a.module, name), a)
+        if first != a:
+            out.append(Diagnostic.error(
+                "Duplicate pod name", f'{a} and {first} are both named "{name}": what is made for them (their '
+                "containers) would take one name on a node.", address=str(a),
+                hint="rename one of the pod resources, or change the for_each key"))
+    return out
+
+
+def duplicate_nodes(nodes: dict[ResourceAddress, dict[str, Any]]) -> list[Diagnostic]:
+    """Node resources that reach one Docker engine (one address, say): the scheduler would count that host's
+    capacity twice. One error per later duplicate, with its address."""
+    from ..schema.node import describe_engine, engine_key
+
+    seen: dict[tuple[Any, ...], ResourceAddress] = {}
+    out = []
+    for a, v in sorted(nodes.items()):
+        key = engine_key(v)
+        if key is None:
+            continue
+        first = seen.setdefault(key, a)
+        if first != a:
+            out.append(Diagnostic.error(
+                "Duplicate node", f"{a} and {first} reach one Docker engine ({describe_engine(key)}): the "
+                "scheduler would count that host's capacity twice and place pods on it as if on two hosts.",
+                address=str(a), hint="remove one of the two node resources; two nodes need two hosts (or two "
+                                     "Docker sockets)"))
+    return out
+
+
+def never_placeable(nodes: dict[ResourceAddress, dict[str, Any]], pods: dict[ResourceAddress, dict[str, Any]],
+                    default_strategy: str) -> list[Diagnostic]:
+    """Replicas no node can ever run, whatever else runs (for ``orch validate``, before any plan): each pod's
+    replicas scheduled alone on empty nodes. A replica that fits nowhere there fits nowhere at plan either,
+    when its pod's replicas all request the same (the greedy placement of equal requests is optimal); when
+    they differ, only a replica that fits on no node even alone is reported. Nodes whose labels are not
+    known yet give no verdict (nothing is reported); an unknown capacity counts as unlimited."""
+    if any(not _known(v.get("labels")) for v in nodes.values()):
+        return []
+    infos = [node_info(a, v) for a, v in sorted(nodes.items())]
+    by_pod: dict[str, list[PodRequest]] = {}
+    for a, v in sorted(pods.items()):
+        req = pod_request(a, v, None)
+        by_pod.setdefault(req.pod, []).append(req)
+    out: list[Diagnostic] = []
+    for reqs in by_pod.values():
+        if _certainly_fits(infos, reqs):  # the common case, without building a scheduler per pod
+            continue
+        placement = schedule(infos, reqs, default_strategy=default_strategy)
+        if not placement.errors:
+            continue
+        if len({(r.cpu, r.memory) for r in reqs}) == 1:
+            out.extend(placement.errors)
+            continue
+        for err in placement.errors:
+            alone = [r for r in reqs if r.address == err.address]
+            out.extend(schedule(infos, alone, default_strategy=default_strategy).errors)
+    return out
+
+
+def _certainly_fits(infos: list[NodeInfo], reqs: list[PodRequest]) -> bool:
+    """Whether a pod's replicas, all alike, fit on empty nodes: enough room counted per node (one replica a
+    node under hard anti-affinity or with host ports). False means "schedule them to find out"."""
+    first = reqs[0]
+    if any((r.cpu, r.memory, r.node_selector, r.anti_affinity, r.host_ports) !=
+           (first.cpu, first.memory, first.node_selector, first.anti_affinity, first.host_ports) for r in reqs):
+        return False
+    cpu, mem = round(first.cpu * 1000), int(first.memory)
+    exclusive = first.anti_affinity == "hard" or bool(first.host_ports)
+    slots = 0
+    for n in infos:
+        if not n.schedulable or any(n.labels.get(k) != v for k, v in first.node_selector.items()):
+            continue
+        room = len(reqs)
+        if cpu > 0 and n.cpu is not None:
+            room = min(room, round(n.cpu * 1000) // cpu)
+        if mem > 0 and n.memory is not None:
+            room = min(room, n.memory // mem)
+        if room > 0:
+            slots += 1 if exclusive else room
+            if slots >= len(reqs):
+                return True
+    return False
+
+
 def schedule_pods(nodes: dict[ResourceAddress, dict[str, Any]],
                   pods: dict[ResourceAddress, dict[str, Any]],
                   current: dict[ResourceAddress, str], default_strategy: str) -> PodPlacement:
@@ -135,17 +263,13 @@ def schedule_pods(nodes: dict[ResourceAddress, dict[str, Any]],
 
     No nodes at all: the implicit :data:`IMPLICIT_NODE`, of unknown capacity."""
     infos: dict[str, NodeInfo] = {}
-    owner: dict[str, ResourceAddress] = {}
-    clashes: list[Diagnostic] = []
+    clashes = node_name_clashes(nodes)
+    clashing = {d.address for d in clashes}
     for a, v in sorted(nodes.items()):
-        info = node_info(a, v)
-        if info.name in owner:  # node.n[1] and node.n-1, or node.n1 in two modules: pods could not tell them apart
-            clashes.append(Diagnostic.error(
-                "Duplicate node name", f'{a} and {owner[info.name]} are both named "{info.name}"; pods record '
-                "their node by name, so orch cannot tell them apart.", address=str(a),
-                hint="rename one of the node resources"))
-            continue
-        infos[info.name], owner[info.name] = info, a
+        if str(a) not in clashing:
+            info = node_info(a, v)
+            infos[info.name] = info
+    clashes += duplicate_nodes(nodes)
     if not nodes:
         infos[IMPLICIT_NODE] = NodeInfo(IMPLICIT_NODE, None, None)
     reqs = [pod_request(a, v, current.get(a)) for a, v in sorted(pods.items())]
@@ -180,5 +304,5 @@ class PlacementDerivation:
 
 PLACEMENT = PlacementDerivation()
 
-__all__ = ["NODE", "PLACEMENT", "POD", "PodPlacement", "node_info", "pod_request", "requests",
-           "schedule_pods"]
+__all__ = ["NODE", "PLACEMENT", "POD", "PodPlacement", "duplicate_nodes", "host_ports", "never_placeable",
+           "node_info", "node_name_clashes", "pod_name_clashes", "pod_request", "requests", "schedule_pods"]

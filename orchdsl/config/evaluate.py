@@ -41,6 +41,9 @@ from .refs import DYNAMIC_KEY, classify, references
 from .variables import RawValue, finalize
 
 _MISSING = object()
+# Instances of one resource block (count, for_each, a pod's replicas): a ceiling, so that `replicas = 1e9`
+# is an error at the attribute rather than a plan that never ends. Documented in docs/resources.md.
+MAX_INSTANCES = 10_000
 
 
 class Scope:
@@ -120,9 +123,10 @@ class Scope:
         key = (mod.path, name)
         if key in self._vars:
             return self._vars[key]
-        if key in self._busy:
+        busy = ("var",) + key  # keyed by kind too: a variable, a local and an output may share a name
+        if busy in self._busy:
             return unknown()
-        self._busy.add(key)
+        self._busy.add(busy)
         decl = mod.variables[name]
         call = self.config.module_calls[mod.path]
         attr = call.inputs.get(name)
@@ -143,7 +147,7 @@ class Scope:
                 value, d = finalize(decl, RawValue(raw, attr.expr, "module argument"),
                                     self.config.functions(mod.path), what)
                 self.diags.extend(d)
-        self._busy.discard(key)
+        self._busy.discard(busy)
         self._vars[key] = value
         return value
 
@@ -151,13 +155,14 @@ class Scope:
         key = (mod.path, name)
         if key in self._locals:
             return self._locals[key]
-        if key in self._busy:
+        busy = ("local",) + key
+        if busy in self._busy:
             return unknown()
-        self._busy.add(key)
+        self._busy.add(busy)
         expr = mod.locals[name].expr
         value, d = evaluate(expr, self.context(mod, [expr]))
         self.diags.extend(d)
-        self._busy.discard(key)
+        self._busy.discard(busy)
         self._locals[key] = value
         return value
 
@@ -165,9 +170,10 @@ class Scope:
         key = (mod.path, name)
         if key in self._outputs:
             return self._outputs[key]
-        if key in self._busy:
+        busy = ("output",) + key
+        if busy in self._busy:
             return unknown()
-        self._busy.add(key)
+        self._busy.add(busy)
         decl = mod.outputs[name]
         value, d = evaluate(decl.expr, self.context(mod, [decl.expr]))
         self.diags.extend(d)
@@ -182,7 +188,7 @@ class Scope:
                 b.src, b.start, b.label_ranges[0][1] if b.label_ranges else b.end,
                 hint="add sensitive = true to the output block"))
         value = value.mark(decl.sensitive)
-        self._busy.discard(key)
+        self._busy.discard(busy)
         self._outputs[key] = value
         return value
 
@@ -548,6 +554,10 @@ def _hint_for(loc: tuple, message: str) -> str:
         return 'write cpu in cores (0.25) or millicores ("250m")'
     if last in ("interval", "timeout", "start_period", "stop_timeout"):
         return 'write a duration like "5s", "1m30s" or "500ms"'
+    if last == "volume":
+        return 'meanwhile, mount a directory of the node (host_path = "/srv/NAME") or a tmpfs (tmpfs = true)'
+    if last in ("target", "host_path", "working_dir") and "absolute" in message:
+        return 'write an absolute path, e.g. "/data"'
     if "Input should be" in message:
         return message.replace("Input should be", "use").rstrip(".")
     return ""
@@ -593,6 +603,10 @@ def _count(decl: ResourceDecl, ctx: EvalContext) -> tuple[int | None, list[Diagn
                    hint="round it with floor() or ceil()")
     if n < 0:
         return bad(f'The given "{arg}" argument value is unsuitable: it must not be negative ({n}).')
+    if n > MAX_INSTANCES:
+        return bad(f'The given "{arg}" argument value is unsuitable: a resource block has at most '
+                   f"{MAX_INSTANCES:,} instances ({n:,} asked).",
+                   hint="split the instances over several resource blocks if you really need more")
     return n, d, False
 
 
@@ -624,13 +638,22 @@ def _for_each_items(decl: ResourceDecl, ctx: EvalContext) -> tuple[list[tuple[st
     t = v.type
     if t == DYNAMIC and v.raw is EVAL_UNKNOWN:
         return not_known()
+    def too_many(n: int) -> tuple[None, list[Diagnostic], bool]:
+        return bad(f'The given "for_each" argument value is unsuitable: a resource block has at most '
+                   f"{MAX_INSTANCES:,} instances ({n:,} keys given).",
+                   hint="split the instances over several resource blocks if you really need more")
+
     if t.is_map or t.is_object:
         if v.raw is EVAL_UNKNOWN:
             return not_known()
+        if len(v.raw) > MAX_INSTANCES:
+            return too_many(len(v.raw))
         return [(k, x) for k, x in v.raw.items()], d, False
     if t.is_set:
         if v.raw is EVAL_UNKNOWN or not v.is_wholly_known:
             return not_known()
+        if len(v.raw) > MAX_INSTANCES:
+            return too_many(len(v.raw))
         items = []
         for e in v.raw:
             if e.raw is None:
@@ -676,7 +699,39 @@ def validate(config: Config) -> list[Diagnostic]:
             scope.local(mod, name)
         for name in mod.outputs:
             scope.output(mod, name)
+    nodes: dict[ResourceAddress, dict] = {}
+    pods: dict[ResourceAddress, dict] = {}
+    all_nodes = True  # every node instance is known (no count or for_each waiting for a value)
     for decl in config.resources.values():
-        _, d = expand(decl, {}, validate=True, scope=scope)
+        instances, d = expand(decl, {}, validate=True, scope=scope)
         diags.extend(d)
+        if decl.type == "node":
+            nodes.update((i.address, i.values) for i in instances)
+            all_nodes = all_nodes and (bool(instances) or decl.mode == "single")
+        elif decl.type == "pod":
+            pods.update((i.address, i.values) for i in instances)
+    if not any(x.is_error for x in diags):
+        diags.extend(_whole_configuration_checks(config, nodes, pods, all_nodes))
     return unique(scope.diags + diags)
+
+
+def _whole_configuration_checks(config: Config, nodes: dict[ResourceAddress, dict],
+                                pods: dict[ResourceAddress, dict], all_nodes: bool) -> list[Diagnostic]:
+    """What the planner checks across resources, with what is known before any plan (the placement derivation
+    checks it all again with planned values): two node resources of one name or of one Docker engine, two pod
+    instances of one name, and replicas that no node can ever run (when every node is known: ``all_nodes``)."""
+    from ..cluster.placement import duplicate_nodes, never_placeable, node_name_clashes, pod_name_clashes
+
+    found = node_name_clashes(nodes) + duplicate_nodes(nodes) + pod_name_clashes(pods)
+    if not found and nodes and all_nodes:
+        found = never_placeable(nodes, pods, config.scheduler_strategy)
+    out = []
+    for d in found:
+        addr = ResourceAddress.parse(d.address) if d.address else None
+        decl = config.resources.get(addr.config) if addr is not None else None
+        if decl is not None:
+            b = decl.block
+            d.subject = b.src.range(b.start, b.label_ranges[-1][1] if b.label_ranges else b.start + len(b.type))
+            d.source = b.src
+        out.append(d)
+    return out

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Mapping
-from graphlib import CycleError, TopologicalSorter
 import os
 import re
 from pathlib import Path
@@ -56,9 +55,12 @@ _MAX_MODULE_DEPTH = 32
 
 
 def load_config(directory: str | os.PathLike, var_overrides: Mapping[str, str] | None = None,
-                var_files: Iterable[str] = (), env: Mapping[str, str] | None = None) -> tuple[Config,
-                                                                                               list[Diagnostic]]:
-    """Load, check and validate the configuration in ``directory``. Never raises on bad input."""
+                var_files: Iterable[str] = (), env: Mapping[str, str] | None = None, *,
+                unset_required_unknown: bool = False) -> tuple[Config, list[Diagnostic]]:
+    """Load, check and validate the configuration in ``directory``. Never raises on bad input.
+
+    ``unset_required_unknown`` (``orch validate``, as ``terraform validate``): a required root variable
+    given no value is unknown rather than an error, so that a configuration validates without its inputs."""
     root = Path(directory)
     config = Config(root)
     loader = _Loader(config)
@@ -67,11 +69,12 @@ def load_config(directory: str | os.PathLike, var_overrides: Mapping[str, str] |
     if () not in config.modules or any(d.summary == "No configuration directory" for d in diags):
         return config, diags
     values, d = root_variable_values(root, config.root.variables, dict(var_overrides or {}), list(var_files),
-                                     os.environ if env is None else env)
+                                     os.environ if env is None else env, unset_required_unknown)
     config.variables = values
     diags.extend(d)
     loader.check_all_references()
     loader.resolve_dependencies()
+    loader.check_cycles()
     if not any(x.is_error for x in diags):
         from .evaluate import validate
         diags.extend(validate(config))
@@ -517,7 +520,6 @@ class _Loader:
     # ---- stage 3: references -------------------------------------------------------------------------------
     def check_all_references(self) -> None:
         for mod in self.config.modules.values():
-            self._check_local_cycles(mod)
             for local in mod.locals.values():
                 self.check_refs(mod, local.expr)
             for out in mod.outputs.values():
@@ -533,19 +535,6 @@ class _Loader:
                 skip = set(META_ARGS) | {decl.count_argument}
                 for expr in _body_exprs(decl.block.body, skip):
                     self.check_refs(mod, expr, count=allow_count, each=allow_each, self_addr=decl.address)
-
-    def _check_local_cycles(self, mod: Module) -> None:
-        deps = {name: {r.name for t, st in references(local.expr)
-                       for r in [classify(t, st, mod.path, set())] if r.kind == "local" and r.name in mod.locals}
-                for name, local in mod.locals.items()}
-        try:
-            TopologicalSorter(deps).prepare()
-        except CycleError as e:
-            cycle = e.args[1]
-            first = mod.locals[cycle[0]].attribute
-            _err(self.diags, first, "Cycle in local values",
-                 "These local values refer to each other: " + " -> ".join(f"local.{n}" for n in cycle) + ".",
-                 hint="break the cycle by computing one of them from other values", end=first.name_end)
 
     def check_refs(self, mod: Module, expr: A.Node | None, count: bool = False, each: bool = False,
                    self_addr: ConfigAddress | None = None, meta: str = "") -> None:
@@ -809,6 +798,11 @@ class _Loader:
             elif ref.kind == "var" and mod.path and ref.name in mod.variables:
                 out |= self._refs_of_var(mod, ref.name)
         return out
+
+    def check_cycles(self) -> None:
+        from .cycles import cycle_diagnostics
+
+        self.diags.extend(cycle_diagnostics(self.config))
 
     def _memoized(self, key: tuple, compute) -> set[ConfigAddress]:
         if key in self._memo:

@@ -32,6 +32,15 @@ def _var_value(name: str, raw: str, decl: A.Block | None, ctx: EvalContext) -> t
     return evaluate(expr, ctx)
 
 
+def _declared_sensitive(block: A.Block, ctx: EvalContext) -> bool:
+    """``sensitive = true`` in a variable block: its value is shown as (sensitive value), as in plans."""
+    attr = block.body.attributes.get("sensitive")
+    if attr is None:
+        return False
+    value, diags = evaluate(attr.expr, ctx)
+    return not diags and value.raw is True
+
+
 def static_scope(config: ConfigFiles, overrides: dict[str, str] | None = None) -> tuple[EvalContext, list]:
     diags: list[Diagnostic] = []
     functions = standard_functions(config.directory)
@@ -52,7 +61,7 @@ def static_scope(config: ConfigFiles, overrides: dict[str, str] | None = None) -
                                     "It is unknown in this scope.", block.range,
                                     hint=f"pass --var {name}=VALUE or give it a default", source=block.src))
             value = unknown()
-        variables[name] = value
+        variables[name] = value.mark(_declared_sensitive(block, base))
     for name in overrides:
         diags.append(Diagnostic.error(f'Value for undeclared variable "{name}"',
                                       f'No variable block declares "{name}".',

@@ -36,6 +36,7 @@ from .model import Span, Validation, VariableDecl
 from .typeexpr import ANY, parse_type
 
 VARS_SUFFIX = ".orchvars"
+VARS_JSON_SUFFIX = ".orchvars.json"  # as terraform.tfvars.json: one JSON object, NAME: VALUE
 ENV_PREFIX = "ORCH_VAR_"
 
 def _refs(expr: A.Node) -> list[A.Node]:
@@ -189,6 +190,13 @@ class RawValue:
 def _value_from_text(name: str, text: str, decl: VariableDecl | None, origin: str, filename: str,
                      functions: dict) -> tuple[RawValue | None, list[Diagnostic]]:
     """A --var or environment value: literal string or expression, depending on the type."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:  # bytes that are not UTF-8, kept by Python as surrogate escapes
+        return None, [Diagnostic.error("Invalid value for input variable",
+                                       f"The value for var.{name} ({origin}) is not UTF-8 text: byte "
+                                       f"{e.start + 1} cannot be decoded.",
+                                       hint="pass the value as UTF-8 text")]
     literal = decl is None or not decl.typed or decl.type.type == STRING
     if literal:
         src = SourceFile(filename, text)
@@ -214,8 +222,99 @@ def _value_from_text(name: str, text: str, decl: VariableDecl | None, origin: st
     return RawValue(v, expr, origin), []
 
 
+def _json_file_values(path: Path, data: bytes, decls: dict[str, VariableDecl], out: dict[str, RawValue],
+                      diags: list[Diagnostic]) -> None:
+    """A JSON variables file (``x.orchvars.json``, as Terraform's ``.tfvars.json``): one object whose keys name
+    variables; each value is converted to its variable's type, and problems point at it in the file."""
+    import json
+    from decimal import Decimal
+
+    from ..eval import from_python
+
+    src = SourceFile.from_bytes(str(path), data)
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        diags.append(Diagnostic.error("Invalid variables file", f"{path} is not UTF-8 text.", src, e.start,
+                                      e.start + 1, hint="save the file as UTF-8"))
+        return
+
+    def reject(name: str) -> None:
+        raise ValueError(f"{name} is not valid JSON")
+
+    decoder = json.JSONDecoder(parse_float=Decimal, parse_constant=reject)
+    text, pos = src.text, 0
+
+    def skip(at: int) -> int:
+        while at < len(text) and text[at] in " \t\r\n":
+            at += 1
+        return at
+
+    def bad_json(at: int, what: str) -> None:
+        diags.append(Diagnostic.error("Invalid JSON in variables file", what, src, at, min(at + 1, len(text)),
+                                      hint='write one JSON object: {"name": value, ...}'))
+
+    pos = skip(0)
+    if pos >= len(text) or text[pos] != "{":
+        diags.append(Diagnostic.error("Invalid variables file", f"{path} must hold one JSON object.", src, pos,
+                                      min(pos + 1, len(text)), hint='write {"name": value, ...}'))
+        return
+    items: list[tuple[str, int, int, object, int, int]] = []
+    pos = skip(pos + 1)
+    try:
+        while pos < len(text) and text[pos] != "}":
+            if text[pos] != '"':
+                return bad_json(pos, "Expected a variable name in double quotes.")
+            key_start = pos
+            key, pos = decoder.raw_decode(text, pos)
+            key_end, pos = pos, skip(pos)
+            if pos >= len(text) or text[pos] != ":":
+                return bad_json(pos, 'Expected ":" after the variable name.')
+            pos = skip(pos + 1)
+            value_start = pos
+            try:
+                value, pos = decoder.raw_decode(text, pos)
+            except RecursionError:
+                return bad_json(value_start, "The value is nested too deeply.")
+            items.append((key, key_start, key_end, value, value_start, pos))
+            pos = skip(pos)
+            if pos < len(text) and text[pos] == ",":
+                pos = skip(pos + 1)
+            elif pos >= len(text) or text[pos] != "}":
+                return bad_json(pos, 'Expected "," or "}" after the value.')
+        if pos >= len(text):
+            return bad_json(pos, "The object is not closed.")
+    except json.JSONDecodeError as e:
+        return bad_json(e.pos, f"{e.msg}.")
+    except ValueError as e:  # NaN, Infinity, numbers of thousands of digits
+        return bad_json(pos, f"{e}.")
+    end = skip(pos + 1)
+    if end < len(text):
+        return bad_json(end, "Extra data after the object.")
+    for key, key_start, key_end, value, value_start, value_end in items:
+        if key not in decls:
+            d = Diagnostic.error("Value for undeclared variable",
+                                 f'The variables file sets "{key}", but the configuration does not declare a '
+                                 "variable of that name.", src, key_start, key_end,
+                                 hint=suggest(key, decls) or f'declare it: variable "{key}" {{}}')
+            d.severity = WARNING
+            diags.append(d)
+            continue
+        out[key] = RawValue(from_python(value), Span(src, value_start, value_end), "file")
+
+
 def _file_values(path: Path, decls: dict[str, VariableDecl], functions: dict, explicit: bool,
                  out: dict[str, RawValue], diags: list[Diagnostic]) -> None:
+    if path.name.endswith(".json"):  # as Terraform: a JSON variables file by its name
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            diags.append(Diagnostic.error("Failed to read variables file",
+                                          f"Cannot read {path}: {e.strerror or e}.",
+                                          hint="check the --var-file path" if explicit else ""))
+            return
+        _json_file_values(path, data, decls, out, diags)
+        return
     try:
         body, d = parse_file(path)
     except OSError as e:
@@ -265,7 +364,8 @@ def gather_root_values(directory: Path, decls: dict[str, VariableDecl], var_over
             diags.extend(d)
             if rv is not None:
                 values[name] = rv
-    for path in sorted(directory.glob(f"*{VARS_SUFFIX}")):
+    auto = {*directory.glob(f"*{VARS_SUFFIX}"), *directory.glob(f"*{VARS_JSON_SUFFIX}")}
+    for path in sorted(auto, key=lambda p: p.name):  # both kinds, in the order of their names
         _file_values(path, decls, functions, False, values, diags)
     for f in var_files:
         _file_values(Path(f), decls, functions, True, values, diags)
@@ -374,12 +474,16 @@ def check_validations(decl: VariableDecl, value: Value, subject: tuple, function
 
 
 def root_variable_values(directory: Path, decls: dict[str, VariableDecl], var_overrides: Mapping[str, str],
-                         var_files: list[str], env: Mapping[str, str]) -> tuple[dict[str, Value],
-                                                                                 list[Diagnostic]]:
+                         var_files: list[str], env: Mapping[str, str], unset_required_unknown: bool = False
+                         ) -> tuple[dict[str, Value], list[Diagnostic]]:
+    """``unset_required_unknown``: a required variable without a value is unknown (validation), not an error."""
     functions = standard_functions(directory)
     raws, diags = gather_root_values(directory, decls, var_overrides, var_files, env, functions)
     values: dict[str, Value] = {}
     for name, decl in decls.items():
+        if unset_required_unknown and name not in raws and decl.default is None:
+            values[name] = unknown(decl.type.type).mark(decl.sensitive)
+            continue
         v, d = finalize(decl, raws.get(name), functions)
         values[name] = v
         diags.extend(d)

@@ -30,10 +30,11 @@ import networkx as nx
 from .. import graph
 from ..addrs import ConfigAddress, ResourceAddress
 from ..config import Config, ResourceInstanceConfig
-from ..diagnostics import Diagnostic
+from ..diagnostics import Diagnostic, DiagnosticsError
 from ..eval.plain import UNKNOWN, contains_unknown, prune_nulls, strip_unknown
 from ..plan.model import Action, Plan, ResourceChange
 from ..sdk.protocol import ApplyRequest, ApplyResult, Provider, StateObject
+from ..sdk.values import set_path
 from ..state import LocalBackend, ResourceInstance, State
 from ..cluster import DERIVATIONS, Derivation, Inputs
 from .planner import _state_ctx, cluster_settings
@@ -98,6 +99,18 @@ def change_graph(plan: Plan) -> tuple[nx.DiGraph[Hashable], dict[Hashable, Resou
     return g, changes
 
 
+def _without_facts(change: ResourceChange) -> ResourceChange:
+    """The change with the values its provider planned: what the plan read ahead of it (facts, such as a new
+    host's capacity) is unknown again, for the provider to report as it would without facts."""
+    paths = getattr(change, "facts", None)  # None: a plan saved before facts existed
+    if not paths or change.after is None:
+        return change
+    after = change.after
+    for path in paths:
+        after = set_path(after, tuple(path), UNKNOWN)
+    return replace(change, after=after, facts=[])
+
+
 def plan_world(plan: Plan, state: State) -> dict[ResourceAddress, dict[str, Any]]:
     """What providers may look up during apply: every object's planned values, else its recorded ones."""
     world: dict[ResourceAddress, dict[str, Any]] = {i.addr: i.attributes for i in state}
@@ -122,6 +135,10 @@ class Executor:
         self.backend = backend
         self.providers = providers
         self.say = say
+        if parallelism < 1:  # nothing would ever start, and the apply would look successful
+            from .arguments import check_parallelism
+
+            raise DiagnosticsError(check_parallelism(parallelism))
         self.parallelism = parallelism
         self.stop = stop or threading.Event()
         self.gate = gate
@@ -221,7 +238,7 @@ class Executor:
 
     # -- one change ----------------------------------------------------------------------------------
     def visit(self, key: Hashable) -> None:
-        change = self.plan_changes[key]
+        change = _without_facts(self.plan_changes[key])
         addr = change.address
         provider = self.providers.get(addr.type)
         if provider is None:
@@ -402,7 +419,9 @@ class Executor:
                 self.outcome.diagnostics.append(Diagnostic.error(
                     f"Failed to apply {addr}", f"{type(exc).__name__}: {exc}", address=str(addr),
                     hint="the other independent changes were applied; fix the cause and run orch apply again"))
-        self.outcome.interrupted = self.stop.is_set() and any(o == graph.CANCELLED for o in result.outcome.values())
+        # An interrupt makes the apply an interrupted one, whether or not it cancelled anything: the changes in
+        # flight when it came finished, and the user is told the run was cut short (exit 1), never "complete".
+        self.outcome.interrupted = self.stop.is_set()
         return self.outcome
 
     def _outputs(self) -> None:

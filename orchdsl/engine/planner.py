@@ -7,6 +7,7 @@ known only after apply). Every change carries a reason.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -15,7 +16,7 @@ from ..addrs import ConfigAddress, ResourceAddress
 from ..cluster import DERIVATIONS, Derivation, Derived, DerivedInstance, DerivedObject, Inputs
 from ..config import Config, ResourceDecl, ResourceInstanceConfig
 from ..diagnostics import Diagnostic
-from ..eval.plain import UNKNOWN, prune_nulls
+from ..eval.plain import UNKNOWN, Path, prune_nulls
 from ..plan import model as M
 from ..plan.model import Action, OutputChange, Plan, ResourceChange
 from ..sdk.protocol import ObjectStatus, Provider, StateObject
@@ -68,8 +69,10 @@ def _targeted(addr: ResourceAddress, targets: list[Any]) -> bool:
 
 
 def make_plan(config: Config, state: State, refreshed: Refreshed, providers: dict[str, Provider],
-              options: PlanOptions, derivations: tuple[Derivation, ...] = DERIVATIONS
-              ) -> tuple[Plan, list[Diagnostic]]:
+              options: PlanOptions, derivations: tuple[Derivation, ...] = DERIVATIONS,
+              facts: Mapping[ResourceAddress, dict[str, Any]] | None = None) -> tuple[Plan, list[Diagnostic]]:
+    """``facts``: what providers read about objects to be created (see ``Provider.facts``); each fills a value
+    the provider planned as unknown. The planner does no I/O: the workflow gathers them."""
     diags: list[Diagnostic] = []
     work = refreshed.state
     plan = Plan(drift=list(refreshed.drift), lineage=state.lineage, serial=state.serial,
@@ -78,7 +81,7 @@ def make_plan(config: Config, state: State, refreshed: Refreshed, providers: dic
                 variables={k: _plain(v) for k, v in config.variables.items()},
                 status=dict(refreshed.status))
     if options.refresh_only:
-        return plan, diags
+        return plan, _unmatched_arguments(options, config, refreshed.state, set(), expanded=False)
 
     order, order_diags = config_order(config, derivations)
     diags.extend(order_diags)
@@ -139,7 +142,7 @@ def make_plan(config: Config, state: State, refreshed: Refreshed, providers: dic
                     planned_values[inst.address] = dict(prior.attributes) if prior else {}
                     continue
                 change, d = _plan_instance(inst, prior, provider, options, decl, dv_inst,
-                                           refreshed.status.get(inst.address))
+                                           refreshed.status.get(inst.address), (facts or {}).get(inst.address))
                 diags.extend(d)
                 if change is None:
                     continue
@@ -229,7 +232,21 @@ def make_plan(config: Config, state: State, refreshed: Refreshed, providers: dic
     for name, before in state.outputs.items():
         if options.destroy or name not in {o.name for o in plan.outputs}:
             plan.outputs.append(OutputChange(name, Action.DELETE, before.value, None, before.sensitive))
+    if not any(d.is_error for d in diags):  # with errors, what the configuration wants is not all known
+        diags.extend(_unmatched_arguments(options, config, work, wanted, expanded=not options.destroy))
     return plan, diags
+
+
+def _unmatched_arguments(options: PlanOptions, config: Config, work: State, wanted: set[ResourceAddress],
+                         expanded: bool) -> list[Diagnostic]:
+    """--target and --replace addresses that match nothing: errors, never silently left out."""
+    from .arguments import unmatched_replace, unmatched_targets
+
+    in_state = {i.addr for i in work}
+    out = unmatched_targets(options.targets, wanted | in_state, config.resources.keys(), expanded)
+    if expanded:
+        out += unmatched_replace(options.replace, wanted, in_state, lambda a: _targeted(a, options.targets))
+    return out
 
 
 def _derive(dv: Derivation, config: Config, order: list[ConfigAddress], ctx: dict[ConfigAddress, Any],
@@ -334,9 +351,29 @@ def _apply_ignore_changes(values: dict[str, Any], prior: ResourceInstance,
     return values
 
 
+def with_facts(planned: dict[str, Any], facts: dict[str, Any] | None) -> tuple[dict[str, Any], list[Path]]:
+    """``planned`` with each fact filling a value planned as unknown (never a known or absent one); the paths
+    filled, which the executor turns unknown again before the provider creates the object."""
+    if not facts:
+        return planned, []
+    filled: list[Path] = []
+
+    def fill(value: Any, fact: Any, path: Path) -> Any:
+        if value is UNKNOWN and fact is not None:  # a provider that read nothing there leaves it unknown
+            filled.append(path)
+            return fact
+        if isinstance(value, dict) and isinstance(fact, dict):
+            return {k: fill(v, fact[k], (*path, k)) if k in fact else v for k, v in value.items()}
+        return value
+
+    out = fill(planned, facts, ())
+    return out, sorted(filled, key=str)
+
+
 def _plan_instance(inst: ResourceInstanceConfig, prior: ResourceInstance | None, provider: Provider,
                    options: PlanOptions, decl: ResourceDecl, derived: DerivedInstance | None = None,
-                   status: Any = None) -> tuple[ResourceChange | None, list[Diagnostic]]:
+                   status: Any = None, facts: dict[str, Any] | None = None
+                   ) -> tuple[ResourceChange | None, list[Diagnostic]]:
     addr = inst.address
     values = prune_nulls(inst.values)
     if derived is not None:
@@ -350,7 +387,8 @@ def _plan_instance(inst: ResourceInstanceConfig, prior: ResourceInstance | None,
                                   derived=dict(derived.values) if derived else {})
     if prior is None:
         planned = provider.plan(addr, None, values)
-        return ResourceChange(addr, Action.CREATE, None, planned.planned, **common), planned.diagnostics
+        after, filled = with_facts(planned.planned, facts)
+        return ResourceChange(addr, Action.CREATE, None, after, facts=filled, **common), planned.diagnostics
     values = _apply_ignore_changes(values, prior, decl)
     prior_obj: StateObject = to_object(prior, status)
     before_sens = [tuple(p) for p in prior.sensitive_attributes]
@@ -378,10 +416,12 @@ def _plan_instance(inst: ResourceInstanceConfig, prior: ResourceInstance | None,
         action, reason, why = Action.UPDATE, M.UPDATE_BECAUSE_STATUS, planned.repair or ""
     else:
         action, reason, why = Action.UPDATE, None, planned.repair or ""
+    read_ahead: list[Path] = []
     if action is Action.REPLACE:
         after = provider.plan(addr, None, values).planned  # a new object: computed values unknown again
+        after, read_ahead = with_facts(after, facts)
         if decl.lifecycle.prevent_destroy:
             diags.append(_prevent_destroy(addr, decl))
     return ResourceChange(addr, action, dict(prior.attributes), after, why, reason,
                           replace_paths=forcing if action is Action.REPLACE else [],
-                          before_sensitive=before_sens, **common), diags
+                          before_sensitive=before_sens, facts=read_ahead, **common), diags

@@ -1,15 +1,14 @@
 """plan / apply / destroy / show / graph / import, as the CLI runs them.
 
 Each step returns diagnostics rather than raising; the CLI renders them.
-Saved plans are pickled ``SavedPlan`` objects: they are local artifacts,
-trusted like the state file itself.
+Saved plans are versioned, checksummed JSON documents (``orchdsl.plan.planfile``): reading one never runs
+anything, and anything orch did not write is refused with a diagnostic.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
-import pickle
 import signal
 import sys
 import threading
@@ -23,15 +22,14 @@ from ..addrs import ResourceAddress
 from ..config import Config, load_config
 from ..diagnostics import Diagnostic, DiagnosticsError
 from ..plan.model import Action, Plan
+from ..plan.planfile import SavedPlan as SavedPlan  # re-exported: the CLI saves plans through here
+from ..plan.planfile import check_target, read_plan_file, write_plan_file
 from ..provider import discover, providers_by_type
-from ..sdk.protocol import ChangeView, Provider, StateObject
+from ..sdk.protocol import ChangeView, Facts, Provider, StateObject
 from ..state import LocalBackend, ResourceInstance, State
 from .apply import ApplyOutcome, Executor, plan_world
 from .planner import PlanOptions, make_plan
 from .refresh import Refreshed, refresh
-
-PLAN_MAGIC = b"ORCHPLAN1\n"
-
 
 @dataclass
 class Session:
@@ -42,14 +40,6 @@ class Session:
     backend: LocalBackend
     providers: dict[str, Provider]  # by resource type
     diagnostics: list[Diagnostic] = field(default_factory=list)
-
-
-@dataclass
-class SavedPlan:
-    plan: Plan
-    directory: str
-    var_overrides: dict[str, str]
-    var_files: list[str]
 
 
 def load_providers(extra: list[Provider] | None = None) -> tuple[list[Provider], list[Diagnostic]]:
@@ -110,8 +100,18 @@ def plan(session: Session, state: State, options: PlanOptions) -> tuple[Plan | N
     if any(d.is_error for d in refreshed.diagnostics):
         return None, diags
     the_plan, pdiags = make_plan(session.config, state, refreshed, session.providers, options)
+    if options.refresh and not any(d.is_error for d in diags + pdiags):
+        found, fdiags = gather_facts(session, the_plan, refreshed.state)
+        diags += fdiags
+        if found:
+            # Plan again with what the platform says about the objects to create (a new host's capacity):
+            # facts are an input of the pure planner, like the refreshed state.
+            the_plan, pdiags = make_plan(session.config, state, refreshed, session.providers, options,
+                                         facts=found)
     diags += pdiags
-    if not any(d.is_error for d in diags):
+    # -refresh=false reads nothing, as in Terraform: no facts and no preflight (a new node's capacity stays
+    # unknown, and a node or image that is not there fails at apply instead)
+    if options.refresh and not any(d.is_error for d in diags):
         diags += preflight(session, the_plan, refreshed.state)
     if refreshed.adopted:
         # Objects made by an interrupted apply: recorded now so that the plan's changes line up.
@@ -123,6 +123,30 @@ def plan(session: Session, state: State, options: PlanOptions) -> tuple[Plan | N
     the_plan.adopted = list(refreshed.adopted)
     the_plan.prior_state = refreshed.state
     return the_plan, diags
+
+
+def gather_facts(session: Session, the_plan: Plan, state: State
+                 ) -> tuple[dict[ResourceAddress, dict[str, Any]], list[Diagnostic]]:
+    """Providers' read-only facts about the objects the plan creates (``Provider.facts``): values to plan with
+    where their own planned ones are unknown."""
+    found: dict[ResourceAddress, dict[str, Any]] = {}
+    diags: list[Diagnostic] = []
+    world: dict[ResourceAddress, dict[str, Any]] | None = None
+    for p in {id(p): p for p in session.providers.values()}.values():
+        read = getattr(p, "facts", None)
+        if read is None:
+            continue
+        types = {t for t, q in session.providers.items() if q is p}
+        views = [ChangeView(c.address, c.action.value, c.before, c.after) for c in the_plan.changes
+                 if c.address.type in types and c.action in (Action.CREATE, Action.REPLACE) and c.deposed is None]
+        if not views:
+            continue
+        world = world if world is not None else plan_world(the_plan, state)
+        result: Facts = read(world, views)
+        wanted = {v.address for v in views}
+        found.update({a: v for a, v in result.values.items() if a in wanted and v})
+        diags += result.diagnostics
+    return found, diags
 
 
 def preflight(session: Session, the_plan: Plan, state: State) -> list[Diagnostic]:
@@ -141,24 +165,19 @@ def preflight(session: Session, the_plan: Plan, state: State) -> list[Diagnostic
     return diags
 
 
+def check_plan_target(path: str | Path) -> list[Diagnostic]:
+    """Problems with saving a plan at ``path`` (a directory, a missing directory), found before planning."""
+    return check_target(path)
+
+
 def save_plan(path: str | Path, saved: SavedPlan) -> None:
-    data = PLAN_MAGIC + pickle.dumps(saved, protocol=pickle.HIGHEST_PROTOCOL)
-    tmp = Path(f"{path}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    """Write a plan file: JSON, 0600, atomically. Raises DiagnosticsError; leaves nothing behind on failure."""
+    write_plan_file(path, saved)
 
 
 def load_plan(path: str | Path) -> SavedPlan:
-    try:
-        data = Path(path).read_bytes()
-    except OSError as e:
-        raise DiagnosticsError(
-            [Diagnostic.error("Failed to read plan file", f"{path}: {e.strerror or e}")]) from e
-    if not data.startswith(PLAN_MAGIC):
-        raise DiagnosticsError([Diagnostic.error("Not a plan file", f"{path} was not written by orch plan -out.",
-                                                 hint="create one with orch plan -out FILE")])
-    saved: SavedPlan = pickle.loads(data[len(PLAN_MAGIC):])
-    return saved
+    """Read a plan file. Raises DiagnosticsError (one diagnostic) for anything ``save_plan`` did not write."""
+    return read_plan_file(path)
 
 
 def check_fresh(saved_plan: Plan, state: State) -> list[Diagnostic]:
@@ -171,30 +190,43 @@ def check_fresh(saved_plan: Plan, state: State) -> list[Diagnostic]:
     return []
 
 
+# What asks orch to stop: Ctrl+C, and what CI cancellations, `timeout`, systemd and `docker stop` send (SIGTERM),
+# or a closed terminal (SIGHUP). All of them are handled like Ctrl+C, as Terraform does.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _signal_name(signum: int) -> str:
+    return "" if signum == signal.SIGINT else f" ({signal.Signals(signum).name})"
+
+
 class Interrupts:
-    """First Ctrl+C: stop starting new changes, finish the ones in flight, save state. Second: default."""
+    """During apply. First stop signal (Ctrl+C, SIGTERM, SIGHUP): stop starting new changes, finish the ones in
+    flight, save state. Second: KeyboardInterrupt (what a second Ctrl+C does by default)."""
 
     def __init__(self, say: Callable[[str], None]):
         self.stop = threading.Event()
         self.say = say
-        self._old: Any = None
+        self._old: dict[int, Any] = {}
 
     def __enter__(self) -> Interrupts:
         if threading.current_thread() is threading.main_thread():
-            self._old = signal.signal(signal.SIGINT, self._handle)
+            self._old = {s: signal.signal(s, self._handle) for s in STOP_SIGNALS}
         return self
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.stop.is_set():
-            signal.signal(signal.SIGINT, signal.default_int_handler)
             raise KeyboardInterrupt
         self.stop.set()
-        self.say("Interrupt received.\nPlease wait for orch to exit or data loss may occur.\n"
-                 "Gracefully shutting down...")
+        try:
+            self.say(f"Interrupt received{_signal_name(signum)}.\nPlease wait for orch to exit or data loss may "
+                     "occur.\nGracefully shutting down...")
+        except OSError:  # SIGHUP: the terminal may be gone; the stop is what matters
+            pass
 
     def __exit__(self, *exc: object) -> None:
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
+        for s, old in self._old.items():
+            signal.signal(s, old)
+        self._old = {}
 
 
 def prime(session: Session, state: State) -> list[Diagnostic]:
@@ -208,6 +240,10 @@ def prime(session: Session, state: State) -> list[Diagnostic]:
 
 def apply(session: Session, the_plan: Plan, state: State, say: Callable[[str], None], parallelism: int = 10,
           stop: threading.Event | None = None) -> ApplyOutcome:
+    from .arguments import check_parallelism
+
+    if check_parallelism(parallelism):  # before anything is written
+        raise DiagnosticsError(check_parallelism(parallelism))
     refreshed: State | None = the_plan.prior_state
     work = refreshed.copy() if refreshed is not None else state
     # The refreshed view (adopted objects included) becomes the record before anything changes.
@@ -227,6 +263,13 @@ def import_resource(session: Session, state: State, addr: ResourceAddress, objec
         return [Diagnostic.error("Configuration for import target does not exist",
                                  f"The configuration has no {addr.config} block.",
                                  hint=f"add the block for {addr.config} before importing")]
+    if session.config is not None:  # the key as the block expands: no key, an index, a for_each key
+        from .arguments import import_key
+
+        decl = session.config.resources[addr.config]
+        bad_key = import_key(addr, decl.mode, _instances_of(session.config, decl, state))
+        if bad_key:
+            return bad_key
     provider = session.providers.get(addr.type)
     if provider is None:
         return [Diagnostic.error("No provider for resource type", f'No provider handles "{addr.type}".')]
@@ -240,9 +283,42 @@ def import_resource(session: Session, state: State, addr: ResourceAddress, objec
     if obj is None:
         return [Diagnostic.error("Cannot import non-existent remote object",
                                  f'No {addr.type} with id "{object_id}" exists.', address=str(addr))]
+    managed = _managed_as(state, addr.type, obj.attributes.get("id"))
+    if managed is not None:
+        return [Diagnostic.error(
+            "Object already managed",
+            f'The {addr.type} with id "{obj.attributes.get("id")}" is already managed by orch as {managed}: '
+            f"importing it at {addr} too would give one object two addresses, each planned on its own.",
+            address=str(addr), hint=f"to track it under the new address, move it: orch state mv {managed} {addr}")]
     state.set(ResourceInstance.for_address(addr, provider.name, obj.attributes, private=obj.private or None))
     session.backend.write(state)
     return []
+
+
+def _instances_of(config: Config, decl: Any, state: State) -> list[ResourceAddress] | None:
+    """The instances a resource block expands to against the state; None when that is not known here."""
+    from .planner import _state_ctx
+
+    try:
+        instances, diags = config.expand(decl, _state_ctx(state, config))
+    except Exception:  # noqa: BLE001 - an expansion that needs more than the state: not checked here
+        return None
+    if any(d.is_error for d in diags):
+        return None
+    return sorted(i.address for i in instances)
+
+
+def _managed_as(state: State, rtype: str, object_id: Any) -> ResourceAddress | None:
+    """The address the state records an object of this type and id at (current or deposed), if any."""
+    if not object_id:
+        return None
+    for inst in state:
+        if inst.type != rtype:
+            continue
+        if inst.attributes.get("id") == object_id or \
+                any((d.get("attributes") or {}).get("id") == object_id for d in inst.deposed):
+            return inst.addr
+    return None
 
 
 _SAY_LOCK = threading.Lock()

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from .types import (BOOL, DYNAMIC, NUMBER, STRING, DynamicType, ListType, MapType, ObjectType, SetType,
                     TupleType, Type)
-from .values import (UNKNOWN, Value, canonical_set, format_number, null, parse_number)
+from .values import (UNKNOWN, NumberRangeError, Value, canonical_set, format_number, null, parse_number)
 
 
 class ConversionError(Exception):
@@ -185,6 +185,8 @@ def _to_primitive(v: Value, want: Type) -> Value:
         if have == STRING:
             try:
                 return Value(NUMBER, parse_number(raw))
+            except NumberRangeError as e:
+                raise ConversionError(str(e)) from None
             except ValueError:
                 raise ConversionError("a number is required") from None
     elif want == BOOL:

@@ -22,8 +22,8 @@ from .convert import ConversionError, convert, describe_mismatch, unify, unify_v
 from .functions.base import ArgError, ArityError, Function, FunctionError
 from .scope import ANON, EvalContext
 from .types import BOOL, DYNAMIC, STRING, ListType, TupleType, Type
-from .values import (DYNAMIC_VAL, EMPTY_TUPLE_VAL, NULL, UNKNOWN, Value, bool_val, list_val, number_val,
-                     object_val, string_val, tuple_val, unknown)
+from .values import (DYNAMIC_VAL, EMPTY_TUPLE_VAL, NULL, UNKNOWN, NumberRangeError, Value, ValueTooLarge, bool_val,
+                     list_val, number_val, object_val, string_val, tuple_val, unknown)
 
 
 def evaluate(expr: A.Node | None, ctx: EvalContext) -> tuple[Value, list[Diagnostic]]:
@@ -39,11 +39,21 @@ def evaluate(expr: A.Node | None, ctx: EvalContext) -> tuple[Value, list[Diagnos
     return value, ev.diags
 
 
+# Iterations of for expressions (and template %{for}) in one evaluation: nested loops multiply, so that
+# `[for i in range(1000) : [for j in range(1000) : [for k in range(1000) : k]]]` would never end.
+MAX_ITERATIONS = 100_000
+# Characters the templates of one evaluation produce, in all: each string is at most 16 Mi characters, but a
+# loop of 100,000 iterations could make one each.
+MAX_TEMPLATE_CHARACTERS = 256 << 20
+
+
 class Evaluator:
     """Holds the diagnostics of one evaluation; methods evaluate one node kind each."""
 
-    def __init__(self) -> None:
+    def __init__(self, budget: list[int] | None = None) -> None:
         self.diags: list[Diagnostic] = []
+        # iterations and template characters so far, shared with sub-evaluators (try, can)
+        self.budget = budget if budget is not None else [0, 0]
 
     # ---- plumbing ----------------------------------------------------------------
     def error(self, node: A.Node, summary: str, detail: str = "", hint: str = "") -> Value:
@@ -62,7 +72,11 @@ class Evaluator:
         method = _DISPATCH.get(type(node).__name__)
         if method is None:
             return self.error(node, "Unsupported expression", f"Cannot evaluate a {type(node).__name__}.")
-        return method(self, node, ctx)
+        try:
+            return method(self, node, ctx)
+        except ValueTooLarge as e:
+            return self.error(node, "Value too large", f"{_sentence(str(e))}",
+                              hint="values this large are not supported; check for a repetition that doubles")
 
     def op_error(self, err: ops.OpError, whole: A.Node, parts: dict[str, A.Node] | None = None) -> Value:
         target = (parts or {}).get(err.operand or "", whole)
@@ -70,7 +84,10 @@ class Evaluator:
 
     # ---- leaves --------------------------------------------------------------------
     def literal(self, node, ctx: EvalContext) -> Value:
-        return _literal_value(node.value)
+        try:
+            return _literal_value(node.value)
+        except NumberRangeError as e:  # the parser reports literals out of range; a tree built otherwise
+            return self.error(node, "Number out of range", f"{e}.")
 
     def invalid(self, node, ctx: EvalContext) -> Value:
         return DYNAMIC_VAL  # the parser has reported it
@@ -310,6 +327,17 @@ class Evaluator:
         return self.apply(fn, args, arg_nodes, node)
 
     def apply(self, fn: Function, args: list[Value], arg_nodes: list[A.Node], node: A.Node) -> Value:
+        mark = len(self.diags)
+        value = self._apply(fn, args, arg_nodes, node)
+        if len(self.diags) > mark and any(a.is_deeply_sensitive for a in args):
+            # A function's message may quote what it was given: never a sensitive argument.
+            from ..redact import redact_by_values
+
+            for d in self.diags[mark:]:
+                d.detail = redact_by_values(d.detail, args)
+        return value
+
+    def _apply(self, fn: Function, args: list[Value], arg_nodes: list[A.Node], node: A.Node) -> Value:
         try:
             return fn.call(args)
         except ArityError as e:
@@ -325,6 +353,13 @@ class Evaluator:
         except FunctionError as e:
             return self.error(node, "Error in function call",
                               f'Call to function "{fn.name}" failed: {_sentence(e.message)}')
+        except ValueTooLarge as e:
+            return self.error(node, "Error in function call", f'Call to function "{fn.name}" failed: '
+                              f"{_sentence(str(e))}", hint="values this large are not supported")
+        except NumberRangeError as e:
+            message = str(e).replace("the number", "the result", 1)
+            return self.error(node, "Error in function call", f'Call to function "{fn.name}" failed: '
+                              f"{_sentence(message)}", hint="numbers this large (or small) are not supported")
         except RecursionError:
             raise
         except Exception as e:  # a bug in a function must not crash the caller
@@ -348,7 +383,7 @@ class Evaluator:
         for arg in node.args:
             if self.depends_on_unknowns(arg, ctx):
                 return unknown(BOOL) if fn.name == "can" else DYNAMIC_VAL
-            sub = Evaluator()
+            sub = Evaluator(self.budget)
             v = sub.eval(arg, ctx)
             if any(d.is_error for d in sub.diags):
                 if fn.name == "can":
@@ -372,7 +407,7 @@ class Evaluator:
         for ref in A.traversal_refs(expr):
             if ctx.lookup(ref.name) is None:
                 continue  # a for-expression variable or a genuine error
-            sub = Evaluator()
+            sub = Evaluator(self.budget)
             v = sub.scope_traversal(ref, ctx)
             if not sub.diags and not v.is_wholly_known:
                 return True
@@ -418,7 +453,7 @@ class Evaluator:
 
     def splat_result_type(self, node, t: Type, ctx: EvalContext, report: bool = False) -> Type:
         """The type a splat yields: `each` applied to unknown elements of the source's element types."""
-        sub = self if report else Evaluator()
+        sub = self if report else Evaluator(self.budget)
         if t.is_tuple:
             return TupleType(sub.eval(node.each, ctx.child({ANON: unknown(et)})).type for et in t.elements)
         return ListType(sub.eval(node.each, ctx.child({ANON: unknown(t.element)})).type)
@@ -439,7 +474,13 @@ class Evaluator:
         known = True
         items: list[Value] = []
         groups: dict[str, list[Value]] = {}
+        budget = self.budget
+        if budget[0] > MAX_ITERATIONS:
+            return self._out_of_budget(node)
         for k, v in coll.iter_items():
+            budget[0] += 1
+            if budget[0] > MAX_ITERATIONS:
+                return self._out_of_budget(node)
             names = {node.val_var: v.mark(coll.sensitive)}
             if node.key_var is not None:
                 names[node.key_var] = k
@@ -479,6 +520,26 @@ class Evaluator:
         if node.group:
             return object_val({k: tuple_val(vs) for k, vs in groups.items()}).mark(coll.sensitive)
         return object_val({k: vs[0] for k, vs in groups.items()}).mark(coll.sensitive)
+
+    def _template_result(self, text: str, node) -> Value:
+        self.budget[1] += len(text)
+        if self.budget[1] > MAX_TEMPLATE_CHARACTERS:
+            if any(d.summary == "Expression too expensive" for d in self.diags):
+                return Value(STRING, UNKNOWN)
+            self.error(node, "Expression too expensive",
+                       f"The templates of this expression made more than {MAX_TEMPLATE_CHARACTERS >> 20} Mi "
+                       "characters in all.", hint="make fewer or shorter strings, or compute them in steps")
+            return Value(STRING, UNKNOWN)
+        return string_val(text)
+
+    def _out_of_budget(self, node) -> Value:
+        """Reported once per evaluation (an inner loop ran out first: the outer ones stop quietly)."""
+        if any(d.summary == "Expression too expensive" for d in self.diags):
+            return DYNAMIC_VAL
+        return self.error(node, "Expression too expensive",
+                          f"The 'for' expressions of this expression ran more than {MAX_ITERATIONS:,} iterations "
+                          "(nested loops multiply).",
+                          hint="iterate over smaller collections, or compute the result in steps")
 
     def _loop_value(self, expr, ctx: EvalContext, want: Type, known: bool, summary: str, null_detail: str,
                     invalid_detail: str) -> Value | None:
@@ -538,7 +599,7 @@ class Evaluator:
             out.append(s.raw)
         if not is_known:
             return Value(STRING, UNKNOWN, sensitive)
-        return string_val("".join(out)).mark(sensitive)
+        return self._template_result("".join(out), node).mark(sensitive)
 
     def template_wrap(self, node, ctx: EvalContext) -> Value:
         return self.eval(node.wrapped, ctx)
@@ -580,7 +641,7 @@ class Evaluator:
                 out.append(s.raw)
         if not is_known:
             return Value(STRING, UNKNOWN, v.is_deeply_sensitive)
-        return string_val("".join(out)).mark(v.is_deeply_sensitive)
+        return self._template_result("".join(out), node).mark(v.is_deeply_sensitive)
 
 
 def _literal_value(v) -> Value:

@@ -13,6 +13,8 @@ escaped as Go's encoder does.
 from __future__ import annotations
 
 import json
+
+from ..redact import SENSITIVE
 from .types import BOOL, DYNAMIC, NUMBER, STRING
 from .values import UNKNOWN, Value, format_number
 
@@ -22,7 +24,7 @@ def format_value(v: Value, indent: int = 0) -> str:
     if v.raw is UNKNOWN:
         return "(known after apply)"
     if v.sensitive:
-        return "(sensitive value)"
+        return SENSITIVE
     t = v.type
     if v.raw is None:
         if t == DYNAMIC:

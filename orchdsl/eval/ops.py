@@ -11,8 +11,8 @@ from decimal import DivisionByZero, InvalidOperation, localcontext
 
 from .convert import ConversionError, convert
 from .types import BOOL, DYNAMIC, NUMBER, STRING, Type
-from .values import (FALSE, NUMBER_CONTEXT, TRUE, UNKNOWN, Value, bool_val, normalize_number, to_decimal,
-                     unknown)
+from .values import (FALSE, NUMBER_CONTEXT, TRUE, UNKNOWN, NumberRangeError, Value, bool_val, in_range,
+                     normalize_number, to_decimal, unknown)
 
 
 class OpError(Exception):
@@ -77,8 +77,19 @@ def binary(op: str, lhs: Value, rhs: Value) -> Value:
 
 
 def arithmetic(op: str, x, y):
+    try:
+        return _arithmetic(op, x, y)
+    except NumberRangeError:
+        raise OpError("Number out of range", str(NumberRangeError("the result of this operation")) + ".",
+                      hint="numbers this large (or small) are not supported") from None
+
+
+def _arithmetic(op: str, x, y):
     if isinstance(x, int) and isinstance(y, int) and op in "+-*":
-        return x + y if op == "+" else x - y if op == "-" else x * y
+        r = x + y if op == "+" else x - y if op == "-" else x * y
+        if not in_range(r):
+            raise NumberRangeError()
+        return r
     dx, dy = to_decimal(x), to_decimal(y)
     with localcontext(NUMBER_CONTEXT) as ctx:
         ctx.traps[DivisionByZero] = True

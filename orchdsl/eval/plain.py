@@ -25,8 +25,11 @@ class _Unknown:
     def __repr__(self) -> str:
         return "UNKNOWN"
 
-    def __reduce__(self) -> tuple[type, tuple[()]]:  # copies stay the one singleton
-        return (_Unknown, ())
+    def __copy__(self) -> _Unknown:  # copies stay the one singleton
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _Unknown:
+        return self
 
 
 UNKNOWN: Any = _Unknown()

@@ -30,6 +30,53 @@ from .types import (BOOL, DYNAMIC, EMPTY_OBJECT, EMPTY_TUPLE, NUMBER, STRING, Li
                     ObjectType, SetType, TupleType, Type)
 
 NUMBER_CONTEXT = Context(prec=155, rounding=ROUND_HALF_EVEN, Emax=999_999_999, Emin=-999_999_999)
+# Numbers are limited in magnitude: below 10**4000 and, unless zero, at least 10**-4000. Within that range
+# integers are exact and other numbers have 155 significant digits (cty's 512-bit floats); beyond it, a
+# tiny input (`1e999999999`) would make an integer of a billion digits. 4,000 digits also stay under Python's
+# limit on int-to-string conversion (4,300 digits), so every number can be printed.
+MAX_NUMBER_EXPONENT = 4000
+_MAX_INT = 10 ** MAX_NUMBER_EXPONENT
+
+
+class NumberRangeError(ValueError):
+    """A number outside the magnitudes orch computes with (see ``MAX_NUMBER_EXPONENT``)."""
+
+    def __init__(self, what: str = "the number") -> None:
+        super().__init__(f"{what} is out of range: orch numbers are limited to magnitudes below "
+                         f"1e{MAX_NUMBER_EXPONENT} and, unless zero, at least 1e-{MAX_NUMBER_EXPONENT}")
+
+
+# The size of one value: a string of at most 16 Mi characters, a collection of at most 1,000,000 elements.
+# Each producer is linear in what it is given, so with these bounds a chain of doublings
+# (`b = "${local.a}${local.a}"`, `c = concat(local.b, local.b)`, ...) stops after a few steps instead of
+# growing past the machine's memory.
+MAX_STRING_LENGTH = 16 << 20
+MAX_COLLECTION_LENGTH = 1_000_000
+
+
+class ValueTooLarge(ValueError):
+    """A string or collection beyond MAX_STRING_LENGTH or MAX_COLLECTION_LENGTH."""
+
+
+def _check_length(n: int, what: str) -> None:
+    if n > (MAX_STRING_LENGTH if what == "string" else MAX_COLLECTION_LENGTH):
+        limit = f"{MAX_STRING_LENGTH >> 20} Mi characters" if what == "string" else \
+            f"{MAX_COLLECTION_LENGTH:,} elements"
+        raise ValueTooLarge(f"the {what} would be too large ({n:,} {'characters' if what == 'string' else 'elements'}"
+                            f"; at most {limit})")
+
+
+def check_string_length(n: int) -> None:
+    """For producers that know a result's size before making it (``join``, ``indent``, ``replace``)."""
+    if n > MAX_STRING_LENGTH:
+        _check_length(n, "string")
+
+
+def in_range(n: Number) -> bool:
+    """Whether ``n`` is within the magnitudes orch computes with (cheap: no conversion of big numbers)."""
+    if isinstance(n, int):
+        return -_MAX_INT < n < _MAX_INT
+    return not n or -MAX_NUMBER_EXPONENT <= n.adjusted() < MAX_NUMBER_EXPONENT
 
 Number = int | Decimal
 
@@ -42,8 +89,11 @@ class _Unknown:
     def __repr__(self) -> str:
         return "UNKNOWN"
 
-    def __reduce__(self):
-        return "UNKNOWN"
+    def __copy__(self):  # copies stay the one singleton
+        return self
+
+    def __deepcopy__(self, memo):
+        return self
 
 
 UNKNOWN: Any = _Unknown()
@@ -191,9 +241,13 @@ def normalize_number(n: Number) -> Number:
     if isinstance(n, bool):
         return int(n)
     if isinstance(n, int):
+        if not in_range(n):
+            raise NumberRangeError()
         return n
     if not n.is_finite():
         raise ValueError("number is not finite")
+    if not in_range(n):
+        raise NumberRangeError()
     n = NUMBER_CONTEXT.plus(n)
     if n == n.to_integral_value():
         # Huge exponents would make enormous ints; cty keeps them as floats, but
@@ -213,13 +267,16 @@ def parse_number(text: str) -> Number:
         raise ValueError("a number is required") from None
     if not d.is_finite():
         raise ValueError("a number is required")
+    if not in_range(d):
+        raise NumberRangeError(f'"{s[:40]}{"..." if len(s) > 40 else ""}"')
     return normalize_number(d)
 
 
 def format_number(n: Number) -> str:
     """Decimal notation without exponent, as big.Float Text('f', -1)."""
     if isinstance(n, int):
-        return str(n)
+        # str() refuses ints of more than 4,300 digits (sys.get_int_max_str_digits); Decimal does not
+        return str(n) if n.bit_length() < 14_000 else format(Decimal(n), "f")
     s = format(n.normalize(NUMBER_CONTEXT), "f")
     if "." in s:
         s = s.rstrip("0").rstrip(".")
@@ -238,6 +295,8 @@ def normalize_string(s: str) -> str:
 
 
 def string_val(s: str) -> Value:
+    if len(s) > MAX_STRING_LENGTH:
+        _check_length(len(s), "string")
     return Value(STRING, normalize_string(s))
 
 
@@ -261,12 +320,16 @@ def unknown(t: Type = DYNAMIC) -> Value:
 
 def tuple_val(elems: Iterable[Value]) -> Value:
     elems = tuple(elems)
+    if len(elems) > MAX_COLLECTION_LENGTH:
+        _check_length(len(elems), "collection")
     return Value(TupleType(e.type for e in elems), elems) if elems else EMPTY_TUPLE_VAL
 
 
 def object_val(attrs: Mapping[str, Value]) -> Value:
     if not attrs:
         return EMPTY_OBJECT_VAL
+    if len(attrs) > MAX_COLLECTION_LENGTH:
+        _check_length(len(attrs), "collection")
     items = dict(sorted((normalize_string(k), v) for k, v in attrs.items()))
     return Value(ObjectType({k: v.type for k, v in items.items()}), items)
 
@@ -274,11 +337,15 @@ def object_val(attrs: Mapping[str, Value]) -> Value:
 def list_val(elems: Iterable[Value], element_type: Type | None = None) -> Value:
     """A list; the elements must already have one type (convert first otherwise)."""
     elems = tuple(elems)
+    if len(elems) > MAX_COLLECTION_LENGTH:
+        _check_length(len(elems), "collection")
     et = element_type if element_type is not None else (elems[0].type if elems else DYNAMIC)
     return Value(ListType(et), elems)
 
 
 def map_val(items: Mapping[str, Value], element_type: Type | None = None) -> Value:
+    if len(items) > MAX_COLLECTION_LENGTH:
+        _check_length(len(items), "collection")
     items = dict(sorted((normalize_string(k), v) for k, v in items.items()))
     et = element_type if element_type is not None else (next(iter(items.values())).type if items else DYNAMIC)
     return Value(MapType(et), items)
@@ -286,6 +353,8 @@ def map_val(items: Mapping[str, Value], element_type: Type | None = None) -> Val
 
 def set_val(elems: Iterable[Value], element_type: Type | None = None) -> Value:
     elems = tuple(elems)
+    if len(elems) > MAX_COLLECTION_LENGTH:
+        _check_length(len(elems), "collection")
     et = element_type if element_type is not None else (elems[0].type if elems else DYNAMIC)
     return Value(SetType(et), canonical_set(elems))
 

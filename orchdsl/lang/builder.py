@@ -313,8 +313,10 @@ class Builder:
     # primaries
     def _number_value(self, tok):
         text = tok[1]
-        if text.isdigit():
+        if text.isdigit() and len(text) <= 1000:  # the common case; far within the range of numbers
             return int(text)
+        from ..eval.values import MAX_NUMBER_EXPONENT, in_range
+
         try:
             d = Decimal(text)
         except InvalidOperation:
@@ -323,6 +325,14 @@ class Builder:
             self.error("Invalid number literal", "Failed to recognize the value of this number literal.",
                        tok[2], tok[3])
             return 0
+        if not in_range(d):  # before any conversion: 1e999999999 would become a billion-digit integer
+            self.error("Number out of range",
+                       f"This number is out of range: orch numbers are limited to magnitudes below "
+                       f"1e{MAX_NUMBER_EXPONENT} and, unless zero, at least 1e-{MAX_NUMBER_EXPONENT}.",
+                       tok[2], tok[3])
+            return 0
+        if text.isdigit():
+            return int(d)  # leading zeros
         return int(d) if d == d.to_integral_value() and "e" not in text.lower() and "." not in text else d
 
     def number(self, a):

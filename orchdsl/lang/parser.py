@@ -15,8 +15,8 @@ than calling ``Lark.parse``) buys three things the language needs:
 from __future__ import annotations
 
 import gc
+import json
 import os
-import pickle
 from functools import lru_cache
 from pathlib import Path
 
@@ -28,7 +28,7 @@ from .source import SourceFile
 
 GRAMMAR_PATH = Path(__file__).resolve().parents[2] / "grammar" / "orch.lark"
 _KEYWORDS = {"for": "KW_FOR", "in": "KW_IN", "if": "KW_IF"}
-_TABLES_VERSION = 2  # bump when the pickled table format changes
+_TABLES_VERSION = 3  # bump when the cached table format changes (3: JSON, never pickle)
 # Unit rules whose value is their only child's: the driver skips the call.
 _IDENTITY = {"pass", "chain_start", "ops_first", "fname"}
 
@@ -71,25 +71,46 @@ def _build_tables() -> _Tables:
     return _Tables(actions, table.start_states["start"], table.end_states["start"], rules)
 
 
+def _tables_to_json(t: _Tables) -> str:
+    return json.dumps({"actions": {str(state): {term: [shift, arg] for term, (shift, arg) in row.items()}
+                                   for state, row in t.actions.items()},
+                       "start_state": t.start_state, "end_state": t.end_state, "rules": t.rules},
+                      separators=(",", ":"))
+
+
+def _tables_from_json(text: str) -> _Tables:
+    """Tables from the cache file; ValueError (or TypeError...) when it is not what _tables_to_json wrote.
+    The cache is data only: reading it can never run code (it used to be a pickle)."""
+    raw = json.loads(text)
+    actions = {}
+    for state, row in raw["actions"].items():
+        actions[int(state)] = {str(term): (bool(shift), int(arg)) for term, (shift, arg) in row.items()}
+    rules = [(int(n), str(origin), str(alias)) for n, origin, alias in raw["rules"]]
+    start, end = int(raw["start_state"]), int(raw["end_state"])
+    if start not in actions or not actions or any(
+            not shift and not 0 <= arg < len(rules) for row in actions.values() for shift, arg in row.values()):
+        raise ValueError("inconsistent tables")
+    return _Tables(actions, start, end, rules)
+
+
 @lru_cache(maxsize=1)
 def tables() -> _Tables:
-    """The compiled tables, cached on disk next to the grammar's hash."""
+    """The compiled tables, cached on disk (JSON) next to the grammar's hash."""
     import hashlib
 
-    digest = hashlib.sha256(GRAMMAR_PATH.read_bytes()).hexdigest()[:16]
+    grammar = GRAMMAR_PATH.read_bytes()
+    digest = hashlib.sha256(grammar).hexdigest()[:16]
     cache_dir = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "orch"
-    cache = cache_dir / f"grammar-{_TABLES_VERSION}-{digest}.pickle"
+    cache = cache_dir / f"grammar-{_TABLES_VERSION}-{digest}.json"
     try:
-        with cache.open("rb") as f:
-            return pickle.load(f)
-    except Exception:
+        return _tables_from_json(cache.read_text(encoding="utf-8"))
+    except Exception:  # noqa: BLE001 - missing, damaged or foreign: rebuild it
         pass
     t = _build_tables()
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-        with tmp.open("wb") as f:
-            pickle.dump(t, f)
+        tmp.write_text(_tables_to_json(t), encoding="utf-8")
         os.replace(tmp, cache)
     except OSError:
         pass

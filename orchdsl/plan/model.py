@@ -67,6 +67,9 @@ class ResourceChange:
     index: int | None = None  # position in graph order
     deposed: str | None = None  # the key of a deposed object this change deletes (not the current object)
     derived_by: str | None = None  # the derivation that produces this object (no block declares it)
+    # paths of ``after`` filled from the provider's facts (read at plan, e.g. a new host's capacity): the
+    # provider planned them unknown and reports them again at apply
+    facts: list[Path] = field(default_factory=list)
 
     @property
     def type(self) -> str:

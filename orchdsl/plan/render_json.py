@@ -23,6 +23,7 @@ Terraform consumers ignore as an unknown property.
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from collections.abc import Sequence
 from importlib import metadata
 from typing import Any
@@ -303,5 +304,12 @@ def dumps_plan_json(plan: Plan, *, indent: int | None = None, version: str | Non
     """The JSON text: one line like Terraform's by default, or indented."""
     data = render_plan_json(plan, version=version)
     if indent is None:
-        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    return json.dumps(data, ensure_ascii=False, indent=indent)
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=_number)
+    return json.dumps(data, ensure_ascii=False, indent=indent, default=_number)
+
+
+def _number(value: object) -> int | float:
+    """Numbers of the language are Decimals (``variable "ratio" { default = 0.5 }``): JSON numbers."""
+    if isinstance(value, Decimal) and value.is_finite():
+        return int(value) if value == value.to_integral_value() else float(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from dataclasses import replace as _replace
 from typing import Any
 
+from ..redact import SENSITIVE
 from .model import (CREATE_BECAUSE_MISSING, DELETE_BECAUSE_COUNT_INDEX, DELETE_BECAUSE_EACH_KEY,
                     DELETE_BECAUSE_NO_MODULE, DELETE_BECAUSE_NO_RESOURCE_CONFIG, REPLACE_BECAUSE_TAINTED,
                     REPLACE_BY_REQUEST, UNKNOWN, UPDATE_BECAUSE_DRIFT, Action, DriftChange, OutputChange,
@@ -502,7 +503,7 @@ class SensitiveDiff(Diff):
     replace: bool = False
 
     def render(self, indent: int, opts: Opts) -> str:
-        return "(sensitive value)" + _null_suffix(self.action, opts) + _forces(self.replace, opts)
+        return SENSITIVE + _null_suffix(self.action, opts) + _forces(self.replace, opts)
 
     def warnings(self, indent: int, opts: Opts) -> list[str]:
         if self.before_sensitive == self.after_sensitive or \

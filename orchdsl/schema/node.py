@@ -2,11 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import ipaddress
+import re
+import urllib.parse
+from typing import Annotated, Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from .base import (Block, Bool, Cpu, Memory, Port, Resource, Schema, Str, StrMap, all_known, is_unknown)
+
+
+# The endpoints the Docker provider's transport reaches (providers/docker/orch_provider_docker/transport.py):
+# unix:// (a socket: local, or on the node over SSH when address is set), ssh://, tcp:// and http:// (plain
+# HTTP, for loopback test engines).
+DOCKER_HOST_SCHEMES = ("unix", "ssh", "tcp", "http")
+_HOST_LABEL = r"[A-Za-z0-9_](?:[A-Za-z0-9_-]*[A-Za-z0-9_])?"
+_HOST_RE = re.compile(rf"{_HOST_LABEL}(?:\.{_HOST_LABEL})*\.?")
+
+
+def _host_ok(v: str) -> bool:
+    if len(v) <= 253 and _HOST_RE.fullmatch(v):
+        return True
+    try:
+        ipaddress.ip_address(v[1:-1] if v.startswith("[") and v.endswith("]") else v)
+    except ValueError:
+        return False
+    return True
 
 
 class Capacity(Schema):
@@ -43,6 +64,36 @@ class Node(Resource):
     capacity: Annotated[Capacity | None, Block(), Field(description="Schedulable resources; at most one "
                                                                     "block.")] = None
 
+    @field_validator("address")
+    @classmethod
+    def _address(cls, v: Any) -> Any:
+        if not isinstance(v, str):
+            return v
+        if "@" in v:
+            raise ValueError(f'address "{v}" holds a user: set user = "{v.partition("@")[0]}" and address = '
+                             f'"{v.partition("@")[2]}"')
+        if not _host_ok(v):
+            raise ValueError(f'address "{v[:100]}" is not a host name or an IP address')
+        return v
+
+    @field_validator("docker_host")
+    @classmethod
+    def _docker_host(cls, v: Any) -> Any:
+        if not isinstance(v, str):
+            return v
+        u = urllib.parse.urlsplit(v)
+        if u.scheme not in DOCKER_HOST_SCHEMES:
+            raise ValueError(f'docker_host "{v[:100]}": orch reaches Docker through unix://, ssh:// or tcp:// '
+                             "endpoints")
+        if u.scheme != "unix" and not u.hostname:
+            raise ValueError(f'docker_host "{v}" names no host (write {u.scheme}://'
+                             f'{"USER@" if u.scheme == "ssh" else ""}HOST[:PORT])')
+        try:
+            _ = u.port
+        except ValueError:
+            raise ValueError(f'docker_host "{v}" has an invalid port') from None
+        return v
+
     @model_validator(mode="after")
     def _reachable(self) -> Node:
         if self.address is None and self.docker_host is None:
@@ -58,9 +109,48 @@ class Node(Resource):
 
 
 
+def engine_key(values: dict) -> tuple | None:
+    """Which Docker engine a node's values reach (None: not known yet), so that two node resources of one
+    engine are caught: the scheduler would count that host's capacity twice. Same rules as the Docker
+    provider's transport: no docker_host is the default socket over SSH to address:port; unix:// is a local
+    socket, or that socket on the node with an address; ssh:// and tcp:// name their host."""
+    address, port, dh = values.get("address"), values.get("port"), values.get("docker_host")
+    if not all(isinstance(x, (str, int, type(None))) for x in (address, port, dh)):
+        return None
+    port = port if isinstance(port, int) and not isinstance(port, bool) else 22
+    default_socket = "/var/run/docker.sock"
+
+    def host(h: str) -> str:
+        return h.strip().lower().rstrip(".").strip("[]")
+
+    if dh is None:
+        return ("ssh", host(address), port, default_socket) if isinstance(address, str) else None
+    u = urllib.parse.urlsplit(dh)
+    try:
+        url_port = u.port
+    except ValueError:
+        return None
+    if u.scheme == "unix":
+        path = (u.netloc + u.path) or default_socket
+        return ("unix", path) if address is None else ("ssh", host(address), port, path)
+    if u.scheme == "ssh" and u.hostname:
+        return ("ssh", host(u.hostname), url_port or port, default_socket)
+    if u.scheme in ("tcp", "http") and u.hostname:
+        return ("tcp", host(u.hostname), url_port or 2375)
+    return None
+
+
+def describe_engine(key: tuple) -> str:
+    if key[0] == "unix":
+        return f"unix://{key[1]}"
+    if key[0] == "tcp":
+        return f"tcp://{key[1]}:{key[2]}"
+    return f"ssh://{key[1]}:{key[2]}" + ("" if key[3] == "/var/run/docker.sock" else f" ({key[3]})")
+
+
 def node_name(address) -> str:
     """The name pods use for a node (their ``node`` value): ``n1`` for ``node.n1``, ``n-2`` for ``node.n[2]``."""
     return address.name if address.key is None else f"{address.name}-{address.key}"
 
 
-__all__ = ["Node", "Capacity", "is_unknown", "node_name"]
+__all__ = ["Node", "Capacity", "describe_engine", "engine_key", "is_unknown", "node_name"]

@@ -17,6 +17,51 @@ from .base import (UNKNOWN_OK, Block, Bool, Computed, Cpu, Duration, Hcl, Int, M
 
 _PORT_RE = re.compile(r"^\s*(?:(\d+):)?(\d+)(?:/(\w+))?\s*$")
 
+# What Docker refuses when the container is created (checked here, so that `orch validate` refuses it too).
+DOCKER_MIN_MEMORY = 6 << 20  # "Minimum memory limit allowed is 6MB" (limit and reservation)
+DOCKER_MIN_CPU = 0.01  # "Range of CPUs is from 0.01 to N"
+DOCKER_MIN_HEALTH_DURATION = 0.001  # health durations: 0 (Docker's default) or at least 1ms
+RESERVED_LABEL_PREFIX = "orch."  # labels orch puts on the containers it makes
+# An image reference, as Docker's distribution/reference grammar: [domain[:port]/]path[:tag][@digest], the
+# path in lowercase.
+_ALNUM = r"[a-z0-9]+"
+_PATH_COMPONENT = rf"{_ALNUM}(?:(?:[._]|__|-+){_ALNUM})*"
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?"
+_IMAGE_RE = re.compile(rf"(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*(?::[\w][\w.-]{{0,127}})?"
+                       r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?")
+_MAX_IMAGE = 1024
+_HOSTNAME_RE = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*")
+_MAX_HOSTNAME = 63  # the kernel's limit is 64 bytes with the NUL
+
+
+def _absolute(what: str, path: Any) -> None:
+    if isinstance(path, str) and not path.startswith("/"):
+        raise ValueError(f'{what} "{path}" must be an absolute path (starting with /): Docker refuses relative '
+                         "paths")
+
+
+def _no_reserved_labels(labels: Any) -> None:
+    if isinstance(labels, dict):
+        bad = sorted(k for k in labels if isinstance(k, str) and k.startswith(RESERVED_LABEL_PREFIX))
+        if bad:
+            raise ValueError(f'label{"s" if len(bad) > 1 else ""} {", ".join(repr(b) for b in bad)}: labels '
+                             f'starting with "{RESERVED_LABEL_PREFIX}" are orch\'s own')
+
+
+def _no_nul(value: Any, what: str) -> None:
+    """NUL cannot be passed to a process (argv, environment) nor stored by Docker."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError(f"{what} contains a NUL character, which no process can receive")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _no_nul(k, what)
+            _no_nul(v, what)
+    elif isinstance(value, list):
+        for v in value:
+            _no_nul(v, what)
+
 
 def _port_shorthand(v: Any) -> Any:
     """``8080`` or ``"8080/udp"`` or ``"80:8080/tcp"`` (host:container) -> a port object."""
@@ -50,8 +95,9 @@ PortItem = Annotated[ContainerPort, BeforeValidator(_port_shorthand), UNKNOWN_OK
 
 class Mount(Schema):
     target: Annotated[Str, Field(description="Path inside the container.")]
-    volume: Annotated[Str | None, Field(description="Name of a Docker named volume on the node (Docker "
-                                                    "creates it on first use).")] = None
+    volume: Annotated[Str | None, Field(description="Name of a volume declared by a `volume` resource (planned, "
+                                                    "not supported yet: no volume can be declared today).")] \
+        = None
     host_path: Annotated[Str | None, Field(description="A path on the node (bind mount).")] = None
     tmpfs: Annotated[Bool, Field(description="A tmpfs mount.")] = False
     read_only: Annotated[Bool, Field(description="Mount read-only.")] = False
@@ -64,6 +110,28 @@ class Mount(Schema):
             raise ValueError(f'mount of "{self.target}" needs exactly one of volume, host_path or tmpfs = true'
                              + (f" (has {', '.join(sources)})" if sources else ""))
         return self
+
+    @field_validator("target")
+    @classmethod
+    def _target_absolute(cls, v: Any) -> Any:
+        _absolute("mount target", v)
+        return v
+
+    @field_validator("host_path")
+    @classmethod
+    def _host_path_absolute(cls, v: Any) -> Any:
+        _absolute("host_path", v)
+        return v
+
+    @field_validator("volume")
+    @classmethod
+    def _declared_volume(cls, v: Any) -> Any:
+        # Docker would create an undeclared named volume on first use, and nothing would ever remove it: a mount
+        # may name only a volume a `volume` block declares, and that resource type is planned (none exist yet).
+        if isinstance(v, str):
+            raise ValueError(f'volume "{v}" is not declared: Docker would create it on first use and orch would '
+                             "never remove it (the volume resource type is planned, not supported yet)")
+        return v
 
 
 class Limits(Schema):
@@ -80,6 +148,14 @@ class Resources(Schema):
 
     @model_validator(mode="after")
     def _limits_cover_requests(self) -> Resources:
+        lim_cpu = self.limits.cpu if self.limits is not None and self.limits.cpu is not None else self.cpu
+        lim_mem = self.limits.memory if self.limits is not None and self.limits.memory is not None else self.memory
+        for what, v in (("memory request", self.memory), ("memory limit", lim_mem)):
+            if isinstance(v, int) and 0 < v < DOCKER_MIN_MEMORY:
+                raise ValueError(f"the {what} ({v} bytes) is below Docker's minimum of 6Mi (6291456 bytes)")
+        if isinstance(lim_cpu, (int, float)) and 0 < lim_cpu < DOCKER_MIN_CPU:
+            raise ValueError(f"the cpu limit ({lim_cpu} cores; the request when no limit is set) is below "
+                             f"Docker's minimum of {DOCKER_MIN_CPU} cores (10m)")
         if self.limits is None:
             return self
         for dim in ("cpu", "memory"):
@@ -102,6 +178,14 @@ class Health(Schema):
     def _not_empty(cls, v: list) -> list:
         if all_known(v) and not v:
             raise ValueError("the health command must not be empty")
+        _no_nul(v, "the health command")
+        return v
+
+    @field_validator("interval", "timeout", "start_period")
+    @classmethod
+    def _docker_minimum(cls, v: Any) -> Any:
+        if isinstance(v, (int, float)) and 0 < v < DOCKER_MIN_HEALTH_DURATION:
+            raise ValueError(f"{v} seconds is below Docker's minimum of 1ms (0 means Docker's default)")
         return v
 
 
@@ -131,6 +215,52 @@ class Container(Schema):
     health: Annotated[Health | None, Block(), Field(description="Health check (Docker HEALTHCHECK): "
                                                                 "Docker reports the container healthy or "
                                                                 "not.")] = None
+
+    @field_validator("image")
+    @classmethod
+    def _image_reference(cls, v: Any) -> Any:
+        if not isinstance(v, str):
+            return v
+        if not v:
+            raise ValueError("the image must not be empty; e.g. busybox:1.36")
+        if len(v) > _MAX_IMAGE or not _IMAGE_RE.fullmatch(v):
+            lower = v.lower()
+            if lower != v and len(lower) <= _MAX_IMAGE and _IMAGE_RE.fullmatch(lower):
+                raise ValueError(f'"{v}" is not a valid image reference: the repository name must be lowercase')
+            raise ValueError(f'"{v[:100]}" is not a valid image reference (e.g. busybox, busybox:1.36, '
+                             "registry.example.com:5000/team/app:1.2@sha256:...)")
+        return v
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            for k in v:
+                if isinstance(k, str) and (not k or "=" in k or "\x00" in k):
+                    raise ValueError(f"{k!r} is not a valid environment variable name: names must be non-empty "
+                                     "and contain no = or NUL")
+            _no_nul(v, "an environment variable")
+        return v
+
+    @field_validator("working_dir")
+    @classmethod
+    def _working_dir(cls, v: Any) -> Any:
+        _absolute("working_dir", v)
+        _no_nul(v, "working_dir")
+        return v
+
+    @field_validator("command", "entrypoint", "user")
+    @classmethod
+    def _argv(cls, v: Any, info: Any) -> Any:
+        _no_nul(v, info.field_name)
+        return v
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, v: Any) -> Any:
+        _no_reserved_labels(v)
+        _no_nul(v, "a label")
+        return v
 
 
 class Strategy(Schema):
@@ -200,7 +330,33 @@ class Pod(Resource):
             if all_known(c.name) and c.name in seen:
                 raise ValueError(f'two containers are named "{c.name}"; container names must be unique in a pod')
             seen.add(c.name)
+        # The containers share one network namespace: a host port (per protocol) can be published once.
+        published: dict[str, str] = {}
+        for c in containers:
+            for p in c.ports if isinstance(c.ports, list) else []:
+                if not isinstance(p, ContainerPort) or not isinstance(p.host_port, int) or \
+                        not isinstance(p.protocol, str):
+                    continue
+                key = f"{p.host_port}/{p.protocol}"
+                if key in published:
+                    raise ValueError(f'host port {key} is published twice in the pod (containers "{published[key]}" '
+                                     f'and "{c.name}"); the containers share one network namespace')
+                published[key] = c.name
         return containers
+
+    @field_validator("hostname")
+    @classmethod
+    def _hostname(cls, v: Any) -> Any:
+        if isinstance(v, str) and (len(v) > _MAX_HOSTNAME or not _HOSTNAME_RE.fullmatch(v)):
+            raise ValueError(f'"{v[:100]}" is not a valid host name: letters, digits, "-" and "." (not at either '
+                             f"end), at most {_MAX_HOSTNAME} characters")
+        return v
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, v: Any) -> Any:
+        _no_reserved_labels(v)
+        return v
 
 
 __all__ = ["Pod", "Container", "ContainerPort", "Mount", "Resources", "Limits", "Health", "Strategy",

@@ -7,6 +7,11 @@ A provider realises resource types (``node``, ``pod``, ...) on one kind of platf
 * ``refresh(prior)`` — one bulk read of everything the state records (never one call per resource):
   each object's current attributes and, separately, its observed :class:`ObjectStatus`; objects of this
   lineage the state lost (an apply killed before it could record them) come back as orphans;
+* ``facts(world, new)`` — optional, read-only I/O before planning for good: what the platform says about
+  objects the state does not record yet (a new host's capacity), as a data source would. The core plans once,
+  asks for the facts of the objects to create, and plans again with them: each fact fills a value the
+  provider's ``plan`` left unknown, so the scheduler and the plan use it; at apply the provider gets its own
+  planned value back (unknown) and reports the real one, as without facts. Not called with ``--refresh=false``;
 * ``plan(address, prior, config)`` — the planned values of one object and the paths that force its
   replacement; pure (no I/O): the same inputs always give the same answer;
 * ``preflight(world, changes)`` — optional, read-only I/O after planning: can the plan be carried out
@@ -151,6 +156,15 @@ class ChangeView:
 
 
 @dataclass
+class Facts:
+    """What ``facts`` read: per object to be created, values to use where its planned ones are unknown (nested
+    like the attributes: ``{"capacity": {"cpu": 2}}``), and problems met on the way (an unreachable host)."""
+
+    values: dict[ResourceAddress, dict[str, Any]] = field(default_factory=dict)
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+
+
+@dataclass
 class ApplyRequest:
     address: ResourceAddress
     planned: dict[str, Any] | None  # create/update: the values to realise (known by now)
@@ -188,10 +202,11 @@ class Provider(Protocol):
     def delete(self, request: ApplyRequest) -> ApplyResult: ...
 
     # optional:
+    #   facts(world: World, new: list[ChangeView]) -> Facts
     #   preflight(world: World, changes: list[ChangeView]) -> list[Diagnostic]
     #   import_object(address: ResourceAddress, object_id: str, world: World) -> StateObject | None
     #   close() -> None
 
 
-__all__ = ["SDK_VERSION", "ApplyRequest", "ApplyResult", "ChangeView", "MemberStatus", "ObjectStatus",
+__all__ = ["SDK_VERSION", "ApplyRequest", "ApplyResult", "ChangeView", "Facts", "MemberStatus", "ObjectStatus",
            "PlannedObject", "Progress", "Provider", "RefreshResult", "ResourceTypeInfo", "StateObject", "World"]

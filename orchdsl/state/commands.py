@@ -21,7 +21,7 @@ from ..diagnostics import WARNING, Diagnostic, DiagnosticsError
 from .backend import DEFAULT_STATE_FILE, LocalBackend
 from .duration import parse_duration
 from .lock import force_unlock
-from .model import ResourceInstance, State
+from .model import State
 from .render import render_instance, render_output, type_name, type_of
 from .targets import Target, parse_target
 
@@ -130,7 +130,13 @@ def _error(summary: str, detail: str = "", hint: str = "") -> DiagnosticsError:
 
 
 def state_path(args: argparse.Namespace) -> Path:
-    """``--state``, relative to ``--chdir`` when the main parser has one and it is set."""
+    """``--state``, relative to ``--chdir`` when the main parser has one and it is set. An empty ``--state`` or
+    one naming a directory is an error (never the current directory)."""
+    from ..engine.arguments import check_file_argument
+
+    bad = check_file_argument(args.state, "--state", "state")
+    if bad:
+        raise DiagnosticsError(bad)
     path = Path(args.state)
     chdir = getattr(args, "chdir", None)
     if chdir and not path.is_absolute():
@@ -146,13 +152,16 @@ def _lock_timeout(args: argparse.Namespace) -> float:
 
 
 def _targets(texts: list[str]) -> list[Target]:
+    from ..engine.arguments import UNSET_HINT
+
     out = []
     for t in texts:
         try:
             out.append(parse_target(t))
         except AddressError as e:
             raise _error("Invalid address", str(e),
-                         hint="quote addresses with keys in the shell: 'pod.web[\"a\"]'") from None
+                         hint=UNSET_HINT if not t.strip() else
+                         "quote addresses with keys in the shell: 'pod.web[\"a\"]'") from None
     return out
 
 
@@ -169,10 +178,19 @@ def _existing_state(backend: LocalBackend) -> State:
 @_command
 def cmd_state_list(args: argparse.Namespace) -> int:
     targets = _targets(args.addresses)
+    if args.id is not None and not args.id.strip():
+        from ..engine.arguments import UNSET_HINT
+
+        raise _error("Invalid --id", "--id is empty: no object has an empty id.", hint=UNSET_HINT)
     state = _existing_state(LocalBackend(state_path(args)))
     for inst in state.list(*targets):
         if args.id is None or inst.attributes.get("id") == args.id:
             print(inst.addr)
+    from ..engine.arguments import state_hint
+
+    # a filter that matches nothing lists nothing (as Terraform), but a typo should not look like "none"
+    _print_diags([Diagnostic(WARNING, "No matching instances", f"{t} matches nothing in the state.",
+                             hint=state_hint(str(t), state)) for t in targets if not state.list(t)], args)
     return 0
 
 
@@ -192,9 +210,10 @@ def cmd_state_show(args: argparse.Namespace) -> int:
                          hint=f'name one instance, such as {matched[0].addr}; "orch state list {target}" '
                               "lists them")
         if not matched:
+            from ..engine.arguments import state_hint
+
             raise _error("No instance found for the given address!",
-                         f"There is no {target} in the state.",
-                         hint='"orch state list" lists the addresses in the state')
+                         f"There is no {target} in the state.", hint=state_hint(str(target), state))
         inst = matched[0]
     print(render_instance(inst))
     return 0
@@ -209,14 +228,16 @@ def cmd_state_rm(args: argparse.Namespace) -> int:
     backend = LocalBackend(state_path(args))
     with backend.lock("state rm", timeout):
         state = _existing_state(backend)
-        removed: list[ResourceInstance] = []
         for t in targets:
-            gone = state.remove(t)
-            if not gone:  # like Terraform: one bad address and nothing is removed
+            if not state.list(t):  # like Terraform: one bad address and nothing is removed
+                from ..engine.arguments import state_hint
+
                 raise DiagnosticsError([Diagnostic.error(
                     "Invalid target address", f"No matching objects found for {t}.", address=str(t),
-                    hint='"orch state list" lists the addresses in the state')])
-            removed.extend(gone)
+                    hint=state_hint(str(t), state))])
+        removed = state.list(*targets)  # once each, in address order, however the addresses overlap
+        for inst in removed:
+            state.remove(inst.addr)
         if not args.dry_run:
             backend.write(state)
     verb = "Would remove" if args.dry_run else "Removed"
@@ -249,6 +270,11 @@ def cmd_state_mv(args: argparse.Namespace) -> int:
 @_command
 def cmd_force_unlock(args: argparse.Namespace) -> int:
     path = state_path(args)
+    if not args.lock_id.strip():
+        from ..engine.arguments import UNSET_HINT
+
+        raise _error("Invalid lock ID", "The lock ID is empty.",
+                     hint=UNSET_HINT + '; the ID is in the "Error acquiring the state lock" message')
     if not args.force:
         print("Do you really want to force-unlock?\n"
               "  orch will remove the lock on the state. This will allow local orch commands to\n"
@@ -275,10 +301,15 @@ def cmd_output(args: argparse.Namespace) -> int:
     if args.raw and not args.name:
         raise _error("Output name required",
                      "You must give the name of a single output value when using the --raw option.")
+    if args.name is not None and not args.name.strip():
+        from ..engine.arguments import UNSET_HINT
+
+        raise _error("Invalid output name", "The output name is empty.",
+                     hint=UNSET_HINT + "; without NAME, orch output lists every output")
     backend = LocalBackend(state_path(args))
     outputs = backend.read().outputs  # no file: no outputs (not an error, as in Terraform)
 
-    if args.name:
+    if args.name is not None:
         out = outputs.get(args.name)
         if out is None:
             raise _error(f'Output "{args.name}" not found',
@@ -291,8 +322,13 @@ def cmd_output(args: argparse.Namespace) -> int:
             sys.stdout.write(_raw(args.name, out.value))  # no newline: made for $(orch output --raw x)
             sys.stdout.flush()
         else:
-            # Naming an output is asking for it: shown even when sensitive, as Terraform does.
-            print(render_output(out, hide_sensitive=False))
+            # A human rendering never shows a secret; --raw and --json are for programs, and print it.
+            print(render_output(out, hide_sensitive=True))
+            if out.sensitive:
+                _print_diags([Diagnostic(WARNING, "Sensitive output value not shown",
+                                         f'Output "{args.name}" is sensitive.',
+                                         hint=f"orch output --raw {args.name} (strings, numbers, bools) or "
+                                              f"--json {args.name} prints it")], args)
         return 0
 
     if args.json:

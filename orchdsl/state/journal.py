@@ -130,7 +130,7 @@ def _decode_line(line: bytes) -> tuple[dict[str, Any] | None, str]:
         return None, "checksum mismatch"
     try:
         record = json.loads(payload)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deeply
         return None, "invalid JSON"
     if not isinstance(record, dict):
         return None, "not a journal record"
@@ -154,6 +154,8 @@ def _add(out: JournalContents, record: dict[str, Any], number: int) -> None:
             instance = ResourceInstance.model_validate(record.get("instance"))
         except ValidationError as e:
             raise JournalFormatError(f"line {number}: invalid instance: {e.errors()[0]['msg']}") from None
+        except RecursionError:
+            raise JournalFormatError(f"line {number}: invalid instance: nested too deeply") from None
         out.changes.append(Change(instance=instance))
     elif op == "remove":
         address = record.get("address")

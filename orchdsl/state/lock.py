@@ -51,12 +51,21 @@ class LockInfo:
         return json.dumps(asdict(self), indent=2) + "\n"
 
     @classmethod
-    def from_json(cls, text: str) -> LockInfo:
-        """Raises ValueError when the text is not a lock file."""
-        raw = json.loads(text)
+    def from_json(cls, text: str | bytes) -> LockInfo:
+        """Raises ValueError when the text is not a lock file (as orch writes it: the fields' types checked)."""
+        try:
+            raw = json.loads(text)
+        except RecursionError:
+            raise ValueError("not a lock file (nested too deeply)") from None
         if not isinstance(raw, dict) or not isinstance(raw.get("ID"), str):
             raise ValueError("not a lock file (no ID)")  # noqa: TRY004 - callers catch ValueError
         known = {k: raw[k] for k in cls.__dataclass_fields__ if k in raw}
+        for k, v in known.items():
+            if k == "PID":
+                if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v < 2**31:
+                    raise ValueError(f"not a lock file (PID {json.dumps(v)[:40]} is not a process id)")
+            elif not isinstance(v, str):
+                raise ValueError(f"not a lock file ({k} is not text)")
         known.setdefault("Operation", "")
         known.setdefault("Who", "")
         known.setdefault("Host", "")
@@ -114,15 +123,15 @@ def _read(lock_path: Path) -> LockInfo | _Unreadable | None:
     reason = ""
     for attempt in range(5):
         try:
-            text = lock_path.read_text(encoding="utf-8")
+            text = lock_path.read_bytes()
         except FileNotFoundError:
             return None
         except OSError as e:
             return _Unreadable(e.strerror or str(e))
         try:
-            return LockInfo.from_json(text)
+            return LockInfo.from_json(text)  # bytes: not UTF-8 is a ValueError (UnicodeDecodeError) too
         except (ValueError, TypeError) as e:
-            reason = str(e) or "empty file"
+            reason = str(e) if text.strip() else "empty file"
         time.sleep(0.01 * (attempt + 1))
     return _Unreadable(reason)
 

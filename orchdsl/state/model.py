@@ -458,6 +458,9 @@ class State:
                                   f"{matched[0].addr}.", str(s))
             pairs = [(matched[0].addr, d.address())]
 
+        if all(old == new for old, new in pairs):
+            raise _move_error("Invalid state move", f"Cannot move {s} to itself ({d}): nothing would change.",
+                              str(s))
         moving = {old for old, _ in pairs}
         for old, new in pairs:
             if new in self._resources and new not in moving:
@@ -546,6 +549,20 @@ class State:
             raise StateFormatError(f"invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}") from None
         except UnicodeDecodeError as e:
             raise StateFormatError(f"not UTF-8 text: {e}") from None
+        except ValueError as e:  # a number of more digits than Python converts (sys.get_int_max_str_digits)
+            raise StateFormatError(f"invalid JSON: {e}") from None
+        except RecursionError:
+            raise StateFormatError("invalid JSON: nested too deeply") from None
+        return cls._from_document(raw)
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> State:
+        """A state document already parsed from JSON (a saved plan holds one). Raises StateFormatError."""
+        with gc_paused():
+            return cls._from_document(raw)
+
+    @classmethod
+    def _from_document(cls, raw: Any) -> State:
         if not isinstance(raw, dict):
             raise StateFormatError("the document is not a JSON object")
         version = raw.get("version")
@@ -556,6 +573,8 @@ class State:
             doc = _Document.model_validate(raw)
         except ValidationError as e:
             raise StateFormatError(_validation_message(e, raw)) from None
+        except RecursionError:
+            raise StateFormatError("a value is nested too deeply") from None
         if doc.version != FORMAT_VERSION:
             raise StateFormatError(f"unsupported state format version {doc.version}")
         state = cls(lineage=doc.lineage, serial=doc.serial, orch_version=doc.orch_version,
@@ -576,21 +595,6 @@ class State:
     def same_content(self, other: State) -> bool:
         """Equal apart from ``serial`` (what decides whether a write is a change)."""
         return self.to_json(serial=0) == other.to_json(serial=0)
-
-    # ---- pickle (saved plans hold a State) -------------------------------------------
-
-    def __getstate__(self) -> dict[str, Any]:
-        # The lock cannot be pickled and the indexes are rebuilt: keep the data only.
-        return {"version": self.version, "orch_version": self.orch_version, "serial": self.serial,
-                "lineage": self.lineage, "outputs": self.outputs, "resources": self.list()}
-
-    def __setstate__(self, data: dict[str, Any]) -> None:
-        resources = data.get("resources")
-        if resources is None:  # pickled by an orch whose State kept only the {address: instance} dict
-            resources = list(data.get("_resources", {}).values())
-        self.__init__(lineage=data["lineage"], serial=data["serial"],  # type: ignore[misc]
-                      orch_version=data["orch_version"], resources=resources, outputs=data["outputs"],
-                      version=data["version"])
 
     def __repr__(self) -> str:
         return f"State(lineage={self.lineage!r}, serial={self.serial}, resources={len(self)})"

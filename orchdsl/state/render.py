@@ -7,10 +7,11 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from ..redact import SENSITIVE
 from .model import OutputValue, ResourceInstance
 
-SENSITIVE_ATTR = "(sensitive value)"  # terraform state show
-SENSITIVE_OUTPUT = "<sensitive>"  # terraform output
+SENSITIVE_ATTR = SENSITIVE  # terraform state show
+SENSITIVE_OUTPUT = SENSITIVE  # one token everywhere (terraform output writes <sensitive>)
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from ..addrs import AddressError, InstanceKey, ModulePath, ModuleStep, ResourceAddress, parse_address
+from ..addrs import EMPTY_ADDRESS, AddressError, InstanceKey, ModulePath, ModuleStep, ResourceAddress, parse_address
 
 # module.NAME, module.NAME[0], module.NAME["key"]; the key syntax is what str(ModuleStep) produces.
 _STEP = re.compile(r'module\.([A-Za-z_][A-Za-z0-9_-]*)(?:\[(?:(\d+)|("(?:[^"\\]|\\.)*"))\])?')
@@ -103,6 +103,8 @@ def parse_target(text: str | ResourceAddress | Target) -> Target:
     if isinstance(text, ResourceAddress):
         return Target(text.module, text.type, text.name, text.key)
     text = text.strip()
+    if not text:  # the root module's path, but never "everything" when given as an argument
+        raise AddressError(EMPTY_ADDRESS)
     try:
         return Target(module=parse_module_path(text))
     except AddressError:

@@ -132,8 +132,10 @@ def test_pod_life_cycle_on_the_lab(lab, workdir, capsys):
     assert web0.attrs["HostConfig"]["Memory"] == 32 << 20
     assert web0.attrs["HostConfig"]["Init"] is True
     assert "GREETING=it's $(not) a `shell` \"string\"" in web0.attrs["Config"]["Env"]
-    # httpd listens in the pod's network namespace, held by the infra container
-    _, out = pods["pod.web[0]"]["infra"].exec_run(
+    # httpd listens in the pod's network namespace, held by the infra container (which runs orch's pause program
+    # and holds nothing else: the request comes from the app container, joined to that namespace)
+    assert pods["pod.web[0]"]["infra"].attrs["Config"]["Entrypoint"] == ["/pause"]
+    _, out = pods["pod.web[0]"]["httpd"].exec_run(
         ["sh", "-c", "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 127.0.0.1 8080"])
     assert b"HTTP/1." in out, out
     ids = {a: {k: c.id for k, c in p.items()} for a, p in pods.items()}

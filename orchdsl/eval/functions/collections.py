@@ -10,7 +10,7 @@ from __future__ import annotations
 from ..convert import ConversionError, convert, unify, unify_values
 from ..ops import arithmetic, equals
 from ..types import BOOL, DYNAMIC, NUMBER, STRING, ListType, TupleType, Type
-from ..values import (FALSE, TRUE, UNKNOWN, Value, bool_val, canonical_set, list_val,
+from ..values import (FALSE, MAX_COLLECTION_LENGTH, TRUE, UNKNOWN, Value, bool_val, canonical_set, list_val,
                       map_val, null, number_val, object_val, set_val, string_val, tuple_val, unknown)
 from .base import ArgError, FunctionError, register
 from .text import graphemes
@@ -415,6 +415,11 @@ def setproduct(*sets: Value) -> Value:
             raise ArgError(i, "a set or a list is required")
     if lists not in (0, len(sets)):
         raise FunctionError("either all arguments must be sets, or all arguments must be lists")
+    size = 1
+    for es in elems:
+        size *= len(es)
+    if size > MAX_COLLECTION_LENGTH:  # before building it: setproduct(range(1000), range(1000), range(1000))
+        raise FunctionError(f"the product would have {size:,} elements (at most {MAX_COLLECTION_LENGTH:,})")
     combos: list[list[Value]] = [[]]
     for es in elems:
         combos = [c + [e] for c in combos for e in es]

@@ -18,6 +18,8 @@ def _to(v: Value, want: Type, constraint: str) -> Value:
     except ConversionError as e:
         if v.type.is_primitive and want.is_primitive and v.raw is not None:
             shown = v.raw if v.type == STRING else v
+            if want == NUMBER and "out of range" in e.message:
+                raise ArgError(0, e.message) from None
             if want == NUMBER:
                 raise ArgError(0, f'cannot convert "{shown}" to number; given string must be a decimal '
                                   "representation of a number") from None

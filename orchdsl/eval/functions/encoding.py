@@ -12,7 +12,7 @@ from decimal import Decimal
 from urllib.parse import quote_plus
 
 from ..format import to_json
-from ..values import format_number
+from ..values import MAX_NUMBER_EXPONENT, NumberRangeError, format_number
 from ..types import STRING, ObjectType
 from ..values import (NULL, Value, list_val, number_val, object_val, string_val, tuple_val, bool_val)
 from .base import ArgError, register
@@ -47,10 +47,18 @@ def _reject_constant(name: str):
           "Decodes JSON: objects become objects, arrays tuples, numbers exact.")
 def jsondecode(s: Value) -> Value:
     try:
-        data = json.loads(s.raw, parse_float=Decimal, parse_constant=_reject_constant)
+        data = json.loads(s.raw, parse_float=Decimal, parse_int=_json_int, parse_constant=_reject_constant)
+    except NumberRangeError as e:
+        raise ArgError(0, f"{e}") from None
     except (ValueError, RecursionError) as e:
         raise ArgError(0, f"invalid JSON: {e}") from None
     return _from_json(data)
+
+
+def _json_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_NUMBER_EXPONENT:  # int() of it would be refused, or slow
+        raise NumberRangeError(f"the number {text[:20]}... ({len(text)} digits)")
+    return int(text)
 
 
 @register(CAT, "yamlencode(value: any [null]) -> string",

@@ -8,11 +8,11 @@ These functions are built per base directory by ``file_functions``.
 from __future__ import annotations
 
 import base64
-import glob
 import hashlib
 import os
 import posixpath
 import re
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -66,10 +66,33 @@ def _resolve(base_dir: str, path: str) -> Path:
     return p if p.is_absolute() else Path(base_dir) / p
 
 
+# Bounds on what file functions read: a configuration's files are small; a named pipe, a device or
+# fileset("/", "**") must not make a command hang.
+MAX_FILE_BYTES = 64 << 20
+MAX_FILESET_ENTRIES = 20_000
+
+
 def _read_bytes(base_dir: str, path: str) -> bytes:
     full = _resolve(base_dir, path)
     try:
-        return full.read_bytes()
+        # O_NONBLOCK: opening a named pipe without a writer must not block; it is refused just below
+        fd = os.open(full, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        try:
+            st = os.fstat(fd)
+            if stat.S_ISDIR(st.st_mode):
+                raise IsADirectoryError(path)
+            if not stat.S_ISREG(st.st_mode):
+                raise ArgError(0, f'"{path}" is not a regular file (a named pipe, socket or device): only files '
+                                  "can be read")
+            if st.st_size > MAX_FILE_BYTES:
+                raise ArgError(0, f'"{path}" is larger than {MAX_FILE_BYTES >> 20} MiB')
+            with os.fdopen(fd, "rb", closefd=False) as f:
+                data = f.read(MAX_FILE_BYTES + 1)
+        finally:
+            os.close(fd)
+        if len(data) > MAX_FILE_BYTES:  # grew while read
+            raise ArgError(0, f'"{path}" is larger than {MAX_FILE_BYTES >> 20} MiB')
+        return data
     except FileNotFoundError:
         raise ArgError(0, f'no file exists at "{path}"; this function works only with files that are '
                           "distributed as part of the configuration source code, so if this file will be "
@@ -125,10 +148,98 @@ def _fileexists(base_dir: str, path: str) -> Value:
 
 
 def _fileset(base_dir: str, path: str, pattern: str) -> Value:
+    """Terraform's fileset: files (not directories) under ``path`` whose relative path matches ``pattern``
+    (``*`` and ``?`` within a name, ``**`` across directories, ``[class]``, ``{a,b}``). The walk starts at the
+    pattern's literal directories, goes no deeper than the pattern can match, does not follow symbolic links
+    to directories, and stops with an error after MAX_FILESET_ENTRIES entries."""
     root = _resolve(base_dir, path)
-    matches = glob.glob(pattern, root_dir=root, recursive=True)
-    files = sorted(m.replace(os.sep, "/") for m in matches if (root / m).is_file())
-    return set_val((string_val(f) for f in files), STRING)
+    rx = _glob_regex(pattern)
+    segments = pattern.split("/")
+    prefix: list[str] = []
+    for seg in segments[:-1]:
+        if any(c in seg for c in "*?[{") or seg in ("", ".", ".."):
+            break
+        prefix.append(seg)
+    depth_left = None if "**" in pattern else len(segments) - len(prefix)
+    files: list[str] = []
+    seen = 0
+    stack: list[tuple[Path, str, int | None]] = [(root.joinpath(*prefix), "/".join(prefix), depth_left)]
+    while stack:
+        directory, rel, left = stack.pop()
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            continue  # unreadable, vanished or not a directory: nothing under it matches
+        seen += len(entries)
+        if seen > MAX_FILESET_ENTRIES:
+            raise FunctionError(f'the walk under "{path}" for "{pattern}" met more than {MAX_FILESET_ENTRIES:,} '
+                                "files and directories; use a narrower path or pattern")
+        for e in entries:
+            name = f"{rel}/{e.name}" if rel else e.name
+            try:
+                if e.is_dir(follow_symlinks=False):
+                    if left is None or left > 1:
+                        stack.append((Path(e.path), name, None if left is None else left - 1))
+                elif e.is_file() and rx.fullmatch(name):
+                    files.append(name)
+            except OSError:
+                continue
+    return set_val((string_val(f) for f in sorted(files)), STRING)
+
+
+def _glob_regex(pattern: str):
+    """A glob pattern as an RE2 expression over slash-separated relative paths (linear-time matching)."""
+    from .text import compile_regex
+
+    return compile_regex(_glob_part(pattern, 0, False)[0])
+
+
+def _glob_part(p: str, i: int, in_braces: bool) -> tuple[str, int]:
+    out: list[str] = []
+    n = len(p)
+    while i < n:
+        c = p[i]
+        if c == "*":
+            if p.startswith("**", i):
+                i += 2
+                if p.startswith("/", i):  # "**/": any directories, or none
+                    out.append("(?:.*/)?")
+                    i += 1
+                else:
+                    out.append(".*")
+                continue
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "[":
+            end = p.find("]", i + 2 if p.startswith(("[!", "[^"), i) else i + 1)
+            if end < 0:
+                out.append(re.escape(c))
+            else:
+                body = p[i + 1:end]
+                negate = body[:1] in ("!", "^")
+                body = body[1:] if negate else body
+                out.append("[" + ("^/" if negate else "") + body.replace("\\", "\\\\").replace("]", "\\]") + "]")
+                i = end
+        elif c == "{":
+            alternatives = []
+            i += 1
+            while True:
+                alt, i = _glob_part(p, i, True)
+                alternatives.append(alt)
+                if i >= n or p[i] == "}":
+                    break
+                i += 1  # the comma
+            out.append("(?:" + "|".join(alternatives) + ")")
+        elif in_braces and c in ",}":
+            return "".join(out), i
+        elif c == "\\" and i + 1 < n:
+            out.append(re.escape(p[i + 1]))
+            i += 1
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return "".join(out), i
 
 
 def _templatefile(base_dir: str, functions: dict[str, Function], path: str, vars_: Value) -> Value:

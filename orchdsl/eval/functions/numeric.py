@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from decimal import Decimal, InvalidOperation, localcontext
 
-from ..values import NUMBER_CONTEXT, Value, number_val, to_decimal
+from ..values import MAX_NUMBER_EXPONENT, NUMBER_CONTEXT, NumberRangeError, Value, number_val, to_decimal
 from .base import ArgError, FunctionError, register
 
 CAT = "numeric"
@@ -55,9 +55,14 @@ def _round_result(r: Decimal) -> Decimal:
 @register(CAT, "pow(num: number, power: number) -> number", "num raised to the given power.")
 def pow_(n: Value, p: Value) -> Value:
     x, y = n.raw, p.raw
+    if x == 0 and y < 0:
+        raise FunctionError("zero cannot be raised to a negative power: the result would be infinite")
+    if x != 0 and abs(x) != 1:
+        # the result's magnitude before computing it: x ** 1e9 would never finish
+        digits = float(y) * float(to_decimal(abs(x)).log10())
+        if abs(digits) > MAX_NUMBER_EXPONENT + 1:
+            raise NumberRangeError("the result")
     if isinstance(x, int) and isinstance(y, int) and y >= 0:
-        if y > 100_000:
-            raise ArgError(1, "the power is too large")
         return number_val(x ** y)
     try:
         with _extra_precision():
@@ -102,6 +107,8 @@ def parseint(s: Value, base: Value) -> Value:
     digits = _DIGITS[:b] if b > 36 else _DIGITS[:b] + _DIGITS[10:b].upper()
     if not body or any(c not in digits for c in body):
         raise ArgError(0, f"cannot parse {text!r} as a base {b} integer".replace("'", '"'))
+    if (len(body.lstrip("0")) - 1) * math.log10(b) >= MAX_NUMBER_EXPONENT:  # before a quadratic conversion
+        raise NumberRangeError("the result")
     n = 0
     for c in body:
         n = n * b + (_DIGITS.index(c) if b > 36 else _DIGITS.index(c.lower()))

@@ -27,10 +27,12 @@ Errors are reported as *Invalid function argument* (pointing at the offending ar
 *Error in function call*.
 
 Differences from Terraform: numbers are exact decimals (155 significant digits), so `0.1 + 0.2 == 0.3`;
-dividing by zero is an error rather than infinity; regular expressions use Python's engine with RE2
-syntax for the common cases (`\\z`, named groups `(?P<name>...)`); file functions resolve relative
-paths against the configuration directory; provider-defined functions (`provider::x::f`) are not
-supported.
+dividing by zero is an error rather than infinity; numbers are limited to magnitudes below `1e4000`;
+file functions resolve relative paths against the configuration directory, read regular files only (up
+to 64 MiB), and `fileset` stops after meeting 20,000 entries; provider-defined functions
+(`provider::x::f`) are not supported. Regular expressions run on RE2 (the `google-re2` package), the engine
+whose syntax Go's `regexp` (Terraform's) implements: linear-time matching, no lookaround or
+backreferences. See [reliability.md](reliability.md#limits) for every limit.
 """
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..types import STRING, ListType, MapType
-from ..values import (Value, bool_val, list_val, map_val, null, string_val)
+from ..values import (Value, bool_val, check_string_length, list_val, map_val, null, string_val)
 from .base import ArgError, FunctionError, register
 from .strformat import format_string
 from .text import compile_regex, expand_template, graphemes
@@ -57,6 +57,7 @@ def join(sep: Value, *lists: Value) -> Value:
             if e.raw is None:
                 raise ArgError(li + 1, f"element {ei} is null; cannot concatenate null values")
             parts.append(e.raw)
+    check_string_length(sum(map(len, parts)) + len(sep.raw) * max(0, len(parts) - 1))  # before making it
     return string_val(sep.raw.join(parts))
 
 
@@ -124,6 +125,7 @@ def indent(spaces: Value, s: Value) -> Value:
         raise ArgError(0, "must be a non-negative whole number")
     if n > _MAX_PAD:
         raise ArgError(0, f"must be at most {_MAX_PAD}")
+    check_string_length(len(s.raw) + n * s.raw.count("\n"))  # before making it
     return string_val(s.raw.replace("\n", "\n" + " " * n))
 
 
@@ -133,7 +135,17 @@ def replace(s: Value, sub: Value, rep: Value) -> Value:
     pattern = sub.raw
     if len(pattern) > 1 and pattern.startswith("/") and pattern.endswith("/"):
         rx = compile_regex(pattern[1:-1])
-        return string_val(rx.sub(lambda m: expand_template(rep.raw, m), s.raw))
+        made = [len(s.raw)]
+
+        def expand(m) -> str:
+            piece = expand_template(rep.raw, m)
+            made[0] += len(piece)
+            check_string_length(made[0])  # as it grows: the replacements can repeat the input's groups
+            return piece
+
+        return string_val(rx.sub(expand, s.raw))
+    count = len(s.raw) + 1 if not pattern else s.raw.count(pattern)
+    check_string_length(len(s.raw) + count * (len(rep.raw) - len(pattern)))  # before making it
     return string_val(s.raw.replace(pattern, rep.raw))
 
 

@@ -1,12 +1,25 @@
-"""Text helpers shared by the function modules: grapheme clusters and RE2-ish regexes."""
+"""Text helpers shared by the function modules: grapheme clusters and RE2 regular expressions.
+
+Regular expressions run on RE2 (Google's engine, the ``google-re2`` package), as Terraform's run on Go's
+``regexp``, which implements the same syntax: matching takes time linear in the input, whatever the pattern
+(``(a+)+$`` cannot backtrack for minutes), and what RE2 cannot do in linear time (lookaround,
+backreferences) is refused, as Terraform refuses it.
+"""
 
 from __future__ import annotations
 
 import re
 import unicodedata
 from functools import lru_cache
+from typing import Any
+
+import re2
 
 from .base import FunctionError
+
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # errors are raised (and reported as diagnostics), not printed to stderr
+_RE2_OPTIONS.max_mem = 64 << 20  # the compiled program's memory: a pattern like a{1000}{1000} is refused
 
 _ZWJ = "\u200d"
 
@@ -43,31 +56,16 @@ def _extends(c: str) -> bool:
 
 
 @lru_cache(maxsize=256)
-def compile_regex(pattern: str) -> re.Pattern:
-    """Compile an RE2 pattern with Python's engine, translating the common differences."""
+def compile_regex(pattern: str) -> Any:
+    """Compile an RE2 pattern (Go's and Terraform's syntax); the result has ``re.Pattern``'s methods."""
     try:
-        return re.compile(_translate(pattern))
-    except re.error as e:
-        raise FunctionError(f"invalid regular expression pattern: {e}") from None
+        return re2.compile(pattern, _RE2_OPTIONS)
+    except re2.error as e:
+        why = e.args[0].decode("utf-8", "replace") if e.args and isinstance(e.args[0], bytes) else str(e)
+        raise FunctionError(f"invalid regular expression pattern: {why}") from None
 
 
-def _translate(p: str) -> str:
-    # RE2's \z is Python's \Z; RE2's \Z does not exist. `(?P<n>)` is shared syntax.
-    out = []
-    i = 0
-    while i < len(p):
-        c = p[i]
-        if c == "\\" and i + 1 < len(p):
-            nxt = p[i + 1]
-            out.append("\\Z" if nxt == "z" else c + nxt)
-            i += 2
-            continue
-        out.append(c)
-        i += 1
-    return "".join(out)
-
-
-def expand_template(template: str, m: re.Match) -> str:
+def expand_template(template: str, m: Any) -> str:
     """Go's regexp Expand: ``$1``, ``${1}``, ``$name``, ``${name}``, ``$$``."""
     out = []
     i, n = 0, len(template)
@@ -102,7 +100,7 @@ def expand_template(template: str, m: re.Match) -> str:
     return "".join(out)
 
 
-def _group(m: re.Match, name: str) -> str:
+def _group(m: Any, name: str) -> str:
     try:
         g = m.group(int(name)) if name.isdigit() else m.group(name)
     except IndexError:

@@ -1,8 +1,8 @@
 """Pods on Docker: pure functions from pod attributes to Engine API bodies and back.
 
 A pod replica is an *infra* container holding the network and IPC namespaces
-and the hostname (a ``sleep`` under Docker's init, from the first container's
-image), plus one *app* container per ``container`` block joined to it with
+and the hostname (orch's pause program, from the pause image the provider makes
+on each node: see :mod:`.pause`), plus one *app* container per ``container`` block joined to it with
 ``NetworkMode``/``IpcMode`` = ``container:<infra id>`` — the layout of
 Kubernetes' dockershim. Ports are published on the infra container, since
 the apps share its network namespace.
@@ -21,10 +21,10 @@ from typing import Any, cast
 
 from orchdsl.sdk import UNKNOWN, MemberStatus, ObjectStatus, Path, ResourceAddress, configured_changes
 
-from . import naming
+from . import naming, pause
 
 NETWORK = "bridge"  # the pod network; a per-node orch bridge comes with pod networking
-INFRA_COMMAND = ["sleep", "2147483647"]
+INFRA_COMMAND = ["sleep", "2147483647"]  # only where orch has no pause program for the node's architecture
 HASH_VERSION = "v1"
 
 # Attributes of a pod that change without touching its containers' identity:
@@ -202,23 +202,26 @@ class Identity:
         return out
 
 
-def infra_config(attrs: dict[str, Any], ident: Identity) -> dict[str, Any]:
-    """Create body of the infra container."""
-    first = containers_of(attrs)[0]
+def infra_config(attrs: dict[str, Any], ident: Identity, pause_image: str | None = None) -> dict[str, Any]:
+    """Create body of the infra container: orch's pause program from ``pause_image`` (it handles SIGTERM itself,
+    as PID 1, and needs nothing else); without one (an architecture orch has no pause program for), ``sleep``
+    from the first container's image under Docker's init."""
     exposed, bindings = ports(attrs)
     labels = ident.labels(naming.ROLE_INFRA)
     labels[naming.SPEC] = spec_label(attrs)
+    if pause_image is not None:
+        run: dict[str, Any] = {"Image": pause_image, "Entrypoint": list(pause.ENTRYPOINT), "Cmd": None}
+    else:
+        run = {"Image": containers_of(attrs)[0]["image"], "Entrypoint": [INFRA_COMMAND[0]], "Cmd": INFRA_COMMAND[1:]}
     return {
-        "Image": first["image"],
-        "Entrypoint": [INFRA_COMMAND[0]],
-        "Cmd": INFRA_COMMAND[1:],
+        **run,
         "Hostname": hostname_for(ident.address, attrs),
         "Labels": labels,
         "ExposedPorts": exposed,
         "HostConfig": {
             "NetworkMode": NETWORK,
             "IpcMode": "shareable",
-            "Init": True,
+            "Init": pause_image is None,
             "RestartPolicy": {"Name": "always"},
             "PortBindings": bindings,
         },

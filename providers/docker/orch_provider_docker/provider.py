@@ -9,13 +9,15 @@ How the core's calls map to Docker:
   comes back apart from its attributes; pods on a node that did not answer are reported "not reachable".
 * ``plan`` — pure: planned values and what forces a replacement; a stopped container that should run is an
   in-place repair. A pod arrives with its ``node`` chosen by the core's scheduler.
+* ``facts`` — read-only, during plan: what a node not in the state yet reports (``docker info``: capacity,
+  engine id and version), so that a first plan schedules against real capacity;
 * ``preflight`` — read-only: a new node is connected to (a bad address or key fails the plan), and with
   ``pull = "never"`` the images of pods to create are checked on their node (one cached ``image inspect``
   per node and image), so that what cannot work fails the plan before any change.
-* ``create`` (infra then apps, started in that order), ``update`` (``docker update``; start stopped
-  containers), ``delete`` (apps then infra, forced). Replacement is the core's: during a
-  create_before_destroy replacement the new pod's containers get a suffix, as the old ones still hold the
-  names.
+* ``create`` (orch's pause image made on the node on first use, then infra and apps, started in that order),
+  ``update`` (``docker update``; start stopped containers), ``delete`` (apps then infra, forced). Replacement
+  is the core's: during a create_before_destroy replacement the new pod's containers get a suffix, as the old
+  ones still hold the names.
 
 Nodes' connection settings come from the node resources themselves: from the state at refresh, from the
 request's world (the planned values of the run) at preflight and apply. A pod's node is its ``node``
@@ -32,11 +34,11 @@ import time
 from collections.abc import Callable
 from typing import Any, cast
 
-from orchdsl.sdk import (IMPLICIT_NODE, UNKNOWN, ApplyRequest, ApplyResult, ChangeView, Diagnostic, ObjectStatus,
-                         PlannedObject, RefreshResult, ResourceAddress, ResourceTypeInfo, StateObject, World,
-                         contains_unknown, merge_configured, node_name)
+from orchdsl.sdk import (IMPLICIT_NODE, UNKNOWN, ApplyRequest, ApplyResult, ChangeView, Diagnostic, Facts,
+                         ObjectStatus, PlannedObject, RefreshResult, ResourceAddress, ResourceTypeInfo, StateObject,
+                         World, contains_unknown, merge_configured, node_name)
 
-from . import naming, pods
+from . import naming, pause, pods
 from .transport import (
     DEFAULT_MAX_CHANNELS,
     Conflict,
@@ -94,6 +96,9 @@ class DockerProvider:
         self._observed: dict[str, list[dict[str, Any]]] = {}  # node -> its containers as listed at refresh
         self._pod_keys: dict[ResourceAddress, tuple[str, str]] = {}  # pod -> (lineage, address label)
         self._images: dict[tuple[str, str], bool] = {}  # (node, image) -> present
+        self._reported: set[tuple[str, str, str]] = set()  # node failures already told (node, summary, detail)
+        self._pause: dict[str, str | None] = {}  # node -> orch's pause image there (None: no program for its arch)
+        self._pause_locks: dict[str, threading.Lock] = {}
 
     # ---- protocol ------------------------------------------------------------------------------------
     def resource_types(self) -> dict[str, ResourceTypeInfo]:
@@ -151,7 +156,22 @@ class DockerProvider:
                                  "its nodes)")
         return self._conns.engine(s)
 
+    def _first_report(self, e: NodeError) -> bool:
+        """Whether this node failure is news in this run (a failed node is not tried again: every later request
+        for it fails the same way, and the reader needs the story once)."""
+        with self._lock:
+            key = (e.node, e.summary, e.detail)
+            first = key not in self._reported
+            self._reported.add(key)
+            return first
+
     def _node_diag(self, e: NodeError, address: str | None = None, context: str = "") -> Diagnostic:
+        """A node failure as a diagnostic: in full the first time in this run, then in one line."""
+        if not self._first_report(e):
+            node = self._addr_of(e.node)
+            return Diagnostic.error(
+                "Node not available", f"{context}{node} is not available: {e.summary} (see the diagnostic of {node}); "
+                "orch tries a node once per command.", address=address or node)
         detail = f"{context}{e.detail}" if context else e.detail
         return Diagnostic.error(e.summary, detail, hint=e.hint, address=address or self._addr_of(e.node))
 
@@ -200,6 +220,7 @@ class DockerProvider:
             self._down.update(n for n, r in results.items() if isinstance(r, Exception))
         for n, r in sorted(results.items()):
             if isinstance(r, NodeError):
+                self._first_report(r)
                 out.diagnostics.append(Diagnostic.error(
                     r.summary, r.detail, hint=(r.hint + "; " if r.hint else "") +
                     "if the node is gone for good, remove it and its pods from the state (orch state rm)",
@@ -327,6 +348,37 @@ class DockerProvider:
         return PlannedObject(planned, requires_replace=paths, diagnostics=diags,
                              repair=pods.repair_reason(prior.status, prior.private.get("not_running")))
 
+    # ---- facts -----------------------------------------------------------------------------------------
+    def facts(self, world: World, new: list[ChangeView]) -> Facts:
+        """What new nodes report, read-only, before the plan is made for good: their capacity (``docker info``:
+        ``NCPU``, ``MemTotal``), engine id and version. The scheduler then places pods against the real capacity
+        of nodes orch has not recorded yet, instead of "known after apply". The connection is reused by
+        preflight and apply."""
+        self._learn(world)
+        nodes = [c for c in new if c.address.type == "node" and c.after is not None and _connectable(c.after)]
+        out = Facts()
+
+        def read(c: ChangeView) -> tuple[ChangeView, dict[str, Any] | Diagnostic]:
+            try:
+                s = self._register(c.address, c.after or {}, from_config=True)
+                info = self._conns.engine(s).info()
+            except NodeError as e:
+                return c, self._node_diag(e, str(c.address))
+            except EngineError as e:
+                return c, Diagnostic.error("Cannot read node", f"node {node_name(c.address)}: {e}",
+                                           address=str(c.address))
+            return c, {k: v for k, v in {"id": info.get("ID"), "engine_version": info.get("ServerVersion"),
+                                         "capacity": {"cpu": info.get("NCPU"), "memory": info.get("MemTotal")}
+                                         }.items() if v is not None}
+
+        with cf.ThreadPoolExecutor(max(1, min(8, len(nodes)))) as ex:
+            for c, got in ex.map(read, nodes):
+                if isinstance(got, Diagnostic):
+                    out.diagnostics.append(got)
+                else:
+                    out.values[c.address] = got
+        return out
+
     # ---- preflight -----------------------------------------------------------------------------------
     def preflight(self, world: World, changes: list[ChangeView]) -> list[Diagnostic]:
         """Read-only checks before anything changes: new nodes reachable (trusted host key, Docker new
@@ -345,7 +397,8 @@ class DockerProvider:
                 s = self._register(c.address, c.after or {}, from_config=True)
                 self._conns.engine(s)
             except NodeError as e:
-                return [self._node_diag(e, str(c.address))]
+                # already reported when its facts were read: the plan fails on that, once
+                return [self._node_diag(e, str(c.address))] if self._first_report_pending(e) else []
             return []
 
         def images(c: ChangeView) -> list[Diagnostic]:
@@ -364,6 +417,10 @@ class DockerProvider:
             diags.extend(images(c))
         return diags
 
+    def _first_report_pending(self, e: NodeError) -> bool:
+        with self._lock:
+            return (e.node, e.summary, e.detail) not in self._reported
+
     def _check_images(self, address: ResourceAddress, node: str, config: dict[str, Any]) -> list[Diagnostic]:
         """With pull = "never" a missing image fails the plan, naming the node (one inspect per image)."""
         wanted = [c for c in pods.containers_of(config) if c.get("pull") == "never"
@@ -377,7 +434,7 @@ class DockerProvider:
                 if not self._image_present(eng, node, c["image"]):
                     missing.append(c)
         except NodeError as e:
-            return [self._node_diag(e)]
+            return [self._node_diag(e)] if self._first_report_pending(e) else []
         except EngineError as e:
             return [Diagnostic.error("Cannot check images", f"node {node}: {e}", address=self._addr_of(node))]
         return [Diagnostic.error(
@@ -477,12 +534,13 @@ class DockerProvider:
 
         with _Ticker(progress, "creating"):
             self._ensure_images(eng, node, attrs, progress)
+            pause_image = self._pause_image(eng, node, progress)
             if temp is None:
                 self._remove_leftovers(eng, node, addr)
             made: list[str] = []
             ids: dict[str, str] = {}
             try:
-                infra_id = self._create_named(eng, pods.infra_config(attrs, ident),
+                infra_id = self._create_named(eng, pods.infra_config(attrs, ident, pause_image),
                                               name_of(naming.infra_name(base)), addr)
                 made.append(infra_id)
                 eng.start(infra_id)
@@ -542,6 +600,28 @@ class DockerProvider:
                 eng.pull(image)
                 with self._lock:
                     self._images[(node, image)] = True
+
+    def _pause_image(self, eng: Engine, node: str, progress: Progress) -> str | None:
+        """orch's pause image on the node (see :mod:`.pause`), made there on first use — ``docker import`` of an
+        in-memory tar, never pulled — and then reused: one check per node and run. None where orch has no pause
+        program for the node's architecture (the infra container then runs the first image's ``sleep``)."""
+        with self._lock:
+            if node in self._pause:
+                return self._pause[node]
+            lock = self._pause_locks.setdefault(node, threading.Lock())
+        with lock:  # pods created at once on a new node: one import
+            with self._lock:
+                if node in self._pause:
+                    return self._pause[node]
+            arch = pause.architecture(eng.info().get("Architecture"))
+            ref = pause.image_ref(arch) if arch is not None else None
+            if arch is not None and ref is not None and not eng.image_present(ref):
+                progress(f"making orch's pause image {ref} on {node}")
+                repo, _, tag = ref.partition(":")
+                eng.import_image(pause.image_tar(arch), repo, tag, [f"ENTRYPOINT {json.dumps(pause.ENTRYPOINT)}"])
+            with self._lock:
+                self._pause[node] = ref
+            return ref
 
     def _leftovers(self, eng: Engine, node: str, addr: ResourceAddress, key: tuple[str, str] | None = None
                    ) -> list[str]:
@@ -648,6 +728,12 @@ class DockerProvider:
 
 
 # ---- helpers -------------------------------------------------------------------------------------------
+
+def _connectable(values: dict[str, Any]) -> bool:
+    """Whether a planned node's connection settings are known (not waiting for another resource)."""
+    return not any(contains_unknown(values.get(k)) for k in
+                   ("address", "port", "user", "identity_file", "known_hosts", "docker_host"))
+
 
 def _planned_capacity(configured: Any, prior: Any) -> Any:
     """Capacity: each configured dimension, else what the host reports (known after apply)."""

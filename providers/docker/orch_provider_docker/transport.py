@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import os
 import queue
 import shlex
@@ -52,7 +53,11 @@ if TYPE_CHECKING:  # imported lazily at run time (see _paramiko, _http_classes)
 
 MIN_API_VERSION = "1.30"  # Docker 17.06: Mounts, Init, NanoCpus, Healthcheck.StartPeriod
 DEFAULT_MAX_CHANNELS = 6  # below sshd's stock MaxSessions 10, leaving room for an interactive session
+# Reaching a node: the TCP connection, the SSH banner, key exchange and authentication, a channel, and the
+# engine's first answer (GET /version) each get this long. A node that stalls there fails once, in this time.
 CONNECT_TIMEOUT = 10.0
+# Each later Engine API request (a container create or remove may take a while on a busy host). The first
+# request that gets no answer in this time marks the node as not answering: its later requests fail at once.
 API_TIMEOUT = 120.0
 STREAMLOCAL = "direct-streamlocal@openssh.com"
 _MSG_CHANNEL_OPEN = 90
@@ -67,6 +72,12 @@ def _paramiko() -> ModuleType:
             import paramiko
         finally:
             del sys.modules["invoke"]
+    # paramiko logs what its transport threads run into (a missing banner with a traceback, a refused channel)
+    # at ERROR; with no handler configured Python prints that on stderr. orch reports each failure once, as a
+    # diagnostic: paramiko's own account goes nowhere unless the application sets up logging.
+    quiet = logging.getLogger("paramiko")
+    if not any(isinstance(h, logging.NullHandler) for h in quiet.handlers):
+        quiet.addHandler(logging.NullHandler())
     import paramiko
     return paramiko
 
@@ -185,11 +196,12 @@ class NodeError(Exception):
 
 
 class EngineError(Exception):
-    """The Engine refused or failed a request."""
+    """The Engine refused or failed a request (``stalled``: it did not answer in time)."""
 
-    def __init__(self, message: str, status: int | None = None):
+    def __init__(self, message: str, status: int | None = None, stalled: bool = False):
         super().__init__(message)
         self.status = status
+        self.stalled = stalled
 
 
 class NotFound(EngineError):
@@ -224,10 +236,12 @@ def _host_id(ep: Endpoint) -> str:
     return host if ep.port == 22 else f"[{host}]:{ep.port}"
 
 
-def open_ssh(settings: NodeSettings, ep: Endpoint, timeout: float = CONNECT_TIMEOUT) -> paramiko.SSHClient:
+def open_ssh(settings: NodeSettings, ep: Endpoint, timeout: float | None = None) -> paramiko.SSHClient:
     """A connected, host-key-verified ``paramiko.SSHClient``; raises NodeError."""
     _paramiko()  # the first import, without invoke
     import paramiko
+
+    timeout = CONNECT_TIMEOUT if timeout is None else timeout
 
     class _Refuse(paramiko.MissingHostKeyPolicy):
         def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
@@ -281,7 +295,23 @@ def open_ssh(settings: NodeSettings, ep: Endpoint, timeout: float = CONNECT_TIME
     except (OSError, paramiko.SSHException, EOFError) as e:
         t = client.get_transport()
         refused = t is not None and t.is_active() and not t.is_authenticated()
+        # the server's identification line ("SSH-2.0-..."), "" until one arrived; the key exchange's result
+        banner, kex_done = (t.remote_version, t.session_id is not None) if t is not None else (None, False)
         client.close()
+        if banner == "":
+            # a port that accepts TCP and says nothing (or something else): paramiko then reports a banner
+            # error, or, when its overall timeout comes first, "No existing session" at authentication
+            raise NodeError(settings.name, "Not an SSH server",
+                            f"{where} accepted the connection but sent no SSH banner within {timeout:g} s: it is "
+                            "not an SSH server, or one too busy to answer.",
+                            hint="check the address and port (SSH is usually port 22), and that sshd runs there",
+                            kind="not_ssh") from None
+        if banner is not None and not kex_done:
+            raise NodeError(settings.name, "SSH handshake failed",
+                            f"{where} ({banner}) did not complete the SSH key exchange within {timeout:g} s "
+                            f"({getattr(e, 'strerror', None) or e or type(e).__name__}).",
+                            hint="check that sshd on the node is healthy (its log says why)",
+                            kind="unreachable") from None
         detail = getattr(e, "strerror", None) or str(e) or type(e).__name__
         if refused:  # paramiko re-raises a key-loading error after the server refused every key
             raise NodeError(settings.name, "SSH authentication failed",
@@ -326,11 +356,12 @@ def _enable_streamlocal(transport: Any, path: str) -> None:
     transport._send_user_message = send_user_message
 
 
-def scan_host_key(settings: NodeSettings, timeout: float = CONNECT_TIMEOUT) -> paramiko.PKey:
+def scan_host_key(settings: NodeSettings, timeout: float | None = None) -> paramiko.PKey:
     """The node's host key, read without trusting it (for ``orch trust``)."""
     _paramiko()  # the first import, without invoke
     import paramiko
 
+    timeout = CONNECT_TIMEOUT if timeout is None else timeout
     ep = settings.endpoint()
     if ep.kind != "ssh":
         raise NodeError(settings.name, "Not an SSH node", f"{ep.describe()} needs no host key.")
@@ -454,12 +485,15 @@ class Engine:
         self.endpoint = endpoint
         self._on_close = on_close
         self.version_info: dict[str, Any] = {}
+        self.stalled: str | None = None  # set when a request got no answer in time: later ones fail at once
 
     # errors
     def _call(self, fn: Callable[[], Any]) -> Any:
         import docker.errors
         import requests
 
+        if self.stalled is not None:
+            raise EngineError(self.stalled, stalled=True)
         try:
             return fn()
         except docker.errors.NotFound as e:
@@ -472,6 +506,11 @@ class Engine:
         except docker.errors.DockerException as e:
             raise EngineError(str(e)) from None
         except (requests.RequestException, OSError, EOFError) as e:
+            if _timed_out(e):
+                timeout = getattr(self.api, "timeout", None)
+                within = f" within {timeout:g} s" if isinstance(timeout, (int, float)) else " in time"
+                self.stalled = f"Docker on node.{self.node} did not answer{within} ({self.endpoint})"
+                raise EngineError(self.stalled, stalled=True) from None
             raise EngineError(f"connection to the Docker Engine of node {self.node} failed: {e}") from None
         except Exception as e:  # paramiko's SSHException / ChannelException and friends
             if type(e).__module__.startswith("paramiko"):
@@ -523,6 +562,16 @@ class Engine:
         except NotFound:
             return False
 
+    def import_image(self, data: bytes, repository: str, tag: str, changes: list[str]) -> None:
+        """``docker import`` of an in-memory tar (``POST /images/create?fromSrc=-``), within the API timeout
+        (docker-py's own ``import_image_from_data`` waits forever)."""
+        def call() -> Any:
+            res = self.api._post(self.api._url("/images/create"), data=data,
+                                 params={"fromSrc": "-", "repo": repository, "tag": tag, "changes": changes},
+                                 headers={"Content-Type": "application/tar"}, timeout=self.api.timeout)
+            return self.api._result(res)
+        self._call(call)
+
     def pull(self, ref: str) -> None:
         repo, tag = _split_ref(ref)
 
@@ -538,6 +587,25 @@ class Engine:
         finally:
             if self._on_close:
                 self._on_close()
+
+
+def _timed_out(e: BaseException) -> bool:
+    """A request that got no answer in time (requests wraps urllib3's ReadTimeoutError in several ways)."""
+    import requests
+    import urllib3.exceptions
+
+    seen: set[int] = set()
+    todo: list[Any] = [e]
+    while todo:
+        x = todo.pop()
+        if x is None or id(x) in seen:
+            continue
+        seen.add(id(x))
+        if isinstance(x, (requests.Timeout, urllib3.exceptions.TimeoutError, TimeoutError)):
+            return True
+        todo += [x.__cause__, x.__context__, *[a for a in getattr(x, "args", ()) if isinstance(a, BaseException)],
+                 getattr(x, "reason", None)]
+    return False
 
 
 def _explain(e: Any) -> str:
@@ -615,11 +683,11 @@ class _SSHLink:
         ch.exec_command(command)
         return ch
 
-    def run(self, command: str, timeout: float = CONNECT_TIMEOUT) -> tuple[int, str, str]:
+    def run(self, command: str, timeout: float | None = None) -> tuple[int, str, str]:
         """Run a command on the node (fixed strings and quoted values only); returns (status, out, err)."""
         ch = self.transport().open_session(timeout=self.timeout)
         try:
-            ch.settimeout(timeout)
+            ch.settimeout(self.timeout if timeout is None else timeout)
             ch.exec_command(command)
             out = ch.makefile("rb").read().decode(errors="replace")
             err = ch.makefile_stderr("rb").read().decode(errors="replace")
@@ -635,11 +703,16 @@ class _SSHLink:
 
 
 def connect(settings: NodeSettings, max_channels: int = DEFAULT_MAX_CHANNELS,
-            timeout: float = CONNECT_TIMEOUT, api_timeout: float = API_TIMEOUT) -> Engine:
+            timeout: float | None = None, api_timeout: float | None = None) -> Engine:
     """Connect to a node's engine (one SSH connection, a pool of at most ``max_channels`` channels) and
-    check it: reachable, trusted, Docker present, API new enough. Raises NodeError."""
+    check it: reachable, trusted, Docker present, API new enough. Raises NodeError.
+
+    ``timeout`` (default CONNECT_TIMEOUT) bounds each step of connecting, the engine's first answer included;
+    ``api_timeout`` (default API_TIMEOUT) each later request."""
     import docker
 
+    timeout = CONNECT_TIMEOUT if timeout is None else timeout
+    api_timeout = API_TIMEOUT if api_timeout is None else api_timeout
     ep = settings.endpoint()
     link: _SSHLink | None = None
     if ep.kind == "ssh":
@@ -670,10 +743,19 @@ def connect(settings: NodeSettings, max_channels: int = DEFAULT_MAX_CHANNELS,
                            timeout=api_timeout)  # type: ignore[arg-type]
     api.mount("http+docker://", adapter_cls(opener, api_timeout, max_channels))
     api.base_url = "http+docker://localhost"
-    engine = Engine(api, settings.name, ep.describe(), on_close=link.close if link else None)
+    where = ep.describe() + (f" (socket {ep.remote_path} on the node)" if ep.remote_path else "")
+    engine = Engine(api, settings.name, where, on_close=link.close if link else None)
+    api.timeout = timeout  # type: ignore[assignment]  # the first answer is part of connecting (any number works)
     try:
         info = engine.version()
     except EngineError as e:
+        if e.stalled:
+            engine.close()
+            raise NodeError(settings.name, "Docker not answering",
+                            f"{e}: the endpoint accepted the connection but sent no reply. orch does not try this "
+                            "node again during this run.",
+                            hint="check that Docker runs on the node and is not hung (docker info there), and "
+                                 "that docker_host names its socket", kind="stalled") from None
         detail = _diagnose(link, ep) if link is not None else ""
         engine.close()
         raise NodeError(settings.name, "Docker Engine not reachable",
@@ -686,6 +768,7 @@ def connect(settings: NodeSettings, max_channels: int = DEFAULT_MAX_CHANNELS,
     except NodeError:
         engine.close()
         raise
+    api.timeout = api_timeout  # type: ignore[assignment]  # requests takes any number; the stub says int
     engine.version_info = info
     return engine
 

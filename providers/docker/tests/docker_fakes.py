@@ -31,6 +31,8 @@ class FakeEngine:
         self._ip = itertools.count(2)
         self._lock = threading.Lock()
         self.version_info = {"ApiVersion": "1.41", "Version": "20.10.24"}
+        self.architecture = "x86_64"
+        self.imported: dict[str, bytes] = {}  # image ref -> the tar it was imported from
 
     # -- helpers for tests ---------------------------------------------------------------------------
     def by_name(self, name: str) -> dict:
@@ -72,7 +74,8 @@ class FakeEngine:
 
     def info(self) -> dict:
         self.calls.append(("info",))
-        return {"ID": f"ENGINE-{self.node}", "NCPU": 4, "MemTotal": 8 << 30, "ServerVersion": "20.10.24"}
+        return {"ID": f"ENGINE-{self.node}", "NCPU": 4, "MemTotal": 8 << 30, "ServerVersion": "20.10.24",
+                "Architecture": self.architecture}
 
     def list_containers(self, labels) -> list[dict]:
         labels = list(labels)
@@ -145,6 +148,11 @@ class FakeEngine:
     def image_present(self, ref: str) -> bool:
         self.calls.append(("image", ref))
         return ref in self.images
+
+    def import_image(self, data: bytes, repository: str, tag: str, changes: list[str]) -> None:
+        self.calls.append(("import", f"{repository}:{tag}", tuple(changes)))
+        self.imported[f"{repository}:{tag}"] = data
+        self.images.add(f"{repository}:{tag}")
 
     def pull(self, ref: str) -> None:
         self.calls.append(("pull", ref))

@@ -37,7 +37,7 @@ pod "web" {
     env     = { GREETING = %(greeting)s }
     init    = true
     pull    = "never"
-    ports   = ["8080:8080"]
+    ports   = [8080] # no host port: a node can publish one to one replica, and there are more replicas
     resources {
       cpu    = 0.25
       memory = "%(memory)s"

@@ -2,7 +2,8 @@
 
 ``docker system dial-stdio`` channels speak a minimal HTTP/1.1 Engine API
 (``/version``, ``/info``, ``/containers/json``); modes simulate a host without
-Docker or with a too-old engine. Like a stock sshd it refuses more than
+Docker (``no-docker``), with a too-old engine, or with an engine that accepts requests and never answers
+(``stall``; ``stall-after-version``: only ``/version`` is answered). Like a stock sshd it refuses more than
 ``max_sessions`` concurrent channels, and it records the highest concurrency seen.
 """
 
@@ -115,6 +116,11 @@ class FakeDockerHost:
             path = head.split(b" ")[1].decode()
             with self._lock:
                 self.requests += 1
+            if self.mode == "stall" or (self.mode == "stall-after-version" and not path.endswith("/version")):
+                # an engine that accepts requests and never answers (a hung dockerd)
+                while not self._stop.is_set() and not chan.closed:
+                    time.sleep(0.05)
+                return
             if self.delay:
                 time.sleep(self.delay)
             if path.endswith("/version"):

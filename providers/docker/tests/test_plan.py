@@ -121,7 +121,10 @@ def test_unschedulable_pod_is_a_plan_error(tmp_path):
     text = (tmp_path / "main.orch").read_text().replace('labels   = { app = "web" }',
                                                          'node_selector = { gpu = "yes" }')
     (tmp_path / "main.orch").write_text(text)
-    _, diags = plan(tmp_path, FakeCluster("n1", "n2", "n3"))
+    # no node can ever run it: found before any plan, by orch validate (plan loads the same way)
+    from orchdsl.config import load_config
+
+    _, diags = load_config(tmp_path, {}, [])
     err = [d for d in diags if d.is_error]
     assert err and err[0].summary == "No node can run pod.web[0]"
     assert "label gpu=yes not matched on node.n1 (no gpu label)" in err[0].detail
@@ -134,6 +137,14 @@ def test_reserved_labels_and_bad_env_names_are_plan_errors(tmp_path):
                                                          'init = true\n    labels = { "orch.lineage" = "x" }')
     text = text.replace('env     = { GREETING = "hello" }', 'env = { "A=B" = "x" }')
     (tmp_path / "main.orch").write_text(text)
-    _, diags = plan(tmp_path, FakeCluster("n1", "n2", "n3"))
-    summaries = sorted(d.summary for d in diags if d.is_error)
+    # the resource model refuses both, so orch validate does too; the provider's own check stays behind it
+    from orchdsl.config import load_config
+
+    _, diags = load_config(tmp_path, {}, [])
+    errors = " ".join(sorted(d.detail for d in diags if d.is_error))
+    assert "'A=B' is not a valid environment variable name" in errors and '"orch." are orch\'s own' in errors
+    from orch_provider_docker.provider import _validate_pod
+
+    pod = {"container": [{"name": "c", "labels": {"orch.lineage": "x"}, "env": {"A=B": "x"}}]}
+    summaries = sorted(d.summary for d in _validate_pod(ResourceAddress.parse("pod.web[0]"), pod))
     assert summaries == ["Invalid environment variable name", "Reserved label"]

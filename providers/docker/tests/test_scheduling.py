@@ -98,7 +98,10 @@ def test_a_pod_that_fits_nowhere_fails_the_plan_with_reasons(tmp_path):
     write(tmp_path, node("n1"), node("n2", zone="a"), node("n3", schedulable=False),
           pod("huge", 1, cpu=3, extra='node_selector = { zone = "a" }'))
     cluster = FakeCluster("n1", "n2", "n3")
-    p, diags = plan(tmp_path, cluster)
+    # no node can ever run it: found before any plan, by orch validate (plan loads the same way)
+    from orchdsl.config import load_config
+
+    _, diags = load_config(tmp_path, {}, [])
     err = [d for d in diags if d.is_error]
     assert len(err) == 1 and err[0].summary == "No node can run pod.huge[0]"
     detail = err[0].detail
@@ -171,7 +174,9 @@ def test_bigger_requests_move_only_what_no_longer_fits(tmp_path):
     assert actions(p) == {"pod.b[0]": Action.UPDATE}
     # a now wants 2.5 cpu: fits nowhere
     write(tmp_path, node("n1"), node("n2"), pod("a", 1, cpu=2.5), pod("b", 1, cpu=0.5))
-    _, diags = plan(tmp_path, cluster)
+    from orchdsl.config import load_config  # bigger than any node: orch validate says so, before any plan
+
+    _, diags = load_config(tmp_path, {}, [])
     assert [d.summary for d in diags if d.is_error] == ["No node can run pod.a[0]"]
 
 
@@ -193,9 +198,12 @@ def test_without_node_blocks_pods_go_to_the_local_engine(tmp_path):
 
 def test_two_nodes_with_one_name_are_a_diagnostic_not_a_crash(tmp_path):
     """node.n[1] is named n-1, like a node "n-1": a plan error naming both, never a traceback."""
-    counted = 'node "n" {\n  count   = 2\n  address = "198.18.0.1${count.index + 1}"\n}\n'
+    counted = 'node "n" {\n  count   = 2\n  address = "198.18.0.2${count.index + 1}"\n}\n'
     write(tmp_path, counted, node("n-1"), pod("web", 1))
-    _, diags = plan(tmp_path, FakeCluster("n-0", "n-1"))
+    # found before any plan: orch validate reports it (the placement derivation checks it again at plan)
+    from orchdsl.config import load_config
+
+    _, diags = load_config(tmp_path, {}, [])
     err = [d for d in diags if d.is_error]
     assert [d.summary for d in err] == ["Duplicate node name"]
     assert err[0].detail.startswith('node.n-1 and node.n[1] are both named "n-1"')
