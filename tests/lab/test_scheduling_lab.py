@@ -152,9 +152,10 @@ def test_scheduler_on_the_lab(lab, sched_dir, capsys):
     assert main(["apply", "--auto-approve", "--var", "huge=true", d]) == 1
     err = capsys.readouterr().err
     assert "No node can run pod.huge[0]" in err
-    assert "cpu exhausted on node.n1 (0.25 of 1 cores allocated, 4 requested)" in err
-    assert "cpu exhausted on node.n2 (1.75 of 2 cores allocated, 4 requested)" in err
-    assert "cpu exhausted on node.n3 (0.25 of 1 cores allocated, 4 requested)" in err
+    # it fits no node even empty: found before anything else is looked at, with each node's reason
+    assert "cpu exhausted on node.n1 (0 of 1 cores allocated, 4 requested)" in err
+    assert "cpu exhausted on node.n2 (0 of 2 cores allocated, 4 requested)" in err
+    assert "cpu exhausted on node.n3 (0 of 1 cores allocated, 4 requested)" in err
     assert _where(lab, lineage) == where
 
     # cordon n3: its web replica moves to n1 or n2, and the other pods keep their very containers
