@@ -305,3 +305,14 @@ def test_plan_with_depends_on_between_large_blocks_is_fast(env, capsys):
         code = main(["plan", "--refresh=false", str(env)])
     out, err = capsys.readouterr()
     assert code == 0 and "1000 to add" in out, err
+
+
+@pytest.mark.parametrize("name, text", [("a.orchvars.json", '{"n": 1e999999}'), ("a.orchvars", "n = 1e999999")])
+def test_huge_numbers_in_variable_files_are_diagnostics(tmp_path, capsys, name, text):
+    (tmp_path / "main.orch").write_text('variable "n" {\n  type = number\n}\n')
+    (tmp_path / name).write_text(text)
+    with quick():
+        code = main(["validate", str(tmp_path)])
+    _, err = capsys.readouterr()
+    assert code == 1 and "out of range" in err and "Traceback" not in err, err
+    assert f"{name}:1:" in err

@@ -27,7 +27,7 @@ from ..eval import (ConversionError, EvalContext, Value, evaluate, object_val, s
                     unknown)
 from ..eval.ops import suggest
 from ..eval.types import BOOL, STRING
-from ..eval.values import UNKNOWN
+from ..eval.values import UNKNOWN, NumberRangeError
 from ..lang import ast as A
 from ..lang import parse_expression, parse_file
 from ..lang.source import SourceFile
@@ -300,7 +300,13 @@ def _json_file_values(path: Path, data: bytes, decls: dict[str, VariableDecl], o
             d.severity = WARNING
             diags.append(d)
             continue
-        out[key] = RawValue(from_python(value), Span(src, value_start, value_end), "file")
+        try:
+            converted = from_python(value)
+        except NumberRangeError as e:  # 1e999999: a Decimal, refused by the number's magnitude limit
+            diags.append(Diagnostic.error("Number out of range", f"{e}.", src, value_start, value_end,
+                                          hint="numbers this large (or small) are not supported"))
+            continue
+        out[key] = RawValue(converted, Span(src, value_start, value_end), "file")
 
 
 def _file_values(path: Path, decls: dict[str, VariableDecl], functions: dict, explicit: bool,
