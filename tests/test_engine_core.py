@@ -348,3 +348,24 @@ def test_the_pr_comment_warns_about_object_status(env, capsys):
         {"name": "httpd", "state": "running", "health": "unhealthy", "failing_streak": 2}]})
     code, out, _ = orch(capsys, "plan", "--format", "markdown", str(cfg))
     assert ":warning: **Object status:** `pod.web[1]` is unhealthy: 2 failing checks (container httpd)." in out
+
+
+def test_an_intent_whose_object_was_never_made_is_not_drift(env, capsys):
+    """Killed after recording the intent of a replacement's new object but before the provider made it: the next
+    plan creates it, without claiming it was "deleted outside of orch" (it never existed)."""
+    from orchdsl.state import ResourceInstance
+
+    cfg, world, _ = env
+    write(cfg)
+    assert orch(capsys, "apply", "--auto-approve", str(cfg))[0] == 0
+    backend = LocalBackend(cfg / "orch.orchstate")
+    st = backend.read()
+    gone = st.get("pod.web[1]")
+    for f in world.glob("*.json"):
+        if json.loads(f.read_text())["address"] == "pod.web[1]":
+            f.unlink()  # the old object deleted by the replacement
+    st.set(ResourceInstance.for_address(gone.addr, gone.provider, {"name": "web-1"}, status="tainted"))
+    backend.write(st)
+    code, out, _ = orch(capsys, "plan", "--detailed-exitcode", str(cfg))
+    assert code == 2 and "# pod.web[1] will be created" in out
+    assert "deleted outside of orch" not in out and "has been deleted" not in out

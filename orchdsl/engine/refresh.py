@@ -55,9 +55,16 @@ def refresh(state: State, providers: dict[str, Provider]) -> Refreshed:
                 continue
             now = result.current[inst.addr]
             if now is None:
-                out.drift.append(DriftChange(inst.addr, Action.DELETE, dict(inst.attributes), None,
-                                             "deleted outside of orch"))
-                work.remove(inst.addr)
+                # a tainted record is an intent: its object may never have been made (an apply killed between
+                # recording it and the provider's answer), so its absence is not a deletion by someone else
+                if inst.status != "tainted":
+                    out.drift.append(DriftChange(inst.addr, Action.DELETE, dict(inst.attributes), None,
+                                                 "deleted outside of orch"))
+                if inst.deposed:
+                    # the current object is gone; its deposed ones are still to be deleted
+                    work.set(inst.model_copy(update={"attributes": {}, "status": "tainted"}))
+                else:
+                    work.remove(inst.addr)
                 continue
             if now.status is not None:
                 out.status[inst.addr] = now.status
