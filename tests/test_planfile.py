@@ -187,7 +187,9 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary_file(tmp_path, monk
     def boom(fd, data):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(planfile, "write_all", boom)
+    from orchdsl.state import fileio
+
+    monkeypatch.setattr(fileio, "write_all", boom)  # plan files are written by the shared atomic writer
     with pytest.raises(DiagnosticsError) as e:
         write_plan_file(path, saved())
     assert "No space left on device" in one_diag(e)

@@ -21,23 +21,13 @@ from typing import Any
 
 from ..addrs import ResourceAddress
 from ..diagnostics import Diagnostic
-from ..eval.plain import UNKNOWN
+from ..eval.plain import contains_unknown
 from ..scheduler import STRATEGIES, NodeInfo, Placement, PodRequest, schedule
 from ..sdk.model import IMPLICIT_NODE, node_name
 from .derive import Derived, DerivedInstance, Inputs, Summary
 
 POD = "pod"
 NODE = "node"
-
-
-def _known(v: Any) -> bool:
-    if v is UNKNOWN:
-        return False
-    if isinstance(v, dict):
-        return all(_known(x) for x in v.values())
-    if isinstance(v, list):
-        return all(_known(x) for x in v)
-    return True
 
 
 def _number(v: Any) -> float | None:
@@ -95,7 +85,7 @@ def pod_request(address: ResourceAddress, values: dict[str, Any], current_node: 
     strategy = values.get("placement")
     return PodRequest(str(address), str(address.config), address.key if address.key is not None else 0,
                       cpu, memory,
-                      node_selector=_str_map(selector) if _known(selector) else {},
+                      node_selector=_str_map(selector) if not contains_unknown(selector) else {},
                       spread_by=spread_by if isinstance(spread_by, str) else None,
                       strategy=strategy if strategy in STRATEGIES else None,
                       current_node=current_node,
@@ -208,7 +198,7 @@ def never_placeable(nodes: dict[ResourceAddress, dict[str, Any]], pods: dict[Res
     when its pod's replicas all request the same (the greedy placement of equal requests is optimal); when
     they differ, only a replica that fits on no node even alone is reported. Nodes whose labels are not
     known yet give no verdict (nothing is reported); an unknown capacity counts as unlimited."""
-    if any(not _known(v.get("labels")) for v in nodes.values()):
+    if any(contains_unknown(v.get("labels")) for v in nodes.values()):
         return []
     infos = [node_info(a, v) for a, v in sorted(nodes.items())]
     by_pod: dict[str, list[PodRequest]] = {}

@@ -75,11 +75,3 @@ def _from_data(obj: Any, sens: set[Path], path: Path) -> Value:
     return v.mark(path in sens)
 
 
-def has_unknown(obj: Any) -> bool:
-    if obj is UNKNOWN:
-        return True
-    if isinstance(obj, dict):
-        return any(has_unknown(x) for x in obj.values())
-    if isinstance(obj, list):
-        return any(has_unknown(x) for x in obj)
-    return False

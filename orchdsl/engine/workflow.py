@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -125,6 +125,25 @@ def plan(session: Session, state: State, options: PlanOptions) -> tuple[Plan | N
     return the_plan, diags
 
 
+def _provider_views(session: Session, the_plan: Plan, method: str, actions: frozenset[Action]
+                    ) -> Iterator[tuple[Callable[..., Any], list[ChangeView]]]:
+    """For each provider offering the optional ``method``: it and the planned changes of its types with one of
+    ``actions`` (deposed objects left out), when there are any."""
+    for p in {id(p): p for p in session.providers.values()}.values():
+        fn = getattr(p, method, None)
+        if fn is None:
+            continue
+        types = {t for t, q in session.providers.items() if q is p}
+        views = [ChangeView(c.address, c.action.value, c.before, c.after) for c in the_plan.changes
+                 if c.address.type in types and c.action in actions and c.deposed is None]
+        if views:
+            yield fn, views
+
+
+_CREATING = frozenset({Action.CREATE, Action.REPLACE})
+_CHANGING = frozenset(Action) - {Action.NOOP}
+
+
 def gather_facts(session: Session, the_plan: Plan, state: State
                  ) -> tuple[dict[ResourceAddress, dict[str, Any]], list[Diagnostic]]:
     """Providers' read-only facts about the objects the plan creates (``Provider.facts``): values to plan with
@@ -132,15 +151,7 @@ def gather_facts(session: Session, the_plan: Plan, state: State
     found: dict[ResourceAddress, dict[str, Any]] = {}
     diags: list[Diagnostic] = []
     world: dict[ResourceAddress, dict[str, Any]] | None = None
-    for p in {id(p): p for p in session.providers.values()}.values():
-        read = getattr(p, "facts", None)
-        if read is None:
-            continue
-        types = {t for t, q in session.providers.items() if q is p}
-        views = [ChangeView(c.address, c.action.value, c.before, c.after) for c in the_plan.changes
-                 if c.address.type in types and c.action in (Action.CREATE, Action.REPLACE) and c.deposed is None]
-        if not views:
-            continue
+    for read, views in _provider_views(session, the_plan, "facts", _CREATING):
         world = world if world is not None else plan_world(the_plan, state)
         result: Facts = read(world, views)
         wanted = {v.address for v in views}
@@ -153,14 +164,9 @@ def preflight(session: Session, the_plan: Plan, state: State) -> list[Diagnostic
     """Providers' read-only checks of the planned changes (a new host reachable, an image present), so that
     what cannot be carried out fails the plan, before anything changes."""
     diags: list[Diagnostic] = []
-    world = plan_world(the_plan, state)
-    for p in {id(p): p for p in session.providers.values()}.values():
-        check = getattr(p, "preflight", None)
-        if check is None:
-            continue
-        types = {t for t, q in session.providers.items() if q is p}
-        views = [ChangeView(c.address, c.action.value, c.before, c.after) for c in the_plan.changes
-                 if c.address.type in types and c.action is not Action.NOOP and c.deposed is None]
+    world: dict[ResourceAddress, dict[str, Any]] | None = None
+    for check, views in _provider_views(session, the_plan, "preflight", _CHANGING):
+        world = world if world is not None else plan_world(the_plan, state)
         diags += check(world, views)
     return diags
 

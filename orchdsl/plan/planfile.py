@@ -29,7 +29,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -41,7 +40,7 @@ from ..diagnostics import Diagnostic, DiagnosticsError
 from ..eval.plain import UNKNOWN
 from ..eval.values import UNKNOWN as EVAL_UNKNOWN
 from ..sdk.protocol import MemberStatus, ObjectStatus
-from ..state.fileio import fsync_dir, unlink_quietly, write_all
+from ..state.fileio import fsync_dir, replace_atomically
 from ..state.model import State, StateFormatError, current_orch_version, gc_paused
 from .model import Action, DriftChange, OutputChange, Plan, ResourceChange
 
@@ -498,18 +497,7 @@ def write_plan_file(path: str | os.PathLike[str], saved: SavedPlan) -> None:
                      hint="this is a bug in orch; please report it") from None
     p = Path(path)
     try:
-        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-        try:
-            try:
-                os.fchmod(fd, PLAN_FILE_MODE)
-                write_all(fd, data)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, p)
-        except BaseException:
-            unlink_quietly(tmp)
-            raise
+        replace_atomically(p, data, PLAN_FILE_MODE)
         fsync_dir(p.parent)
     except OSError as e:
         raise _error("Cannot save the plan", f"Cannot write {path}: {e.strerror or e}.",

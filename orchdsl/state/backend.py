@@ -28,13 +28,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..diagnostics import Diagnostic, DiagnosticsError
-from .fileio import append_durably, fsync_dir, unlink_quietly, write_all
+from .fileio import append_durably, fsync_dir, replace_atomically, unlink_quietly
 from .journal import (
     JournalContents,
     JournalFormatError,
@@ -326,21 +325,7 @@ class LocalBackend:
         try:
             if not self._backed_up:
                 self._first_write_housekeeping()
-            fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{self.path.name}.{os.getpid()}.", suffix=".tmp")
-            try:
-                try:
-                    if self._mode is not None:
-                        os.fchmod(fd, self._mode)
-                    write_all(fd, data)
-                    os.fsync(fd)  # the data must be on disk before the rename makes it the state
-                finally:
-                    os.close(fd)
-                if before_replace is not None:
-                    before_replace()
-                os.replace(tmp, self.path)
-            except BaseException:
-                unlink_quietly(tmp)
-                raise
+            replace_atomically(self.path, data, self._mode, before_replace)
             fsync_dir(directory)  # make the rename durable
         except OSError as e:
             raise DiagnosticsError([Diagnostic.error(
@@ -382,19 +367,7 @@ def _make_backup(path: Path, backup: Path) -> None:
 
 
 def _write_backup(backup: Path, data: bytes, mode: int | None) -> None:
-    fd, tmp = tempfile.mkstemp(dir=backup.parent, prefix=f".{backup.name}.{os.getpid()}.", suffix=".tmp")
-    try:
-        try:
-            if mode is not None:
-                os.fchmod(fd, mode)
-            write_all(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, backup)
-    except BaseException:
-        unlink_quietly(tmp)
-        raise
+    replace_atomically(backup, data, mode)
 
 
 def _identity(path: Path) -> tuple[int, ...] | None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -37,3 +39,25 @@ def unlink_quietly(path: str | os.PathLike[str]) -> None:
         os.unlink(path)
     except OSError:
         pass
+
+
+def replace_atomically(path: Path, data: bytes, mode: int | None,
+                       before_replace: Callable[[], None] | None = None) -> None:
+    """Write ``data`` to a temporary file beside ``path`` (``mode``, else mkstemp's 0600), flush it to disk and
+    rename it over ``path``: a reader sees the old file or the new one, complete. Raises OSError; leaves no
+    temporary file behind. The rename is not yet durable: call :func:`fsync_dir` when it must be."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
+    try:
+        try:
+            if mode is not None:
+                os.fchmod(fd, mode)
+            write_all(fd, data)
+            os.fsync(fd)  # the data must be on disk before the rename makes it the file
+        finally:
+            os.close(fd)
+        if before_replace is not None:
+            before_replace()
+        os.replace(tmp, path)
+    except BaseException:
+        unlink_quietly(tmp)
+        raise
