@@ -26,14 +26,11 @@ BASE = {"node": ['address = "h"'], "pod": ['container "c" {', '  image = "x"', "
 # How a configuration would use an entry; an entry missing here is written generically (a block `NAME {}`,
 # an argument `NAME = null`), so that a new entry is checked without touching this file.
 USES = {
-    "service": ['service "web" {', '  selector = { app = "web" }', "  port     = 80", "}"],
     "network_policy": ['network_policy "db" {', '  pod_selector = { app = "db" }', "  ingress {", "  }", "}"],
     "volume": ['volume "data" {', '  driver = "local"', "}"],
     "secret": ['secret "db" {', '  data = { password = "hunter2" }', "}"],
     ("pod", "strategy"): ["strategy {", '  type = "recreate"', "}"],
     ("pod", "autoscale"): ["autoscale {", "  max_replicas = 5", "}"],
-    ("node", "pod_cidr"): ['pod_cidr = "10.1.0.0/24"'],
-    ("node", "become"): ["become = true"],
 }
 
 PREAMBLE = ["# a planned thing, used", ""]
@@ -100,7 +97,7 @@ def test_registry_names_real_schema_entries():
 
 
 def test_the_known_gaps_are_listed():
-    assert set(PLANNED_TYPES) == {"service", "network_policy", "secret", "volume"}
+    assert set(PLANNED_TYPES) == {"network_policy", "secret", "volume"}
     assert {("pod", "strategy"), ("pod", "autoscale")} <= set(PLANNED_ATTRIBUTES)
     # realised by the Docker provider (pods.py) or the scheduler: never planned
     for path in [("pod", "container"), ("pod", "restart"), ("pod", "hostname"), ("pod", "node_selector"),
@@ -164,20 +161,20 @@ def test_load_config_gives_one_located_error(tmp_path, entry, case):
 
 
 def test_validate_json_reports_the_range(tmp_path, capsys):
-    lines, line, col = _type_config("service")
+    lines, line, col = _type_config("network_policy")
     _write(tmp_path, lines)
     assert main(["validate", "--json", str(tmp_path)]) == 1
     doc = json.loads(capsys.readouterr().out)
     [d] = doc["diagnostics"]
     assert d["summary"] == NOT_SUPPORTED and d["range"]["start"]["line"] == line
-    assert d["range"]["start"]["column"] == col and d["range"]["end"]["column"] == col + len('service "web"')
-    assert "load balancing and services" in d["detail"] and DOCS_HINT in d["detail"]
+    assert d["range"]["start"]["column"] == col and d["range"]["end"]["column"] == col + len('network_policy "db"')
+    assert "network policies" in d["detail"] and DOCS_HINT in d["detail"]
 
 
 def test_every_use_is_reported_at_once(tmp_path):
     """Several planned things in one configuration: one error each, the rest of the file still checked."""
     _write(tmp_path, [
-        'node "n1" {', '  address  = "h"', '  pod_cidr = "10.1.0.0/24"', "}",
+        'node "n1" {', '  address  = "h"', "}",
         'volume "data" {}',
         'pod "web" {', '  container "c" {', '    image  = "x"',
         "    mounts = [{ volume = volume.data.name, target = \"/d\" }]", "  }",
@@ -186,7 +183,7 @@ def test_every_use_is_reported_at_once(tmp_path):
     ])
     _, diags = load_config(tmp_path, env={})
     located = sorted((d.subject.start.line, d.subject.start.column) for d in _not_supported(diags))
-    assert located == [(3, 3), (5, 1), (11, 3), (14, 3)]  # the reference to volume.data is not one more
+    assert located == [(4, 1), (10, 3), (13, 3)]  # the reference to volume.data is not one more
     assert "Unsupported attribute" in [d.summary for d in diags]
 
 
@@ -211,7 +208,7 @@ def test_planned_types_are_not_suggested(tmp_path):
     _, diags = load_config(tmp_path, env={})
     block, ref = diags
     assert block.summary == "Unsupported block type" and "volume" not in block.hint
-    assert ref.summary == "Unknown variable" and "service" not in ref.detail and "pod" in ref.detail
+    assert ref.summary == "Unknown variable" and "network_policy" not in ref.detail and "pod" in ref.detail
 
 
 def test_in_a_module_too(tmp_path):
@@ -249,10 +246,18 @@ scheduler {
   strategy = "binpack"
 }
 
+orch {
+  namespace    = "shop"
+  pod_cidr     = "198.19.128.0/17"
+  service_cidr = "198.18.128.0/17"
+}
+
 node "n1" {
   address       = "198.18.0.11"
   port          = 2222
   user          = "orch"
+  become        = true
+  pod_cidr      = "198.19.130.0/24"
   identity_file = "~/.ssh/lab"
   known_hosts   = "~/.ssh/known_hosts"
   docker_host   = "unix:///var/run/docker.sock"
@@ -316,6 +321,15 @@ pod "web" {
     create_before_destroy = true
     ignore_changes        = [labels]
   }
+}
+
+service "web" {
+  selector    = { app = "web" }
+  port        = 80
+  target_port = 8080
+  protocol    = "tcp"
+  node_port   = 30080
+  cluster_ip  = "198.18.130.7"
 }
 
 output "ips" {

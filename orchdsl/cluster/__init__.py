@@ -4,9 +4,11 @@ The engine runs :data:`DERIVATIONS` in plan without knowing what they derive (se
 """
 
 from .derive import Derivation, Derived, DerivedInstance, DerivedObject, Inputs, Summary
+from .ipam import IPAM
 from .placement import PLACEMENT
+from .services import SERVICES
 
 # In the order the planner may need them; each runs once per plan.
-DERIVATIONS: tuple[Derivation, ...] = (PLACEMENT,)
+DERIVATIONS: tuple[Derivation, ...] = (IPAM, PLACEMENT, SERVICES)
 
 __all__ = ["DERIVATIONS", "Derivation", "Derived", "DerivedInstance", "DerivedObject", "Inputs", "Summary"]

@@ -14,6 +14,7 @@ endpoints, each node's network program, rollout waves (see docs/architecture.md)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from ..addrs import ResourceAddress
@@ -50,6 +51,8 @@ class Summary:
     text: str
     data: dict[str, Any]
     concerns: frozenset[str] = frozenset()  # addresses whose creation/replacement makes the text worth showing
+    any_change: bool = False  # shown when any change (not only a creation/replacement) concerns it
+    markdown: str = ""  # for the PR comment, outside the collapsed plan (empty: not shown there)
 
 
 @dataclass
@@ -68,7 +71,10 @@ class Inputs:
     # (at apply, when objects are derived again: the recorded values, known by then)
     wanted: dict[ResourceAddress, dict[str, Any]]  # configured values of the instances of ``writes`` types
     current: dict[ResourceAddress, dict[str, Any]]  # recorded attributes of those that exist
-    settings: dict[str, Any]  # root-module settings (e.g. scheduler strategy)
+    settings: dict[str, Any]  # root-module settings (scheduler strategy, namespace, address ranges)
+    # observed status of the instances read (ObjectStatus), for those the refresh saw and this run does not
+    # change: a replica created or changed now counts as ready
+    status: Mapping[ResourceAddress, Any] = field(default_factory=dict)
 
 
 class Derivation(Protocol):

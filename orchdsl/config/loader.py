@@ -127,8 +127,11 @@ class _Loader:
                 if kind == "scheduler":
                     self._decode_scheduler(block, mod)
                     continue
+                if kind == "orch":
+                    self._decode_orch(block, mod)
+                    continue
                 if kind not in _TOP_LEVEL and kind not in RESOURCE_TYPES:
-                    kinds = _usable_types() + list(_TOP_LEVEL) + ["locals", "scheduler"]
+                    kinds = _usable_types() + list(_TOP_LEVEL) + ["locals", "scheduler", "orch"]
                     _type_error(self.diags, block, "Unsupported block type",
                                 f'Blocks of type "{kind}" are not expected here.',
                                 hint=suggest(kind, kinds) or "the block types are " + ", ".join(kinds))
@@ -238,6 +241,44 @@ class _Loader:
                     attr.expr.end, hint=suggest(strategy, ["spread", "binpack"]) or 'use "spread" or "binpack"'))
             elif strategy:
                 self.config.scheduler_strategy = strategy
+
+    def _decode_orch(self, block: A.Block, mod: Module) -> None:
+        """``orch { namespace = "shop" pod_cidr = "..." service_cidr = "..." }``: settings of the whole
+        configuration, root module only, literals only (like Terraform's ``terraform`` block)."""
+        from ..cluster.settings import SETTINGS_ARGS, check_setting
+
+        if mod.path:
+            _type_error(self.diags, block, "orch block in a module",
+                        "The orch block holds settings of the whole configuration; it is read only in the root "
+                        "module.", hint="move it to the root module")
+            return
+        if self.config.orch_block is not None:
+            first = self.config.orch_block.range
+            _type_error(self.diags, block, "Duplicate orch block",
+                        f"An orch block was already declared at {first.filename}:{first.start.line}.",
+                        hint="merge them into one")
+            return
+        self.config.orch_block = block
+        if block.labels:
+            s, e = block.label_ranges[0]
+            self.diags.append(Diagnostic.error("Extraneous label for orch", "No labels are expected for the orch "
+                                               "block.", block.src, s, e, hint='write orch { namespace = "shop" }'))
+        self._unexpected_args(block.body, SETTINGS_ARGS, "the orch block")
+        for b in block.body.blocks:
+            _type_error(self.diags, b, "Unsupported block type", "The orch block holds arguments only.")
+        for name in SETTINGS_ARGS:
+            attr = block.body.attributes.get(name)
+            if attr is None:
+                continue
+            value = constant_string(attr, self.diags)
+            if not value:
+                continue
+            problem, hint = check_setting(name, value)
+            if problem:
+                self.diags.append(Diagnostic.error("Invalid orch setting", problem, attr.src, attr.expr.start,
+                                                   attr.expr.end, hint=hint))
+            else:
+                self.config.settings[name] = value
 
     def _unexpected_args(self, body: A.Body, allowed: Iterable[str], where: str) -> None:
         allowed = list(allowed)

@@ -227,6 +227,8 @@ class Config:
     module_calls: dict[ModulePath, ModuleCall] = field(default_factory=dict)  # by child module path
     scheduler_strategy: str = "spread"  # the root's scheduler { strategy = ... }: pods' default placement
     scheduler_block: Any = field(default=None, repr=False)
+    settings: dict[str, str] = field(default_factory=dict)  # the root's orch { ... } block (literal strings)
+    orch_block: Any = field(default=None, repr=False)
     _functions: dict = field(default_factory=dict, repr=False)
 
     def functions(self, module: ModulePath = ()) -> dict:

@@ -229,7 +229,10 @@ class Executor:
         read = {i.addr: i.attributes for i in objects if i.type in dv.reads}
         mine = {i.addr: i.attributes for i in objects if i.type in dv.writes | dv.produces}
         wanted = {a: v for a, v in mine.items() if a.type in dv.writes}
-        made = dv.derive(Inputs(read, wanted, mine, cluster_settings(self.config))).objects.get(change.address)
+        changing = {c.address for c in self.plan.changes if c.action is not Action.NOOP}
+        status = {a: st for a, st in self.plan.status.items() if a not in changing}
+        made = dv.derive(Inputs(read, wanted, mine, cluster_settings(self.config), status)
+                         ).objects.get(change.address)
         if made is None:
             return change
         prior = self.state.get(change.address) if change.action is Action.UPDATE else None

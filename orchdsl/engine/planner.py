@@ -153,7 +153,9 @@ def make_plan(config: Config, state: State, refreshed: Refreshed, providers: dic
         # Objects the cluster layer produces (no block declares them), after everything they may read.
         for dv in derivations:
             if dv.produces and dv.name not in results:
-                result, _ = _derive(dv, config, order, ctx, work, planned_by_type, options)
+                changing = {c.address for c in changes if c.action is not Action.NOOP}
+                status = {a: st for a, st in refreshed.status.items() if a not in changing}
+                result, _ = _derive(dv, config, order, ctx, work, planned_by_type, options, status)
                 results[dv.name] = result
                 if result.summary is not None:
                     plan.summaries.append(result.summary)
@@ -258,7 +260,8 @@ def _unmatched_arguments(options: PlanOptions, config: Config, work: State, want
 
 def _derive(dv: Derivation, config: Config, order: list[ConfigAddress], ctx: dict[ConfigAddress, Any],
             work: State, planned_by_type: dict[str, dict[ResourceAddress, dict[str, Any]]],
-            options: PlanOptions) -> tuple[Derived, dict[ConfigAddress, Expansion]]:
+            options: PlanOptions, status: Mapping[ResourceAddress, Any] | None = None
+            ) -> tuple[Derived, dict[ConfigAddress, Expansion]]:
     """Run one derivation over the whole configuration: every instance of the types it writes, at once.
 
     Returns its result and each written resource's expansion, which the planner re-uses unless the resource
@@ -283,12 +286,14 @@ def _derive(dv: Derivation, config: Config, order: list[ConfigAddress], ctx: dic
     for t in dv.produces:
         current.update({i.addr: i.attributes for i in work if i.type == t})
     read = {a: v for t in dv.reads for a, v in planned_by_type.get(t, {}).items()}
-    return dv.derive(Inputs(read, wanted, current, cluster_settings(config))), expanded
+    return dv.derive(Inputs(read, wanted, current, cluster_settings(config), status or {})), expanded
 
 
 def cluster_settings(config: Config) -> dict[str, Any]:
     """The root module's settings derivations may use."""
-    return {"scheduler_strategy": config.scheduler_strategy}
+    from ..cluster.settings import resolve
+
+    return {"scheduler_strategy": config.scheduler_strategy, **resolve(config.settings, config.directory)}
 
 
 def _plan_derived(addr: ResourceAddress, made: DerivedObject, derivation: str, prior: ResourceInstance | None,

@@ -78,9 +78,13 @@ def open_session(directory: str | Path, var_overrides: dict[str, str] | None = N
 
 
 def _configure(session: Session, state: State) -> list[Diagnostic]:
+    """Providers learn the state's lineage and the configuration's cluster settings (its namespace...)."""
+    from .planner import cluster_settings
+
+    settings = cluster_settings(session.config) if session.config is not None else {}
     diags = []
     for p in {id(p): p for p in session.providers.values()}.values():
-        diags += p.configure({}, state.lineage)
+        diags += p.configure(dict(settings), state.lineage)
     return diags
 
 

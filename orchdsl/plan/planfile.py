@@ -254,7 +254,8 @@ def encode_plan(plan: Plan) -> dict[str, Any]:
         "dependencies": {str(a): [str(d) for d in deps] for a, deps in plan.dependencies.items()},
         "adopted": [str(a) for a in plan.adopted],
         "summaries": [{"name": s.name, "text": s.text, "data": encode_value(s.data),
-                       "concerns": sorted(s.concerns)} for s in plan.summaries],
+                       "concerns": sorted(s.concerns), "any_change": s.any_change, "markdown": s.markdown}
+                      for s in plan.summaries],
         "status": {str(a): _status(s) for a, s in plan.status.items()},
         "prior_state": prior.to_dict() if prior is not None else None,
     }
@@ -403,7 +404,9 @@ def decode_plan(raw: Any, where: str = "plan") -> Plan:
         concerns = o.array("concerns")
         if not all(isinstance(x, str) for x in concerns):
             _fail(f"{o.where}.concerns", "expected a list of addresses")
-        plan.summaries.append(Summary(o.string("name"), o.string("text"), data, frozenset(concerns)))
+        plan.summaries.append(Summary(o.string("name"), o.string("text"), data, frozenset(concerns),
+                                      o.flag("any_change") if "any_change" in o.raw else False,
+                                      o.string("markdown") if "markdown" in o.raw else ""))
     status = p.obj("status")
     for a, s in status.raw.items():
         plan.status[_address(a, status.where)] = _decode_status(s, f"{status.where}[{a!r}]")

@@ -165,6 +165,10 @@ def render_plan_markdown(plan: Plan, *, width: int = DEFAULT_WIDTH, limit: int =
         head.append(status)
     head.append("")
     head += _tables(plan)
+    changed = {str(c.address) for c in plan.changes if c.action is not Action.NOOP}
+    for summary in plan.summaries:
+        if summary.markdown and summary.any_change and changed & summary.concerns:
+            head += [summary.markdown, ""]
     text = render_plan_text(plan, color=False, width=width)
     used = sum(len(line) + 1 for line in head) + 200  # 200: the <details> frame and the truncation note
     return "\n".join(head + _details(text, limit - used)) + "\n"

@@ -993,7 +993,8 @@ def render_plan_text(plan: Plan, color: bool = False, width: int = DEFAULT_WIDTH
             out.println()
             out.println(render_change(change, p))
         for summary in plan.summaries:
-            if any(c.action in PLACING and str(c.address) in summary.concerns for c in changes):
+            if any((c.action in PLACING or summary.any_change) and str(c.address) in summary.concerns
+                   for c in changes):
                 out.print("\n" + summary.text + "\n")
         add, change_count, destroy = plan.counts
         out.print(f"\n{p.bold('Plan:')} {add} to add, {change_count} to change, {destroy} to destroy.\n")

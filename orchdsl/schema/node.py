@@ -9,7 +9,9 @@ from typing import Annotated, Any
 
 from pydantic import Field, field_validator, model_validator
 
-from .base import (Block, Bool, Cpu, Memory, Port, Resource, Schema, Str, StrMap, all_known, is_unknown)
+from ..eval.types import DYNAMIC
+from .base import (
+    UNKNOWN_OK, Block, Bool, Computed, Hcl, Cpu, Memory, Port, Resource, Schema, Str, StrMap, all_known, is_unknown)
 
 
 # The endpoints the Docker provider's transport reaches (providers/docker/orch_provider_docker/transport.py):
@@ -49,9 +51,9 @@ class Node(Resource):
                                                            "and ~/.ssh keys).")] = None
     known_hosts: Annotated[Str | None, Field(description="known_hosts file used to verify the host key "
                                                          "(default: ~/.ssh/known_hosts).")] = None
-    # become and pod_cidr are planned (pod networking), not supported yet: configurations cannot set them.
-    become: Annotated[Bool, Field(description="Run privileged commands (iptables, ip route) with sudo "
-                                              "(planned, not supported yet).")] = False
+    become: Annotated[Bool, Field(description="Run the node's privileged commands (ip, nft, iptables-restore, "
+                                              "writing pods' hosts files) with `sudo -n` (passwordless sudo "
+                                              "for a non-root `user`).")] = False
     docker_host: Annotated[Str | None, Field(description="Docker endpoint, e.g. `unix:///var/run/docker.sock` "
                                                          "or `ssh://user@host`; default: the Docker socket "
                                                          "over the SSH connection.")] = None
@@ -59,8 +61,12 @@ class Node(Resource):
                                                 "for `spread_by`.")] = {}
     schedulable: Annotated[Bool, Field(description="Whether new pods may be placed on this node (false: "
                                                    "cordoned).")] = True
-    pod_cidr: Annotated[Str | None, Field(description="The node's pod subnet (planned, not supported "
-                                                      "yet).")] = None
+    pod_cidr: Annotated[Str | None, Field(description="The node's pod subnet, inside the cluster's pod range "
+                                                      "(default: a free /24 orch picks and keeps).")] = None
+    cluster_cidr: Annotated[Str | None, Computed(), Field(description="The cluster's pod range (the orch "
+                                                                      "block's pod_cidr).")] = None
+    routes: Annotated[Any, UNKNOWN_OK, Hcl(DYNAMIC), Computed(), Field(
+        description="Routes to the other nodes' pod subnets: objects with node, subnet and via.")] = None
     capacity: Annotated[Capacity | None, Block(), Field(description="Schedulable resources; at most one "
                                                                     "block.")] = None
 

@@ -32,7 +32,6 @@ class Planned:
 
 # Whole resource types: a schema exists, no provider realises them (plan would fail with "No provider").
 PLANNED_TYPES: Mapping[str, Planned] = MappingProxyType({
-    "service": Planned("load balancing and services"),
     "network_policy": Planned("network policies"),
     "volume": Planned("volumes", 'remove it; a container mount can name a Docker volume directly: '
                                  'mounts = [{ volume = "NAME", target = "/path" }] (see docs/resources.md)'),
@@ -48,10 +47,6 @@ PLANNED_ATTRIBUTES: Mapping[tuple[str, ...], Planned] = MappingProxyType({
     ("pod", "strategy"): Planned("rolling updates"),
     # No reconcile loop measures CPU or changes replicas.
     ("pod", "autoscale"): Planned("autoscaling"),
-    # Pods sit on Docker's default bridge: no per-node subnet is allocated or routed yet.
-    ("node", "pod_cidr"): Planned("pod networking"),
-    # Read into the node's connection settings, but orch runs no privileged command (iptables, ip route) yet.
-    ("node", "become"): Planned("pod networking"),
 })
 
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import Field, field_validator, model_validator
 
-from .base import Computed, Port, Protocol, Resource, Str, StrMap, all_known
+from .base import Port, Protocol, Resource, Str, StrMap, all_known
 
 
 class Service(Resource):
@@ -19,8 +19,8 @@ class Service(Resource):
     protocol: Annotated[Protocol, Field(description="`tcp`, `udp` or `sctp`.")] = "tcp"
     node_port: Annotated[Port | None, Field(description="Also expose the service on this port of every node "
                                                         "(30000-32767).")] = None
-    cluster_ip: Annotated[Str | None, Computed(), Field(description="The virtual IP (known after apply).")] \
-        = None
+    cluster_ip: Annotated[Str | None, Field(description="The virtual IP, inside the orch block's service_cidr "
+                                                        "(default: a free address orch picks and keeps).")] = None
 
     @field_validator("node_port")
     @classmethod

@@ -12,7 +12,6 @@ import shutil
 import sys
 import tarfile
 import time
-import uuid
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -72,7 +71,7 @@ def test_missing_packages_are_named(monkeypatch):
         labmod.ensure_packages()
     d = e.value.diagnostic
     assert "docker.io" in d.detail and "openssh-server" in d.detail
-    assert "apt-get install -y docker.io openssh-server busybox-static iptables iproute2" in d.hint
+    assert "apt-get install -y docker.io openssh-server busybox-static iptables iproute2 nftables" in d.hint
     assert "--install" in d.hint
 
 
@@ -111,8 +110,43 @@ def test_address_plan():
         with pytest.raises(LabError):
             labmod.check_address_plan(bad)
     assert [labmod.node_address(i) for i in (1, 2, 15)] == ["198.18.0.11", "198.18.0.12", "198.18.0.25"]
-    assert labmod.node_bip(3) == "198.19.3.1/24" and labmod.node_pool(3) == "198.19.48.0/20"
-    assert labmod.node_pool(15) == "198.19.240.0/20"
+    assert labmod.node_bip(3) == "198.19.3.1/24" and labmod.node_pool(3) == "198.19.24.0/22"
+    assert labmod.node_pool(1) == "198.19.16.0/22" and labmod.node_pool(15) == "198.19.72.0/22"
+    # orch's default pod range stays free for orch's own pod networks
+    import ipaddress
+    orch = ipaddress.ip_network("198.19.128.0/17")
+    for i in range(1, labmod.MAX_NODES + 1):
+        assert not ipaddress.ip_network(labmod.node_pool(i)).overlaps(orch)
+        assert not ipaddress.ip_network(labmod.node_bridge_net(i)).overlaps(orch)
+
+
+def test_dockerd_started_with_other_options_is_restarted(monkeypatch, tmp_path):
+    """An older lab's dockerd (another address pool) is restarted with the current flags; a current one is kept."""
+    lab = labmod._Lab(tmp_path, None)
+    lab.ensure_dirs(3)
+    own = lab.dockerd_argv(3)
+    own = own[own.index("dockerd"):]
+    old = list(own)
+    old[old.index("--default-address-pool") + 1] = "base=198.19.48.0/20,size=24"
+    running = {"argv": old}
+    stopped, started = [], []
+
+    class FakePopen:
+        def __init__(self, argv, **kw):
+            started.append(argv)
+
+    monkeypatch.setattr(lab, "dockerd_pid", lambda i: 4242)
+    monkeypatch.setattr(lab, "foreign_dockerd", lambda i: [])
+    monkeypatch.setattr(labmod, "_in_netns", lambda pid, i: True)
+    monkeypatch.setattr(labmod, "_argv", lambda pid: running["argv"])
+    monkeypatch.setattr(labmod, "_terminate", lambda pid, marker, timeout: stopped.append(pid) or False)
+    monkeypatch.setattr(labmod.subprocess, "Popen", FakePopen)
+    monkeypatch.setattr(labmod, "_DAEMONS", [])
+    assert lab.start_dockerd(3) is not None
+    assert stopped == [4242] and started == [lab.dockerd_argv(3)]
+    assert lab.changes == ["n3: stopped dockerd 4242 (its options changed)", "n3: started dockerd"]
+    running["argv"] = own
+    assert lab.start_dockerd(3) is None and stopped == [4242] and len(started) == 1
 
 
 def test_nodes_file_text_is_valid_config(tmp_path):
@@ -252,37 +286,46 @@ def test_image_on_every_node(lab):
             cli.close()
 
 
-@pytest.mark.lab
-def test_cross_node_pod_traffic_is_routed_and_not_nated(lab):
-    import docker
+def _nx(i: int, *argv: str) -> str:
+    import subprocess
 
-    n1, n2, n3 = lab.nodes[:3]
-    tag = uuid.uuid4().hex[:8]
-    c1 = docker.DockerClient(base_url=n1.docker_host, timeout=30)
-    clients = [docker.DockerClient(base_url=n.docker_host, timeout=30) for n in (n2, n3)]
-    srv = None
-    try:
-        srv = c1.containers.run(rootfs.IMAGE, ["httpd", "-f", "-vv", "-p", "8080", "-h", "/www"], detach=True,
-                                init=True, name=f"orch-labtest-srv-{tag}", labels={"orch.labtest": tag})
-        srv.reload()
-        ip = srv.attrs["NetworkSettings"]["IPAddress"]
-        assert ip.startswith("198.19.1."), ip
-        for k, cli in enumerate(clients, start=2):
-            fetch = f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {ip} 8080"
-            out = cli.containers.run(rootfs.IMAGE, ["sh", "-c", fetch], remove=True,
-                                     name=f"orch-labtest-cli{k}-{tag}", labels={"orch.labtest": tag})
-            assert b"200 OK" in out and b"hello from the orch lab" in out, out
-        logs = srv.logs().decode()
-        # the server sees the clients' pod addresses (198.19.2.x, 198.19.3.x), not their nodes' (no NAT)
-        assert "198.19.2." in logs and "198.19.3." in logs, logs
-        assert "198.18.0." not in logs, logs
-    finally:
-        if srv is not None:
-            srv.remove(force=True)
-        for cli in [c1, *clients]:
-            for c in cli.containers.list(all=True, filters={"label": f"orch.labtest={tag}"}):
-                c.remove(force=True)
-            cli.close()
+    return subprocess.run(["ip", "netns", "exec", f"n{i}", *argv], check=True, capture_output=True,
+                          text=True).stdout
+
+
+@pytest.mark.lab
+def test_the_lab_leaves_the_pod_network_to_orch(lab):
+    """No routes between the nodes' container networks, no pod-to-pod rules: orch makes its pod network
+    itself (routes with proto 211, its own chains), as on users' hosts. The kernel settings it needs are set."""
+    import json
+
+    for i, node in enumerate(lab.nodes[:3], start=1):
+        routes = json.loads(_nx(i, "ip", "-j", "route", "show") or "[]")
+        lab_routes = [r for r in routes if r.get("dst", "").startswith("198.19.")
+                      and r.get("gateway") and r.get("protocol") != "211"]
+        assert lab_routes == [], (node.name, lab_routes)
+        assert "-s 198.19.0.0/16 -d 198.19.0.0/16" not in _nx(i, "iptables", "-w", "-S", "DOCKER-USER")
+        assert "-s 198.19.0.0/16 -d 198.19.0.0/16" not in _nx(i, "iptables", "-w", "-t", "nat", "-S", "POSTROUTING")
+        assert _nx(i, "cat", "/proc/sys/net/bridge/bridge-nf-call-iptables").strip() == "1"
+        assert _nx(i, "cat", "/proc/sys/net/ipv4/ip_forward").strip() == "1"
+        assert _nx(i, "nft", "--version").startswith("nftables")
+
+
+@pytest.mark.lab
+def test_up_removes_what_older_labs_added(lab):
+    """An older lab routed the nodes' docker0 networks and let 198.19.0.0/16 through by hand: `up` removes that."""
+    i = 3
+    _nx(i, "ip", "route", "replace", "198.19.1.0/24", "via", "198.18.0.11")
+    _nx(i, "iptables", "-w", "-I", "DOCKER-USER", "1", "-s", "198.19.0.0/16", "-d", "198.19.0.0/16", "-j", "ACCEPT")
+    _nx(i, "iptables", "-w", "-t", "nat", "-I", "POSTROUTING", "1", "-s", "198.19.0.0/16", "-d", "198.19.0.0/16",
+        "-j", "RETURN")
+    again = labmod.up(len(lab.nodes), lab.dir)
+    assert sorted(c for c in again.changes if "old lab" in c) == [
+        "n3: removed old lab route 198.19.1.0/24 via 198.18.0.11 (orch routes pod subnets now)",
+        "n3: removed old lab rule iptables -t filter DOCKER-USER -s 198.19.0.0/16 -d 198.19.0.0/16 -j ACCEPT",
+        "n3: removed old lab rule iptables -t nat POSTROUTING -s 198.19.0.0/16 -d 198.19.0.0/16 -j RETURN"]
+    assert "198.19.1.0/24" not in _nx(i, "ip", "route", "show")
+    assert labmod.up(len(lab.nodes), lab.dir).changes == []
 
 
 @pytest.mark.lab

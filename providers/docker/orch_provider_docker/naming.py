@@ -26,6 +26,7 @@ CONTAINER = "orch.container"  # the container block's name, on app containers
 CONFIG_HASH = "orch.config-hash"  # hash of the attributes that cannot change in place
 NODE = "orch.node"  # the node resource the pod was placed on
 SPEC = "orch.spec"  # on the infra container: the pod's attributes as created (JSON), for adoption
+NAMESPACE = "orch.namespace"  # the configuration's namespace (two configurations can share nodes)
 
 ROLE_INFRA = "infra"
 ROLE_APP = "app"
@@ -66,6 +67,12 @@ def base_name(address: ResourceAddress, instance_name: str | None = None) -> str
 
 def _instance_name(address: ResourceAddress) -> str:
     return address.name if address.key is None else f"{address.name}-{address.key}"
+
+
+def in_namespace(base: str, namespace: str) -> str:
+    """``shop_web-0``: the stem of a pod's container names within its configuration's namespace, so that two
+    configurations with a pod.web each can run on one node."""
+    return f"{namespace}_{base}"[:_MAX] if namespace else base
 
 
 def infra_name(base: str) -> str:

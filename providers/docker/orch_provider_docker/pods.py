@@ -23,7 +23,8 @@ from orchdsl.sdk import UNKNOWN, MemberStatus, ObjectStatus, Path, ResourceAddre
 
 from . import naming, pause
 
-NETWORK = "bridge"  # the pod network; a per-node orch bridge comes with pod networking
+NETWORK = "bridge"  # Docker's default bridge: pods of nodes without orch's pod network (no SSH)
+POD_NETWORK = "orch"  # orch's pod network on a node (providers/docker/orch_provider_docker/podnet.py)
 INFRA_COMMAND = ["sleep", "2147483647"]  # only where orch has no pause program for the node's architecture
 HASH_VERSION = "v1"
 
@@ -193,10 +194,14 @@ class Identity:
     address: ResourceAddress
     node: str
     config_hash: str
+    namespace: str = ""  # the configuration's namespace ("" for a provider not told one)
+    network: str = NETWORK  # the Docker network the infra container joins: orch's pod network, or Docker's bridge
 
     def labels(self, role: str, container: str | None = None) -> dict[str, str]:
         out = {naming.LINEAGE: self.lineage, naming.ADDRESS: str(self.address), naming.ROLE: role,
                naming.CONFIG_HASH: self.config_hash, naming.NODE: self.node}
+        if self.namespace:
+            out[naming.NAMESPACE] = self.namespace
         if container is not None:
             out[naming.CONTAINER] = container
         return out
@@ -219,7 +224,7 @@ def infra_config(attrs: dict[str, Any], ident: Identity, pause_image: str | None
         "Labels": labels,
         "ExposedPorts": exposed,
         "HostConfig": {
-            "NetworkMode": NETWORK,
+            "NetworkMode": ident.network,
             "IpcMode": "shareable",
             "Init": pause_image is None,
             "RestartPolicy": {"Name": "always"},
@@ -394,7 +399,7 @@ def group(containers_by_node: dict[str, list[dict[str, Any]]],
 
 def ip_of(c: dict[str, Any]) -> str | None:
     nets = ((c.get("NetworkSettings") or {}).get("Networks") or {})
-    for name in [NETWORK] + sorted(nets):
+    for name in [POD_NETWORK, NETWORK] + sorted(nets):
         ip: str | None = (nets.get(name) or {}).get("IPAddress")
         if ip:
             return ip

@@ -38,7 +38,9 @@ from orchdsl.sdk import (IMPLICIT_NODE, UNKNOWN, ApplyRequest, ApplyResult, Chan
                          ObjectStatus, PlannedObject, RefreshResult, ResourceAddress, ResourceTypeInfo, StateObject,
                          World, contains_unknown, merge_configured, node_name)
 
-from . import naming, pause, pods
+from . import naming, network, pause, pods
+from .hostexec import HostCommandError
+from .podnet import PodNetworkError
 from .transport import (
     DEFAULT_MAX_CHANNELS,
     Conflict,
@@ -86,7 +88,9 @@ class DockerProvider:
     def __init__(self, connect: Callable[[NodeSettings], Engine] | None = None,
                  max_channels: int = DEFAULT_MAX_CHANNELS):
         self.lineage = ""
+        self.namespace = ""
         self._conns = Connections(connect, max_channels)
+        self._net = network.Networking(self)
         self._lock = threading.RLock()
         self._config_nodes: dict[str, NodeSettings] = {}  # node resources of the run (the requests' world)
         self._world_seen: int | None = None
@@ -105,10 +109,14 @@ class DockerProvider:
         return {
             "node": ResourceTypeInfo("node", frozenset(), NODE_COMPUTED),
             "pod": ResourceTypeInfo("pod", pods.FORCE_NEW_POD, frozenset(pods.COMPUTED_POD)),
+            network.SERVICE: ResourceTypeInfo(network.SERVICE),
+            network.NODE_SERVICES: ResourceTypeInfo(network.NODE_SERVICES),
         }
 
     def configure(self, settings: dict[str, Any], lineage: str) -> list[Diagnostic]:
         self.lineage = lineage
+        ns = settings.get("namespace")
+        self.namespace = ns if isinstance(ns, str) else ""
         return []
 
     def close(self) -> None:
@@ -118,6 +126,7 @@ class DockerProvider:
     def _register(self, address: ResourceAddress, attrs: dict[str, Any], from_config: bool) -> NodeSettings:
         name = node_name(address)
         s = NodeSettings.from_attributes(name, attrs)
+        self._net.learn(address, attrs, from_config)
         with self._lock:
             (self._config_nodes if from_config else self._state_nodes)[name] = s
             self._node_addr[name] = str(address)
@@ -180,6 +189,8 @@ class DockerProvider:
         out = RefreshResult()
         node_objs = [o for o in prior if o.address.type == "node"]
         pod_objs = [o for o in prior if o.address.type == "pod"]
+        node_values = {node_name(o.address): o.attributes for o in node_objs}
+        net_drift: dict[str, list[str] | Exception] = {}
         for o in node_objs:
             self._register(o.address, o.attributes, from_config=False)
         lineages: dict[str, set[str]] = {}  # node -> lineages to list (ours, and those of imported pods)
@@ -204,6 +215,10 @@ class DockerProvider:
             conts: list[dict[str, Any]] = []
             for lin in sorted(lineages[node]):
                 conts.extend(eng.list_containers([naming.lineage_filter(lin)]))
+            try:
+                net_drift[node] = self._net.observe_node(node, node_values.get(node) or {})
+            except (HostCommandError, NodeError, EngineError, PodNetworkError) as e:
+                net_drift[node] = e
             return info, conts
 
         if names:
@@ -239,7 +254,19 @@ class DockerProvider:
             found = results.get(name)
             if isinstance(found, tuple):
                 node_attrs, node_private = _node_facts(o.attributes, o.private, found[0])
-                out.current[o.address] = StateObject(o.address, node_attrs, node_private)
+                wrong = net_drift.get(name)
+                status = None
+                if isinstance(wrong, Exception):
+                    status = ObjectStatus("unknown", message=f"pod network not readable: {wrong}")
+                elif wrong:
+                    status = ObjectStatus("degraded", message="; ".join(wrong))
+                out.current[o.address] = StateObject(o.address, node_attrs, node_private, status)
+
+        # services (records) and each node's service program
+        for o in prior:
+            if o.address.type == network.SERVICE:
+                out.current[o.address] = o
+        out.current.update(self._net.refresh_services([o for o in prior if o.address.type == network.NODE_SERVICES]))
 
         # pods
         prefer = {self._pod_keys[p.address]: p.private["infra"] for p in pod_objs if p.private.get("infra")}
@@ -307,6 +334,10 @@ class DockerProvider:
             return self._plan_node(address, prior, config)
         if address.type == "pod":
             return self._plan_pod(address, prior, config)
+        if address.type == network.SERVICE:
+            return self._net.plan_service(address, prior, config)
+        if address.type == network.NODE_SERVICES:
+            return self._net.plan_services(address, prior, config)
         return PlannedObject(dict(config), diagnostics=[Diagnostic.error(
             "Unsupported resource type", f"The docker provider does not handle {address.type}.",
             address=str(address))])
@@ -326,6 +357,9 @@ class DockerProvider:
         else:
             planned = merge_configured(prior.attributes, config)
             planned["capacity"] = _planned_capacity(config.get("capacity"), prior.attributes.get("capacity"))
+            if prior.status is not None and prior.status.state == "degraded":
+                return PlannedObject(planned, diagnostics=diags, repair=f"because node {node_name(address)}'s pod "
+                                     f"network drifted: {prior.status.message}")
         return PlannedObject(planned, diagnostics=diags)
 
     def _plan_pod(self, address: ResourceAddress, prior: StateObject | None,
@@ -415,6 +449,7 @@ class DockerProvider:
             if self._addr_of(node) in bad:
                 continue
             diags.extend(images(c))
+        diags.extend(self._net.preflight(world, changes))
         return diags
 
     def _first_report_pending(self, e: NodeError) -> bool:
@@ -476,6 +511,17 @@ class DockerProvider:
                 return self._apply_node(verb, request)
             if addr.type == "pod":
                 return self._apply_pod(verb, request)
+            if addr.type == network.SERVICE:
+                return self._net.apply_service(verb, request)
+            if addr.type == network.NODE_SERVICES:
+                return (self._net.delete_services(request) if verb == "delete"
+                        else self._net.sync_services(request))
+        except HostCommandError as e:
+            return ApplyResult(None, [Diagnostic.error("Command failed on the node", str(e), address=str(addr),
+                                                       hint=e.hint)])
+        except PodNetworkError as e:
+            return ApplyResult(None, [Diagnostic.error(e.summary, f"node {e.node}: {e.detail}" if e.detail else
+                                                       f"node {e.node}", address=str(addr), hint=e.hint)])
         except NodeError as e:
             return ApplyResult(None, [self._node_diag(e, context=f"{addr}: ")])
         except EngineError as e:
@@ -485,7 +531,11 @@ class DockerProvider:
 
     def _apply_node(self, verb: str, request: ApplyRequest) -> ApplyResult:
         if verb == "delete":
-            return ApplyResult(None)  # orch does not own the host; its pods are deleted on their own
+            # orch does not own the host (its pods are deleted on their own), only the pod network it made there
+            if request.prior is not None and node_name(request.address) not in self._down:
+                self._register(request.address, request.prior.attributes, from_config=True)
+                self._net.teardown_node(node_name(request.address), request.prior.attributes, request.progress)
+            return ApplyResult(None)
         prior = request.prior
         planned_cap = (request.planned or {}).get("capacity")
         after = {k: v for k, v in (request.planned or {}).items() if v is not UNKNOWN}
@@ -496,6 +546,7 @@ class DockerProvider:
         s = self._register(request.address, after, from_config=True)
         eng = self._conns.engine(s)
         info = eng.info()
+        self._net.ensure_node(node_name(request.address), after, request.progress)
         attrs, private = _node_facts(after, prior.private if prior else {}, info,
                                      planned=planned_cap if planned_cap is not None else {})
         return ApplyResult(StateObject(request.address, attrs, private))
@@ -526,8 +577,9 @@ class DockerProvider:
         node = after["node"]
         eng = self._engine(node)
         attrs = {k: v for k, v in after.items() if v is not UNKNOWN}
-        ident = pods.Identity(self.lineage, addr, node, pods.config_hash(attrs))
-        base = naming.base_name(addr, attrs.get("name"))
+        ident = pods.Identity(self.lineage, addr, node, pods.config_hash(attrs), self.namespace,
+                              self._net.pod_network_of(node))
+        base = naming.in_namespace(naming.base_name(addr, attrs.get("name")), self.namespace)
 
         def name_of(n: str) -> str:
             return naming.temporary(n, temp) if temp else n

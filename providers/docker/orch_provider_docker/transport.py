@@ -51,6 +51,8 @@ if TYPE_CHECKING:  # imported lazily at run time (see _paramiko, _http_classes)
     import requests
     import requests.adapters
 
+    from .hostexec import Host
+
 MIN_API_VERSION = "1.30"  # Docker 17.06: Mounts, Init, NanoCpus, Healthcheck.StartPeriod
 DEFAULT_MAX_CHANNELS = 6  # below sshd's stock MaxSessions 10, leaving room for an interactive session
 # Reaching a node: the TCP connection, the SSH banner, key exchange and authentication, a channel, and the
@@ -479,11 +481,13 @@ class Engine:
     Tests substitute a fake with the same methods.
     """
 
-    def __init__(self, api: Any, node: str, endpoint: str, on_close: Callable[[], None] | None = None):
+    def __init__(self, api: Any, node: str, endpoint: str, on_close: Callable[[], None] | None = None,
+                 link: _SSHLink | None = None):
         self.api = api
         self.node = node
         self.endpoint = endpoint
         self._on_close = on_close
+        self.link = link  # the node's SSH connection (None: not reached over SSH)
         self.version_info: dict[str, Any] = {}
         self.stalled: str | None = None  # set when a request got no answer in time: later ones fail at once
 
@@ -580,6 +584,36 @@ class Engine:
                 if isinstance(event, dict) and event.get("error"):
                     raise EngineError(f'pulling "{ref}" failed: {event["error"]}')
         self._call(call)
+
+    # the node itself (commands) and Docker networks
+    def host(self, become: bool = False) -> Host | None:
+        """Commands on the node over its SSH connection (through ``sudo -n`` when ``become``); None when the
+        node is not reached over SSH (tcp://, http://, a local unix:// socket): orch runs no commands there."""
+        if self.link is None:
+            return None
+        from .hostexec import SSHHost
+
+        return SSHHost(self.link, self.node, become)
+
+    def networks(self, label: str) -> list[dict[str, Any]]:
+        """``GET /networks`` filtered by a label (``KEY`` or ``KEY=VALUE``)."""
+        return cast("list[dict[str, Any]]", self._call(lambda: self.api.networks(filters={"label": [label]})))
+
+    def create_network(self, name: str, body: Mapping[str, Any]) -> str:
+        """``POST /networks/create`` with ``body`` (the API's NetworkCreate fields but Name); returns its id."""
+        def call() -> Any:
+            res = self.api._post_json(self.api._url("/networks/create"), data={"Name": name, **body})
+            return self.api._result(res, True)
+        return cast(str, self._call(call)["Id"])
+
+    def inspect_network(self, nid: str) -> dict[str, Any]:
+        return cast("dict[str, Any]", self._call(lambda: self.api.inspect_network(nid)))
+
+    def remove_network(self, nid: str) -> None:
+        try:
+            self._call(lambda: self.api.remove_network(nid))
+        except NotFound:
+            pass
 
     def close(self) -> None:
         try:
@@ -695,6 +729,20 @@ class _SSHLink:
         finally:
             ch.close()
 
+    def exec(self, command: str, stdin: bytes | None = None, timeout: float | None = None) -> tuple[int, bytes, bytes]:
+        """Run ``command`` (an SSH exec request: fixed strings and quoted values only, see hostexec.SSHHost)
+        with ``stdin`` written to it and closed; returns (status, stdout, stderr). A command that does not
+        finish in ``timeout`` raises TimeoutError."""
+        from .hostexec import read_channel
+
+        ch = self.transport().open_session(timeout=self.timeout)
+        try:
+            ch.settimeout(self.timeout if timeout is None else timeout)
+            ch.exec_command(command)
+            return read_channel(ch, stdin)
+        finally:
+            ch.close()
+
     def close(self) -> None:
         with self.lock:
             if self.client is not None:
@@ -744,7 +792,7 @@ def connect(settings: NodeSettings, max_channels: int = DEFAULT_MAX_CHANNELS,
     api.mount("http+docker://", adapter_cls(opener, api_timeout, max_channels))
     api.base_url = "http+docker://localhost"
     where = ep.describe() + (f" (socket {ep.remote_path} on the node)" if ep.remote_path else "")
-    engine = Engine(api, settings.name, where, on_close=link.close if link else None)
+    engine = Engine(api, settings.name, where, on_close=link.close if link else None, link=link)
     api.timeout = timeout  # type: ignore[assignment]  # the first answer is part of connecting (any number works)
     try:
         info = engine.version()

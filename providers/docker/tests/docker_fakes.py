@@ -65,8 +65,8 @@ class FakeEngine:
                 "Labels": dict(c["Config"]["Labels"]), "State": c["State"], "Status": c["Status"],
                 "Created": c["Created"],
                 "HostConfig": {"NetworkMode": c["HostConfig"].get("NetworkMode", "bridge")},
-                "NetworkSettings": {"Networks": {"bridge": {"IPAddress": c["IP"]}}
-                                    if c["HostConfig"].get("NetworkMode", "bridge") == "bridge" else {}}}
+                "NetworkSettings": {"Networks": {c["HostConfig"].get("NetworkMode", "bridge"): {"IPAddress": c["IP"]}}
+                                    if c["HostConfig"].get("NetworkMode", "bridge") in ("bridge", "orch") else {}}}
 
     # -- Engine methods --------------------------------------------------------------------------------
     def version(self) -> dict:
@@ -166,6 +166,66 @@ class FakeEngine:
         c = self.by_name(name)
         c["State"], c["Status"] = "exited", f"Exited ({code}) 2 seconds ago"
 
+    # -- Docker networks and the node's commands (podnet) ------------------------------------------------
+    @property
+    def nets(self) -> dict[str, dict]:
+        """Docker networks by id (besides the default bridge, 198.19.SUBNET.0/24)."""
+        return self.__dict__.setdefault("_nets", {})
+
+    def host(self, become: bool = False):
+        """The node's FakeHost (made on first use; ``engine.fake_host = None`` plays a node not reached over
+        SSH, which has none)."""
+        if "fake_host" not in self.__dict__:
+            self.fake_host = FakeHost(self.node)
+        return self.fake_host
+
+    def networks(self, label: str) -> list[dict]:
+        self.calls.append(("networks", label))
+        k, eq, v = label.partition("=")
+        return [dict(n) for n in self.nets.values()
+                if (n["Labels"].get(k) == v if eq else k in n["Labels"])]
+
+    def create_network(self, name: str, body: dict) -> str:
+        import ipaddress
+
+        self.calls.append(("create_network", name, body))
+        if any(n["Name"] == name for n in self.nets.values()):
+            raise Conflict(f"network with name {name} already exists", 409)
+        cfg = (body.get("IPAM") or {}).get("Config") or []
+        subnet = cfg[0]["Subnet"] if cfg else f"198.19.{200 + len(self.nets)}.0/24"
+        taken = [f"198.19.{self.subnet}.0/24"] + [n["IPAM"]["Config"][0]["Subnet"] for n in self.nets.values()]
+        if any(ipaddress.ip_network(subnet).overlaps(ipaddress.ip_network(t)) for t in taken):
+            raise EngineError("Pool overlaps with other one on this address space", 403)
+        nid = _new_id()
+        self.nets[nid] = {"Id": nid, "Name": name, "Driver": body.get("Driver", "bridge"),
+                          "IPAM": {"Driver": "default", "Config": [dict(cfg[0]) if cfg else {"Subnet": subnet}]},
+                          "Options": dict(body.get("Options") or {}), "Labels": dict(body.get("Labels") or {})}
+        return nid
+
+    def _net(self, ref: str) -> dict:
+        for n in self.nets.values():
+            if ref in (n["Id"], n["Name"]):
+                return n
+        raise NotFound(f"network {ref} not found", 404)
+
+    def inspect_network(self, nid: str) -> dict:
+        n = self._net(nid)
+        self.calls.append(("inspect_network", n["Name"]))
+        running = {c["Id"]: {"Name": c["Name"], "IPv4Address": c["IP"] + "/24"} for c in self.containers.values()
+                   if c["HostConfig"].get("NetworkMode") in (n["Name"], n["Id"]) and c["State"] == "running"}
+        return dict(n, Containers=running)
+
+    def remove_network(self, nid: str) -> None:
+        try:
+            n = self._net(nid)
+        except NotFound:
+            return
+        self.calls.append(("remove_network", n["Name"]))
+        if self.inspect_network(n["Id"])["Containers"]:
+            raise EngineError(f"error while removing network: network {n['Name']} id {n['Id']} has active endpoints",
+                              403)
+        del self.nets[n["Id"]]
+
 
 class FakeCluster:
     """Engines by node name; a connect function for DockerProvider(connect=...)."""
@@ -184,3 +244,182 @@ class FakeCluster:
 
     def __getitem__(self, name: str) -> FakeEngine:
         return self.engines[name]
+
+
+class FakeHost:
+    """A node that runs commands (hostexec.Host): records each (argv, stdin) and plays the node's pod-network
+    state (routes with proto 211, nftables tables, iptables filter chains, the sysctls and tools that podnet's
+    probe reads). ``fail[argv0] = CommandResult(...)`` makes every command starting with argv0 fail that way."""
+
+    def __init__(self, node: str = "n1", uid: int = 0,
+                 tools: tuple[str, ...] = ("ip", "nft", "iptables", "iptables-restore")):
+        from orch_provider_docker.hostexec import CommandResult
+
+        self.node = node
+        self.uid = uid
+        self.tools = set(tools)
+        self.sysctl = {"bridge-nf-call-iptables": "1", "ip_forward": "1"}
+        self.routes: dict[str, str] = {}  # proto 211: destination -> gateway
+        self.nft: dict[str, list[str]] = {}  # table ip NAME -> its body lines, as written
+        self.chains: dict[str, list[str]] = {"FORWARD": ["-A FORWARD -j DOCKER-USER"],
+                                             "DOCKER-USER": ["-A DOCKER-USER -j RETURN"]}  # filter table
+        self.calls: list[tuple[tuple[str, ...], bytes | None]] = []
+        self.fail: dict[str, CommandResult] = {}
+        self._result = CommandResult
+
+    # -- for tests
+    def argvs(self) -> list[tuple[str, ...]]:
+        return [a for a, _ in self.calls]
+
+    def changing_calls(self) -> list[tuple[str, ...]]:
+        """The commands other than podnet's read-only probe."""
+        from orch_provider_docker.podnet import PROBE_ARGV
+
+        return [a for a, _ in self.calls if a != PROBE_ARGV]
+
+    def iptables_s(self, chain: str) -> str:
+        head = f"-P {chain} ACCEPT" if chain == "FORWARD" else f"-N {chain}"
+        return "\n".join([head, *self.chains[chain]]) + "\n"
+
+    # -- hostexec.Host
+    def run(self, argv, stdin: bytes | None = None, check: bool = True, timeout: float = 30.0):
+        from orch_provider_docker.hostexec import HostCommandError
+
+        argv = tuple(argv)
+        self.calls.append((argv, stdin))
+        res = self.fail.get(argv[0]) or self._play(argv, (stdin or b"").decode())
+        if check and res.rc != 0:
+            raise HostCommandError(self.node, argv, res.rc, res.stderr)
+        return res
+
+    def _play(self, argv: tuple[str, ...], stdin: str):
+        from orch_provider_docker.podnet import PROBE_ARGV
+
+        ok = self._result(0, "", "")
+        if argv == PROBE_ARGV:
+            return self._result(0, self._probe(), "")
+        if argv[0] not in self.tools and argv[0] != "sh":
+            return self._result(127, "", f"sh: 1: {argv[0]}: not found\n")
+        if self.uid != 0:
+            return self._result(1, "", "Operation not permitted\n")
+        if argv == ("ip", "-batch", "-"):
+            for k, line in enumerate(stdin.splitlines(), start=1):
+                w = line.split()
+                if w[:2] == ["route", "replace"] and w[3] == "via" and w[5:] == ["proto", "211"]:
+                    self.routes[w[2]] = w[4]
+                elif w[:2] == ["route", "del"] and w[2] in self.routes:
+                    del self.routes[w[2]]
+                else:
+                    return self._result(1, "", f"RTNETLINK answers: No such process\nCommand failed -:{k}\n")
+            return ok
+        if argv == ("ip", "route", "flush", "proto", "211"):
+            self.routes.clear()
+            return ok
+        if argv == ("nft", "-f", "-"):
+            return self._nft_script(stdin)
+        if argv[:3] == ("nft", "delete", "table") and argv[3] == "ip":
+            if self.nft.pop(argv[4], None) is None:
+                return self._result(1, "", "Error: No such file or directory\n")
+            return ok
+        if argv[0] == "iptables-restore" and "--noflush" in argv:
+            return self._restore(stdin)
+        return self._result(2, "", f"FakeHost: unexpected command {argv}\n")
+
+    def _nft_script(self, text: str):
+        tables = {k: list(v) for k, v in self.nft.items()}
+        lines = iter(text.splitlines())
+        for line in lines:
+            w = line.split()
+            if not w:
+                continue
+            if w[:3] == ["delete", "table", "ip"]:
+                if tables.pop(w[3], None) is None:
+                    return self._result(1, "", "Error: No such file or directory\n")
+            elif w[:2] == ["table", "ip"] and w[3:] == ["{"]:
+                body, depth = [], 1
+                for inner in lines:
+                    depth += inner.count("{") - inner.count("}")
+                    if depth == 0:
+                        break
+                    body.append(inner)
+                tables[w[2]] = tables.get(w[2], []) + body
+            elif w[:2] == ["table", "ip"] and len(w) == 3:
+                tables.setdefault(w[2], [])
+            else:
+                return self._result(1, "", f"Error: syntax error: {line}\n")
+        self.nft = tables
+        return self._result(0, "", "")
+
+    def _restore(self, text: str):
+        chains = {k: list(v) for k, v in self.chains.items()}
+        table = None
+        for k, line in enumerate(text.splitlines(), start=1):
+            w = line.split()
+            if not w or line.startswith("#"):
+                continue
+            bad = self._result(2, "", f"iptables-restore: line {k} failed\n")
+            if w[0].startswith("*"):
+                table = w[0][1:]
+            elif w[0] == "COMMIT":
+                table = None
+            elif table != "filter":
+                return bad
+            elif w[0].startswith(":"):
+                chains[w[0][1:]] = []
+            elif w[0] in ("-A", "-I", "-D") and w[1] in chains:
+                if "-j" in w and w[w.index("-j") + 1] not in chains and w[w.index("-j") + 1].isupper() \
+                        and w[w.index("-j") + 1] not in ("ACCEPT", "DROP", "RETURN", "REJECT"):
+                    return bad
+                if w[0] == "-A":
+                    chains[w[1]].append(" ".join(w))
+                elif w[0] == "-D":
+                    rule = " ".join(["-A", *w[1:]])
+                    if rule not in chains[w[1]]:
+                        return bad
+                    chains[w[1]].remove(rule)
+                else:
+                    pos, spec = (int(w[2]), w[3:]) if len(w) > 2 and w[2].isdigit() else (1, w[2:])
+                    chains[w[1]].insert(pos - 1, " ".join(["-A", w[1], *spec]))
+            elif w[0] == "-F" and w[1] in chains:
+                chains[w[1]] = []
+            elif w[0] == "-X" and w[1] in chains:
+                if any(f"-j {w[1]}" in r for rs in chains.values() for r in rs):
+                    return bad
+                del chains[w[1]]
+            else:
+                return bad
+        self.chains = chains
+        return self._result(0, "", "")
+
+    def _probe(self) -> str:
+        import json
+
+        def section(name: str, tool: str, text: str, rc: int = 0) -> list[str]:
+            if tool not in self.tools:
+                text, rc = f"sh: 1: {tool}: not found", 127
+            elif self.uid != 0 and tool != "ip":
+                text, rc = "iptables v1.8.9 (nf_tables): Permission denied (you must be root)", 4
+            return [f"@@ {name}", *([text] if text else []), f"@@ rc {rc}"]
+
+        out = ["@@ env", f"uid={self.uid}"]
+        out += [f"have.{t}={int(t in self.tools)}" for t in ("ip", "nft", "iptables", "iptables-restore")]
+        out += [f"{k}={v}" for k, v in self.sysctl.items()]
+        out += ["@@ rc 0"]
+        routes = [{"dst": d, "gateway": g, "dev": "eth0", "protocol": "211", "flags": []}
+                  for d, g in sorted(self.routes.items())]
+        out += section("routes", "ip", json.dumps(routes))
+        for name, chain in (("docker-user", "DOCKER-USER"), ("orch-forward", "ORCH-FORWARD")):
+            if chain in self.chains:
+                out += section(name, "iptables", self.iptables_s(chain).rstrip("\n"))
+            else:
+                out += section(name, "iptables", "iptables: No chain/target/match by that name.", 1)
+        tables = [{"metainfo": {"version": "1.0.6", "json_schema_version": 1}}]
+        tables += [{"table": {"family": "ip", "name": t, "handle": k}} for k, t in enumerate(self.nft, start=1)]
+        out += section("tables", "nft", json.dumps({"nftables": tables}))
+        if "orch" in self.nft:
+            body = [x.replace("priority 100;", "priority srcnat;") for x in self.nft["orch"]]
+            listing = ["table ip orch {", *body, "}"]
+            out += section("orch-table", "nft", "\n".join(listing))
+        else:
+            out += section("orch-table", "nft", "Error: No such file or directory", 1)
+        return "\n".join(out) + "\n"

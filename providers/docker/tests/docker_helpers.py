@@ -55,13 +55,22 @@ def write_config(d: Path, replicas: int = 2, greeting: str = '"hello"', memory: 
     return d
 
 
+class Unnamespaced(DockerProvider):
+    """The provider as these tests know it: container names without the configuration's namespace (a
+    provider told no namespace), so that expectations read "web-0-infra" whatever the test directory is
+    called. test_apply.py checks the names within a namespace."""
+
+    def configure(self, settings: dict[str, Any], lineage: str) -> list[Any]:
+        return super().configure({k: v for k, v in settings.items() if k != "namespace"}, lineage)
+
+
 class Run:
     """One orch command's worth of provider (a new instance per command, as the CLI does)."""
 
-    def __init__(self, d: Path, cluster: Any):
+    def __init__(self, d: Path, cluster: Any, namespaced: bool = False):
         self.d = d
         self.cluster = cluster
-        self.provider = DockerProvider(connect=cluster.connect)
+        self.provider = (DockerProvider if namespaced else Unnamespaced)(connect=cluster.connect)
         self.session = workflow.open_session(d, providers=[self.provider])
         assert not [x for x in self.session.diagnostics if x.is_error], self.session.diagnostics
         self.state = self.session.backend.read()

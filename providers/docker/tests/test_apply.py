@@ -19,6 +19,19 @@ def _ops(engine, kinds=("create", "start", "remove", "update", "rename")):
     return [(c[0], c[1]) for c in engine.calls if c[0] in kinds]
 
 
+def test_container_names_carry_the_namespace(tmp_path):
+    """Two configurations with a pod.web each share a node: their containers' names differ by namespace."""
+    from docker_helpers import Run
+
+    cluster = FakeCluster("n1", "n2", "n3")
+    write_config(tmp_path / "shop", replicas=1, extra='orch {\n  namespace = "shop"\n}\n')
+    _, outcome, _ = Run(tmp_path / "shop", cluster, namespaced=True).apply()
+    assert outcome.ok, outcome.diagnostics
+    infra = cluster["n1"].by_name("shop_web-0-infra")
+    assert infra["Config"]["Labels"][naming.NAMESPACE] == "shop"
+    assert infra["HostConfig"]["NetworkMode"] == "orch"  # orch's pod network on a node reached over SSH
+
+
 def test_create_makes_infra_then_apps_and_records_ids(tmp_path):
     cluster = FakeCluster("n1", "n2", "n3")
     write_config(tmp_path, replicas=1)

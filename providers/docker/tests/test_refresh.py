@@ -45,7 +45,8 @@ def test_one_list_call_per_node_and_no_drift(tmp_path):
     res, prior = _refresh(tmp_path, cluster)
     assert not res.diagnostics and not res.orphans
     for e in cluster.engines.values():
-        assert [c[0] for c in e.calls] == ["info", "list"]  # not one call per pod
+        # not one call per pod: the node, its containers, its pod network
+        assert [c[0] for c in e.calls] == ["info", "list", "networks"]
     for obj in prior:
         now = res.current[obj.address]
         assert now is not None
@@ -168,8 +169,8 @@ def test_unreachable_node_is_a_diagnostic_naming_it(tmp_path):
 
 def test_node_facts_refresh_reported_capacity_only(tmp_path):
     cluster = FakeCluster("n1", "n2", "n3")
-    write_config(tmp_path, replicas=0, nodes='node "n1" {\n address = "h"\n capacity {\n cpu = 1\n }\n}\n'
-                 'node "n2" {\n address = "h2"\n}\nnode "n3" {\n address = "h3"\n}\n')
+    write_config(tmp_path, replicas=0, nodes='node "n1" {\n address = "198.18.0.11"\n capacity {\n cpu = 1\n }\n}\n'
+                 'node "n2" {\n address = "198.18.0.12"\n}\nnode "n3" {\n address = "198.18.0.13"\n}\n')
     apply(tmp_path, cluster)
     st = state_of(tmp_path)
     n1 = st.get(A("node.n1"))

@@ -155,7 +155,9 @@ def test_scaling_keeps_running_replicas_and_removes_the_highest(tmp_path):
     first = placed(p)
     write(tmp_path, *NODES, node("n4"), pod("web", 5))
     p, outcome, _ = apply(tmp_path, cluster)
-    assert actions(p) == {"node.n4": Action.CREATE, "pod.web[3]": Action.CREATE, "pod.web[4]": Action.CREATE}
+    # the other nodes get a route to node.n4's pod subnet
+    assert actions(p) == {"node.n4": Action.CREATE, "pod.web[3]": Action.CREATE, "pod.web[4]": Action.CREATE,
+                          "node.n1": Action.UPDATE, "node.n2": Action.UPDATE, "node.n3": Action.UPDATE}
     assert placed(p)["pod.web[3]"] == "n4"  # the empty node first
     assert all(placed(p)[a] == n for a, n in first.items())  # the running ones did not move
     write(tmp_path, *NODES, node("n4"), pod("web", 2))

@@ -6,12 +6,17 @@ Node ``nI`` (I = 1..N, N <= 15) is a network namespace with
   198.18.0.(10+I)/24 inside, default route via 198.18.0.1;
 * its own ``dockerd`` (started with ``nsenter --net=`` and ``setsid``, never ``ip netns exec``,
   which remounts /sys and loses the cgroup mounts), with its own data-root, exec-root, socket,
-  pid file, ``--bip 198.19.I.1/24`` and ``--default-address-pool base=198.19.(16I).0/20,size=24``;
+  pid file, ``--bip 198.19.I.1/24`` and ``--default-address-pool base=198.19.(16+4(I-1)).0/22,size=24``
+  (all below 198.19.76.0: orch's default pod range 198.19.128.0/17 stays free);
+* ``net.ipv4.ip_forward=1`` and ``net.bridge.bridge-nf-call-iptables=1`` (``br_netfilter``), set in the
+  node's namespace (they are per network namespace);
 * its own ``sshd`` (``ip netns exec nI sshd -f CONFIG``) on 198.18.0.(10+I):22, root login by key
   only, its own host key, ``SetEnv DOCKER_HOST=unix://DIR/nI/docker.sock``, stock session limits;
-* routes to the other nodes' bridge networks (198.19.J.0/24 via 198.18.0.(10+J)) and iptables
-  rules letting pod-to-pod traffic (198.19.0.0/16 <-> 198.19.0.0/16) through, un-NATed;
 * the base image ``orch/busybox:test``, imported from Debian's busybox-static (never pulled).
+
+The pod network between the nodes (the ``orch`` bridge network, routes, nftables and iptables rules) is
+orch's own doing, as on any user's hosts (see orch_provider_docker.podnet); the lab adds none. ``up``
+removes the routes and rules that older labs added for it.
 
 ``up`` builds or repairs all of it, idempotently, and writes ``DIR/nodes.orch`` (the nodes as orch
 configuration), ``DIR/known_hosts`` and the client key ``DIR/ssh/client``. Every failure is a
@@ -52,16 +57,21 @@ BRIDGE_IP = "198.18.0.1"
 BRIDGE_MAC = "02:00:c6:12:00:01"  # fixed: a bridge otherwise takes its lowest port's MAC, which changes
 HOST_NET = "198.18.0.0/24"
 POD_NET = "198.19.0.0/16"
+ORCH_POD_CIDR = "198.19.128.0/17"  # orch's default pod range: no lab network may use it
+# what older labs added for pod-to-pod traffic (orch does that itself now): removed by `up`
+OLD_POD_RULES = (("filter", "DOCKER-USER", ("-s", POD_NET, "-d", POD_NET, "-j", "ACCEPT")),
+                 ("nat", "POSTROUTING", ("-s", POD_NET, "-d", POD_NET, "-j", "RETURN")))
+BRIDGE_NF = "/proc/sys/net/bridge/bridge-nf-call-iptables"
 MAX_NODES = 15
 DEFAULT_NODES = 3
 DEFAULT_DIR = "/tmp/orch-lab"
 NETNS_DIR = Path("/var/run/netns")
 LOCK_FILE = Path("/run/orch-lab.lock")
-APT_PACKAGES = ("docker.io", "openssh-server", "busybox-static", "iptables", "iproute2")
+APT_PACKAGES = ("docker.io", "openssh-server", "busybox-static", "iptables", "iproute2", "nftables")
 SSHD = "/usr/sbin/sshd"
 # (binary, Debian package providing it)
 _BINARIES = (("dockerd", "docker.io"), ("docker", "docker.io"), (SSHD, "openssh-server"),
-             ("iptables", "iptables"), ("ip", "iproute2"), ("nsenter", "util-linux"),
+             ("iptables", "iptables"), ("ip", "iproute2"), ("nft", "nftables"), ("nsenter", "util-linux"),
              ("setsid", "util-linux"), ("umount", "mount"))
 _SBIN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _MAX_SOCKET_PATH = 107  # sun_path, less the terminating NUL
@@ -97,8 +107,9 @@ def node_bridge_net(i: int) -> str:
 
 
 def node_pool(i: int) -> str:
-    """The node's address pool for user-defined Docker networks."""
-    return f"198.19.{16 * i}.0/20"
+    """The node's address pool for user-defined Docker networks: a /22 (four /24 networks) above the
+    bridges' 198.19.0.0/20, all of them below orch's default pod range 198.19.128.0/17."""
+    return f"198.19.{16 + 4 * (i - 1)}.0/22"
 
 
 def default_dir() -> Path:
@@ -106,21 +117,25 @@ def default_dir() -> Path:
 
 
 def check_address_plan(n: int) -> None:
-    """Every node's bridge /24 and pool /20 lie in 198.19.0.0/16 and are pairwise disjoint."""
+    """Every node's bridge /24 and pool /22 lie in 198.19.0.0/16 outside orch's default pod range
+    198.19.128.0/17, and are pairwise disjoint."""
     import ipaddress
 
     if not 1 <= n <= MAX_NODES:
         raise LabError(Diagnostic.error(
             "Invalid number of lab nodes", f"{n} node(s) requested; the lab has 1 to {MAX_NODES}.",
-            hint=f"198.19.0.0/16 is split into one /20 address pool per node: use --nodes 1..{MAX_NODES}"))
+            hint=f"198.19.0.0/16 holds one /24 bridge and one /22 address pool per node below orch's pod range "
+                 f"{ORCH_POD_CIDR}: use --nodes 1..{MAX_NODES}"))
     pods = ipaddress.IPv4Network(POD_NET)
+    orch = ipaddress.IPv4Network(ORCH_POD_CIDR)
     nets = []
     for i in range(1, n + 1):
         nets.append((f"bip({node_name(i)})", ipaddress.IPv4Network(node_bridge_net(i))))
         nets.append((f"pool({node_name(i)})", ipaddress.IPv4Network(node_pool(i))))
     for k, (a, na) in enumerate(nets):
-        if not na.subnet_of(pods):  # pragma: no cover - guarded by MAX_NODES
-            raise LabError(Diagnostic.error("Lab address plan error", f"{a}={na} leaves {POD_NET}."))
+        if not na.subnet_of(pods) or na.overlaps(orch):  # pragma: no cover - guarded by MAX_NODES
+            raise LabError(Diagnostic.error("Lab address plan error",
+                                            f"{a}={na} leaves {POD_NET} or overlaps {ORCH_POD_CIDR}."))
         for b, nb in nets[k + 1:]:
             if na.overlaps(nb):  # pragma: no cover - guarded by MAX_NODES
                 raise LabError(Diagnostic.error("Lab address plan error", f"{a}={na} overlaps {b}={nb}."))
@@ -260,6 +275,15 @@ def _cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return ""
+
+
+def _argv(pid: int) -> list[str]:
+    """The command line of ``pid``, argument by argument ([] when it is gone)."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [a.decode(errors="replace") for a in raw.split(b"\0")[:-1]]
 
 
 def _pid_from_file(pidfile: Path, marker: str) -> int | None:
@@ -751,6 +775,26 @@ class _Lab:
         if fwd != "1":
             self.run([*self.nsenter(i), "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"], name)
             self.changed(f"{name}: ip_forward=1")
+        self.ensure_bridge_nf(i)
+
+    def ensure_bridge_nf(self, i: int) -> None:
+        """``net.bridge.bridge-nf-call-iptables=1`` in node i's namespace (per namespace on this kernel):
+        without it, traffic between two containers of one node bypasses iptables (policies, services)."""
+        name = node_name(i)
+        read = [*self.nsenter(i), "cat", BRIDGE_NF]
+        p = self.run(read, name, check=False)
+        if p.returncode != 0:  # no /proc/sys/net/bridge: br_netfilter is not loaded
+            if _which("modprobe") is not None:
+                self.run(["modprobe", "br_netfilter"], name, check=False)
+                p = self.run(read, name, check=False)
+            if p.returncode != 0:
+                raise self.step_error(name, read, p.returncode, p.stderr.decode(errors="replace"),
+                                      hint="load the br_netfilter kernel module (modprobe br_netfilter; "
+                                           "apt-get install kmod), then run `orch lab up` again")
+            self.changed("loaded br_netfilter")
+        if p.stdout.decode(errors="replace").strip() != "1":
+            self.run([*self.nsenter(i), "sysctl", "-q", "-w", "net.bridge.bridge-nf-call-iptables=1"], name)
+            self.changed(f"{name}: bridge-nf-call-iptables=1")
 
     def flush_neighbours(self, address: str) -> None:
         """Forget ``address``'s MAC in the root namespace and in every node (it has changed)."""
@@ -759,22 +803,17 @@ class _Lab:
             if _netns_exists(j):
                 self.run(["ip", "-n", node_name(j), "neigh", "flush", "to", address], check=False)
 
-    def ensure_routes(self, i: int, n: int) -> None:
+    def remove_old_routes(self, i: int) -> None:
+        """Remove the routes to the other nodes' docker0 networks (198.19.J.0/24 via 198.18.0.(10+J)) that
+        older labs added. orch's own routes (``proto 211``, to its pod subnets) are left alone."""
         name = node_name(i)
-        want = {node_bridge_net(j): node_address(j) for j in range(1, n + 1) if j != i}
-        have: dict[str, str] = {}
         for r in self.ipj(["route", "show"], i):
             m = re.fullmatch(r"198\.19\.(\d+)\.0/24", r.get("dst", ""))
             gw = r.get("gateway", "")
-            if m and 1 <= int(m.group(1)) <= MAX_NODES and gw.startswith("198.18.0."):
-                have[r["dst"]] = gw
-        for dst, gw in want.items():
-            if have.get(dst) != gw:
-                self.run(["ip", "-n", name, "route", "replace", dst, "via", gw, "dev", "eth0"], name)
-                self.changed(f"{name}: route {dst} via {gw}")
-        for dst in sorted(set(have) - set(want)):
-            self.run(["ip", "-n", name, "route", "del", dst], name)
-            self.changed(f"{name}: removed stale route {dst}")
+            if m and 1 <= int(m.group(1)) <= MAX_NODES and gw.startswith("198.18.0.") \
+                    and r.get("protocol", "boot") == "boot":
+                self.run(["ip", "-n", name, "route", "del", r["dst"], "via", gw], name)
+                self.changed(f"{name}: removed old lab route {r['dst']} via {gw} (orch routes pod subnets now)")
 
     def _iptables(self, i: int | None, table: str) -> list[str]:
         return [*(self.nsenter(i) if i else []), "iptables", "-w", "-t", table]
@@ -793,17 +832,23 @@ class _Lab:
         self.run([*base, "-I", chain, "1", *spec], node)
         self.changed(f"{node or 'root'}: iptables -t {table} {chain} {' '.join(spec)}")
 
-    def delete_rule(self, i: int | None, table: str, chain: str, spec: Sequence[str]) -> None:
+    def delete_rule(self, i: int | None, table: str, chain: str, spec: Sequence[str]) -> bool:
+        """Delete every copy of the rule; returns whether there was one."""
         base = self._iptables(i, table)
+        found = False
         for _ in range(20):
             if self.run([*base, "-C", chain, *spec], check=False).returncode != 0:
-                return
+                break
+            found = True
             self.run([*base, "-D", chain, *spec], check=False)
+        return found
 
-    def ensure_node_rules(self, i: int) -> None:
-        pods = ["-s", POD_NET, "-d", POD_NET]
-        self.ensure_rule(i, "filter", "DOCKER-USER", [*pods, "-j", "ACCEPT"])
-        self.ensure_rule(i, "nat", "POSTROUTING", [*pods, "-j", "RETURN"])
+    def remove_old_rules(self, i: int) -> None:
+        """Remove the pod-to-pod iptables rules older labs added (orch's ORCH-FORWARD does it now)."""
+        name = node_name(i)
+        for table, chain, spec in OLD_POD_RULES:
+            if self.delete_rule(i, table, chain, spec):
+                self.changed(f"{name}: removed old lab rule iptables -t {table} {chain} {' '.join(spec)}")
 
     # -- dockerd
     def dockerd_pid(self, i: int) -> int | None:
@@ -834,6 +879,14 @@ class _Lab:
             _terminate(pid, str(self.p.sock(i)), 60)
             self.changed(f"{name}: stopped dockerd {pid} (it ran in a deleted network namespace)")
             pid = None
+        argv = self.dockerd_argv(i)
+        own = argv[argv.index("dockerd"):]
+        if pid is not None and _argv(pid) != own:
+            # started with other options (an older lab's address pool): they are command-line flags, so only
+            # a restart applies them. Its containers stop; they are left as they are.
+            killed = _terminate(pid, str(self.p.sock(i)), 60)
+            self.changed(f"{name}: {'killed' if killed else 'stopped'} dockerd {pid} (its options changed)")
+            pid = None
         if pid is not None:
             return None
         foreign = self.foreign_dockerd(i)
@@ -847,7 +900,6 @@ class _Lab:
         for stale in (self.p.docker_pid(i), self.p.sock(i)):
             stale.unlink(missing_ok=True)
         _write_if_changed(self.p.daemon_json(i), "{}\n")
-        argv = self.dockerd_argv(i)
         with open(self.p.dockerd_log(i), "ab") as logf:
             logf.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {shlex.join(argv)}\n".encode())
             logf.flush()
@@ -1144,11 +1196,11 @@ def up(n: int = DEFAULT_NODES, dir: str | os.PathLike[str] | None = None, *, ins
         for i in range(1, n + 1):
             lab.ensure_sshd(i)
         _parallel(lab.wait_sshd, range(1, n + 1))
-        # 4. routes and rules
+        # 4. the root namespace forwards between the nodes; the pod network is orch's (older labs' parts go)
         lab.ensure_rule(None, "filter", "FORWARD", ["-i", BRIDGE, "-o", BRIDGE, "-j", "ACCEPT"])
         for i in range(1, n + 1):
-            lab.ensure_routes(i, n)
-            lab.ensure_node_rules(i)
+            lab.remove_old_routes(i)
+            lab.remove_old_rules(i)
         # 5. the base image
         tar_cache: list[bytes] = []
         tar_mu = threading.Lock()

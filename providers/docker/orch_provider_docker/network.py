@@ -1,0 +1,356 @@
+"""The Docker provider's networking: each node's pod network, each node's service program, services.
+
+* ``node`` (with a ``pod_cidr`` from the core): the node's pod network (:mod:`.podnet`): orch's bridge network,
+  routes to the other nodes' pod subnets, the forward filter and the outbound masquerade. Made or repaired at
+  the node's create/update, read back at refresh (drift becomes a repair), removed with the node unless
+  another namespace still uses it.
+* ``node_services.<node>`` (produced by the core, :mod:`orchdsl.cluster.services`): the namespace's nftables
+  table on the node (:mod:`.netrules`: virtual IPs, node ports, endpoints), hairpin on the bridge's ports, and
+  the service names in the hosts file of each of the namespace's pods there. Loaded in one ``nft -f``
+  transaction (a small change as a delta), read back at refresh.
+* ``service``: the service's values as decided by the core (its cluster IP); nothing exists on a host for it
+  alone, its realisation is every node's ``node_services``.
+
+Every host command goes through :mod:`.hostexec` as argv (``become`` adds sudo); scripts are fixed strings,
+user values reach them only as arguments or on stdin.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import socket
+import threading
+from typing import TYPE_CHECKING, Any
+
+from orchdsl.sdk import (UNKNOWN, ApplyRequest, ApplyResult, ChangeView, Diagnostic, ObjectStatus, PlannedObject,
+                         ResourceAddress, StateObject, World, contains_unknown, node_name)
+
+from . import naming, netrules, podnet, pods
+from .hostexec import Host, HostCommandError
+from .transport import EngineError, NodeError
+
+if TYPE_CHECKING:
+    from .provider import DockerProvider
+
+NODE_SERVICES = "node_services"
+SERVICE = "service"
+HAIRPIN_SCRIPT = ('for p in /sys/class/net/orch0/brif/*; do [ -e "$p/hairpin_mode" ] || continue; '
+                  '[ "$(cat "$p/hairpin_mode")" = 1 ] || echo 1 > "$p/hairpin_mode"; done')
+HAIRPIN_CHECK = ('for p in /sys/class/net/orch0/brif/*; do [ -e "$p/hairpin_mode" ] || continue; '
+                 '[ "$(cat "$p/hairpin_mode")" = 1 ] || echo "${p##*/}"; done')
+
+
+def _has_pod_network(values: dict[str, Any] | None) -> bool:
+    return bool(values) and isinstance((values or {}).get("pod_cidr"), str) and _has_shell(values or {})
+
+
+def _has_shell(values: dict[str, Any]) -> bool:
+    dh = values.get("docker_host")
+    if isinstance(dh, str) and dh.startswith("ssh://"):
+        return True
+    return isinstance(values.get("address"), str) and (dh is None or (isinstance(dh, str) and dh.startswith("unix://")))
+
+
+def _resolve(host: Any) -> str:
+    """A route's gateway as an IPv4 address (node addresses may be names, resolved here once)."""
+    try:
+        return str(ipaddress.IPv4Address(host))
+    except ValueError:
+        pass
+    try:
+        return socket.gethostbyname(str(host))
+    except OSError as e:
+        raise podnet.PodNetworkError("", "Cannot resolve a node's address", f"{host}: {e}",
+                                     hint="use the node's IP address as its address") from None
+
+
+def pod_network_spec(values: dict[str, Any]) -> podnet.PodNetwork:
+    routes = tuple(sorted((str(r["subnet"]), _resolve(r["via"])) for r in values.get("routes") or []
+                          if isinstance(r, dict) and isinstance(r.get("subnet"), str) and r.get("via") is not None))
+    return podnet.PodNetwork(node=str(values.get("node") or ""), pod_cidr=str(values["pod_cidr"]),
+                             cluster_cidr=str(values.get("cluster_cidr") or values["pod_cidr"]), routes=routes)
+
+
+class Networking:
+    """The provider's networking half; keeps per-run caches (hosts, what refresh found)."""
+
+    def __init__(self, provider: DockerProvider):
+        self.p = provider
+        self._lock = threading.Lock()
+        self._nodes: dict[str, dict[str, Any]] = {}  # node name -> its values (world first, else state)
+        self._drift: dict[str, list[str]] = {}  # node_services node -> what refresh found wrong
+        self._checked: dict[str, list[str]] = {}  # node -> precondition problems (checked once per run)
+        self._root_dir: dict[str, str] = {}
+
+    # ---- registry ------------------------------------------------------------------------------------
+    def learn(self, address: ResourceAddress, values: dict[str, Any], from_config: bool) -> None:
+        with self._lock:
+            name = node_name(address)
+            if from_config or name not in self._nodes:
+                self._nodes[name] = dict(values)
+
+    def pod_network_of(self, node: str) -> str:
+        with self._lock:
+            values = self._nodes.get(node)
+        return pods.POD_NETWORK if _has_pod_network(values) else pods.NETWORK
+
+    def _host(self, node: str) -> Host:
+        eng = self.p._engine(node)
+        with self._lock:
+            become = bool((self._nodes.get(node) or {}).get("become"))
+        host = eng.host(become)
+        if host is None:
+            raise NodeError(node, "No shell on the node", f"node {node} is not reached over SSH: orch cannot run "
+                            "ip, nft or iptables there.", hint="give the node an address (SSH)")
+        return host
+
+    # ---- preconditions (plan time) ---------------------------------------------------------------------
+    def preconditions(self, node: str, address: str) -> list[Diagnostic]:
+        with self._lock:
+            found = self._checked.get(node)
+        if found is None:
+            found = podnet.preconditions(self._host(node))
+            with self._lock:
+                self._checked[node] = found
+        return [Diagnostic.error("Node not ready for the pod network", f"node {node}: {problem}",
+                                 address=address, hint="fix it on the node, then plan again")
+                for problem in found]
+
+    def preflight(self, world: World, changes: list[ChangeView]) -> list[Diagnostic]:
+        nodes: dict[str, str] = {}
+        for c in changes:
+            after = c.after or {}
+            if c.address.type == "node" and c.action in ("create", "update", "replace") and _has_pod_network(after):
+                nodes[node_name(c.address)] = str(c.address)
+            elif c.address.type == NODE_SERVICES and c.action != "delete" and isinstance(after.get("node"), str):
+                nodes.setdefault(after["node"], f"node.{after['node']}")
+        diags: list[Diagnostic] = []
+        for node, address in sorted(nodes.items()):
+            if node in self.p._down:
+                continue
+            try:
+                diags.extend(self.preconditions(node, address))
+            except NodeError as e:
+                if self.p._first_report_pending(e):
+                    diags.append(self.p._node_diag(e, address))
+            except (HostCommandError, podnet.PodNetworkError) as e:
+                diags.append(Diagnostic.error("Cannot check the node", str(e), address=address))
+        for c in changes:
+            if c.address.type == NODE_SERVICES and c.action != "delete" and c.after is not None:
+                diags.extend(self._clashes(c.address, c.after))
+        return diags
+
+    def _clashes(self, address: ResourceAddress, values: dict[str, Any]) -> list[Diagnostic]:
+        """Virtual IPs and node ports another namespace already uses on the node."""
+        node = values.get("node")
+        if not isinstance(node, str) or node in self.p._down:
+            return []
+        try:
+            host = self._host(node)
+            others = netrules_others(host, str(values.get("namespace") or ""))
+        except (NodeError, HostCommandError, EngineError, podnet.PodNetworkError):
+            return []
+        out = []
+        for s in values.get("services") or []:
+            if not isinstance(s, dict):
+                continue
+            ip, proto, np = s.get("cluster_ip"), s.get("protocol"), s.get("node_port")
+            for ns, (vips, nps) in others.items():
+                if isinstance(ip, str) and ip in vips:
+                    out.append(Diagnostic.error("Cluster IP in use", f"{s.get('address')}: {ip} is already a "
+                                                f"service address of namespace {ns} on node {node}.",
+                                                address=str(s.get("address")),
+                                                hint="set another cluster_ip on the service"))
+                if isinstance(np, int) and (proto, np) in nps:
+                    out.append(Diagnostic.error("Node port in use", f"{s.get('address')}: node port {np}/{proto} "
+                                                f"is already used by namespace {ns} on node {node}.",
+                                                address=str(s.get("address")), hint="pick another node_port"))
+        return out
+
+    # ---- nodes ---------------------------------------------------------------------------------------
+    def observe_node(self, node: str, values: dict[str, Any]) -> list[str]:
+        """What is wrong with the node's pod network (refresh)."""
+        if not _has_pod_network(values):
+            return []
+        host = self._host(node)
+        want = pod_network_spec({**values, "node": node})
+        return podnet.drift(want, podnet.observe(host, self.p._engine(node)))
+
+    def ensure_node(self, node: str, values: dict[str, Any], progress: Any) -> None:
+        if not _has_pod_network(values):
+            return
+        host = self._host(node)
+        for line in podnet.ensure(host, self.p._engine(node), pod_network_spec({**values, "node": node})):
+            progress(line)
+
+    def teardown_node(self, node: str, values: dict[str, Any], progress: Any) -> None:
+        if not _has_pod_network(values):
+            return
+        for line in podnet.teardown(self._host(node), self.p._engine(node), self.p.namespace):
+            progress(line)
+
+    # ---- node_services -------------------------------------------------------------------------------
+    def plan_services(self, address: ResourceAddress, prior: StateObject | None,
+                      config: dict[str, Any]) -> PlannedObject:
+        repair = None
+        if prior is not None and prior.status is not None and prior.status.state == "degraded":
+            repair = f"because node {config.get('node')}'s service rules drifted: {prior.status.message}"
+        return PlannedObject(dict(config), repair=repair)
+
+    def refresh_services(self, objs: list[StateObject]) -> dict[ResourceAddress, StateObject]:
+        out = {}
+        for o in objs:
+            node = o.attributes.get("node")
+            if not isinstance(node, str) or node in self.p._down:
+                out[o.address] = o
+                continue
+            try:
+                found = self._services_drift(node, o.attributes)
+            except (NodeError, HostCommandError, EngineError, podnet.PodNetworkError) as e:
+                out[o.address] = StateObject(o.address, o.attributes, o.private, ObjectStatus(
+                    "unknown", reachable=False, message=str(e)))
+                continue
+            with self._lock:
+                self._drift[node] = found
+            status = ObjectStatus("degraded", message="; ".join(found)) if found else ObjectStatus("running")
+            out[o.address] = StateObject(o.address, o.attributes, o.private, status)
+        return out
+
+    def _services_drift(self, node: str, values: dict[str, Any]) -> list[str]:
+        host = self._host(node)
+        ns = str(values.get("namespace") or "")
+        got = host.run(["nft", "-j", "list", "table", "ip", netrules.table_name(ns)], check=False)
+        listing = json.loads(got.stdout) if got.rc == 0 and got.stdout.strip() else None
+        found = list(netrules.drift(values, listing))
+        off = host.run(["sh", "-c", HAIRPIN_CHECK], check=False).stdout.split()
+        if off:
+            found.append(f"hairpin is off on bridge port{'s' if len(off) > 1 else ''} {', '.join(sorted(off))}")
+        files = self._hosts_files(node)
+        if files:
+            out = host.run(["sh", "-c", netrules.HOSTS_READ_SCRIPT, "sh", ns, *files.values()], check=False)
+            sections = netrules.parse_hosts_read(out.stdout)
+            want = netrules.hosts_section(ns, values.get("services") or [])
+            stale = sorted(pod for pod, path in files.items() if sections.get(path, "").strip() != want.strip())
+            if stale:
+                found.append(f"service names missing or stale in the hosts file of {', '.join(stale)}")
+        return found
+
+    def _hosts_files(self, node: str) -> dict[str, str]:
+        """The hosts file of each of this namespace's pods on the node (pod address -> path on the node)."""
+        eng = self.p._engine(node)
+        with self._lock:
+            root = self._root_dir.get(node)
+        if root is None:
+            root = str(eng.info().get("DockerRootDir") or "/var/lib/docker")
+            with self._lock:
+                self._root_dir[node] = root
+        listed = eng.list_containers([naming.lineage_filter(self.p.lineage),
+                                      f"{naming.ROLE}={naming.ROLE_INFRA}"])
+        out = {}
+        for c in listed:
+            labels = c.get("Labels") or {}
+            if (c.get("State") or "") != "running":
+                continue
+            out[str(labels.get(naming.ADDRESS))] = f"{root}/containers/{c['Id']}/hosts"
+        return out
+
+    def sync_services(self, request: ApplyRequest) -> ApplyResult:
+        addr, values = request.address, dict(request.planned or {})
+        if contains_unknown(values):
+            return ApplyResult(None, [Diagnostic.error("Values still unknown", f"{addr} has values that are "
+                                                       "unknown at apply time.", address=str(addr))])
+        node = str(values["node"])
+        host = self._host(node)
+        prior = request.prior.attributes if request.prior is not None else None
+        with self._lock:
+            drifted = bool(self._drift.pop(node, None))
+        if prior is not None and prior.get("namespace") != values.get("namespace"):
+            host.run(["nft", "-f", "-"], stdin=netrules.render_delete(str(prior.get("namespace"))).encode())
+            prior = None
+        script = None if drifted or prior is None else netrules.render_delta(prior, values)
+        if script is not None:
+            if script.strip():
+                got = host.run(["nft", "-f", "-"], stdin=script.encode(), check=False)
+                if got.rc != 0:
+                    script = None  # the table was not what the state said: load it whole
+        if script is None:
+            host.run(["nft", "-f", "-"], stdin=netrules.render_table(values).encode())
+        host.run(["sh", "-c", HAIRPIN_SCRIPT])
+        files = self._hosts_files(node)
+        if files:
+            ns = str(values.get("namespace") or "")
+            section = netrules.hosts_section(ns, values.get("services") or [])
+            host.run(["sh", "-c", netrules.HOSTS_UPDATE_SCRIPT, "sh", ns, *files.values()], stdin=section.encode())
+        n = len(values.get("services") or [])
+        request.progress(f"{n} service{'s' if n != 1 else ''} loaded on {node}, names in {len(files)} pod(s)")
+        return ApplyResult(StateObject(addr, values, {}, ObjectStatus("running")))
+
+    def delete_services(self, request: ApplyRequest) -> ApplyResult:
+        prior = request.prior
+        if prior is None:
+            return ApplyResult(None)
+        node = prior.attributes.get("node")
+        if not isinstance(node, str):
+            return ApplyResult(None)
+        host = self._host(node)
+        ns = str(prior.attributes.get("namespace") or "")
+        host.run(["nft", "-f", "-"], stdin=netrules.render_delete(ns).encode())
+        files = self._hosts_files(node)
+        if files:
+            host.run(["sh", "-c", netrules.HOSTS_UPDATE_SCRIPT, "sh", ns, *files.values()], stdin=b"")
+        return ApplyResult(None)
+
+    # ---- services ------------------------------------------------------------------------------------
+    @staticmethod
+    def plan_service(address: ResourceAddress, prior: StateObject | None, config: dict[str, Any]) -> PlannedObject:
+        diags = []
+        if config.get("protocol") not in ("tcp", "udp", UNKNOWN, None):
+            diags.append(Diagnostic.error("Not supported yet", f'{address}: protocol "{config.get("protocol")}" '
+                                          "is not supported yet by the docker provider.", address=str(address),
+                                          hint='use "tcp" or "udp"'))
+        planned = dict(config)
+        if planned.get("cluster_ip") is None:
+            planned["cluster_ip"] = UNKNOWN
+        return PlannedObject(planned, diagnostics=diags)
+
+    @staticmethod
+    def apply_service(verb: str, request: ApplyRequest) -> ApplyResult:
+        if verb == "delete":
+            return ApplyResult(None)
+        values = {k: v for k, v in (request.planned or {}).items() if v is not UNKNOWN}
+        return ApplyResult(StateObject(request.address, values))
+
+
+def netrules_others(host: Host, namespace: str) -> dict[str, tuple[set[str], set[tuple[str, int]]]]:
+    """Other namespaces' service tables on a node: namespace -> (virtual IPs, node ports)."""
+    got = host.run(["nft", "-j", "list", "tables", "ip"], check=False)
+    if got.rc != 0:
+        return {}
+    own = netrules.table_name(namespace)
+    out: dict[str, tuple[set[str], set[tuple[str, int]]]] = {}
+    for item in json.loads(got.stdout or "{}").get("nftables", []):
+        name = (item.get("table") or {}).get("name")
+        if not isinstance(name, str) or not name.startswith("orch-ns-") or name == own:
+            continue
+        listed = host.run(["nft", "-j", "list", "table", "ip", name], check=False)
+        if listed.rc != 0:
+            continue
+        vips: set[str] = set()
+        nps: set[tuple[str, int]] = set()
+        for obj in json.loads(listed.stdout or "{}").get("nftables", []):
+            m = obj.get("map")
+            if not isinstance(m, dict):
+                continue
+            elems = m.get("elem") or []
+            for e in elems if isinstance(elems, list) else [elems]:
+                key = e[0] if isinstance(e, list) and e else e
+                parts = key.get("concat") if isinstance(key, dict) else None
+                if not isinstance(parts, list):
+                    continue
+                if m.get("name") == "services" and parts:
+                    vips.add(str(parts[0]))
+                elif m.get("name") == "nodeports" and len(parts) == 2:
+                    nps.add((str(parts[0]), int(parts[1])))
+        out[name.removeprefix("orch-ns-")] = (vips, nps)
+    return out

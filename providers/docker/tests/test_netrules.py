@@ -1,0 +1,592 @@
+"""netrules: a node's service program as nftables input, its read-back, the forward filter and hosts lines.
+
+Pure functions, checked without hosts. Where the tools exist and we are root, the rendered text is also
+given to ``nft -c`` / ``iptables-restore --test``, which check it against the kernel without changing
+anything (in this sandbox nft's check does not validate hooks and chain types, only syntax, names,
+references and element existence).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from orch_provider_docker import netrules as nr
+
+CAN_NFT = bool(shutil.which("nft")) and os.geteuid() == 0
+CAN_IPTABLES = bool(shutil.which("iptables-restore")) and os.geteuid() == 0
+
+
+def endpoint(ip: str, node: str = "n1", pod: str = "pod.web[0]") -> dict[str, Any]:
+    return {"pod": pod, "ip": ip, "node": node}
+
+
+def service(name: str, ip: str, *, port: int = 80, protocol: str = "tcp", target_port: int = 8080,
+            node_port: int | None = None, endpoints: list[dict[str, Any]] | None = None,
+            address: str | None = None) -> dict[str, Any]:
+    return {"name": name, "address": address or f"service.{name}", "cluster_ip": ip, "port": port,
+            "protocol": protocol, "target_port": target_port, "node_port": node_port,
+            "endpoints": endpoints or []}
+
+
+def program(*services: dict[str, Any], namespace: str = "shop",
+            pods: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {"node": "n1", "namespace": namespace, "pod_cidr": "198.19.128.0/24",
+            "cluster_cidr": "198.19.128.0/17", "services": sorted(services, key=lambda s: s["name"]),
+            "pods": pods if pods is not None else [{"pod": "pod.web[0]", "ip": "198.19.128.2"}]}
+
+
+WEB = service("web", "198.18.130.7", node_port=30080,
+              endpoints=[endpoint("198.19.128.2"), endpoint("198.19.129.2", "n2", "pod.web[1]")])
+DNS = service("dns", "198.18.130.53", port=53, protocol="udp", target_port=53,
+              endpoints=[endpoint("198.19.129.5", "n2", "pod.dns[0]")])
+EMPTY_TCP = service("Empty_Svc", "198.18.130.9", node_port=30081, address="module.a.service.Empty_Svc")
+EMPTY_UDP = service("quiet", "198.18.130.10", port=514, protocol="udp", target_port=514)
+SHOP = program(WEB, DNS, EMPTY_TCP, EMPTY_UDP)
+
+
+def big_program(n: int = 1000, per: int = 10) -> dict[str, Any]:
+    return program(*(service(f"s{i:04d}", f"198.18.{i // 250}.{i % 250 + 1}", node_port=30000 + i,
+                             endpoints=[endpoint(f"198.19.{128 + j}.{i % 250 + 2}", f"n{j}", f"pod.s{i}[{j}]")
+                                        for j in range(per)])
+                     for i in range(n)))
+
+
+def chain_block(text: str, name: str) -> list[str]:
+    m = re.search(rf"^\tchain {re.escape(name)} {{\n(.*?)^\t}}", text, re.M | re.S)
+    assert m, f"no chain {name}"
+    return [line.strip() for line in m.group(1).splitlines()]
+
+
+def chain_of(text: str, vip: str, port: int, proto: str) -> str:
+    m = re.search(rf"{re.escape(vip)} \. {proto} \. {port} : goto (\S+?)[,\s]", text)
+    assert m, f"no map element for {vip}:{port}/{proto}"
+    return m.group(1)
+
+
+def nft_check(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "rules.nft"
+    path.write_text(text)
+    done = subprocess.run(["nft", "-c", "-f", str(path)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr + "\n" + text[:3000]
+
+
+# -- rendering ----------------------------------------------------------------------------------------------
+
+
+def test_table_name_and_namespace_validation() -> None:
+    assert nr.table_name("shop") == "orch-ns-shop"
+    for bad in ("", "Shop", "1shop", "shop_x", "a" * 41, "shop;flush ruleset", "shop\n"):
+        with pytest.raises(ValueError):
+            nr.table_name(bad)
+    assert nr.render_delete("shop") == "table ip orch-ns-shop\ndelete table ip orch-ns-shop\n"
+
+
+def test_render_table_layout() -> None:
+    text = nr.render_table(SHOP)
+    assert text.startswith("table ip orch-ns-shop\ndelete table ip orch-ns-shop\ntable ip orch-ns-shop {\n")
+    assert text.endswith("}\n")
+    assert chain_block(text, "prerouting")[0] == "type nat hook prerouting priority -105; policy accept;"
+    assert chain_block(text, "output")[0] == "type nat hook output priority -105; policy accept;"
+    assert chain_block(text, "postrouting")[0] == "type nat hook postrouting priority 95; policy accept;"
+    assert "ip daddr . meta l4proto . th dport vmap @services" in chain_block(text, "services")[0]
+    assert "fib daddr type local meta l4proto . th dport vmap @nodeports" in chain_block(text, "services")[1]
+    assert "198.19.128.2 . 198.19.128.2" in text  # hairpin of the pod on this node
+    # every rule carries orch:<hash>; rules of one chain share their chain's hash
+    for name in re.findall(r"^\tchain (\S+) \{", text, re.M):
+        rules = [line for line in chain_block(text, name) if not line.startswith("type ")]
+        assert rules and all(re.search(r' comment "orch:[0-9a-f]{12}"$', rule) for rule in rules), name
+        assert len({rule.rsplit(" comment ", 1)[1] for rule in rules}) == 1
+
+
+def test_service_chains_pick_endpoints_or_refuse() -> None:
+    text = nr.render_table(SHOP)
+    web = chain_block(text, chain_of(text, "198.18.130.7", 80, "tcp"))
+    assert web[0].startswith("meta l4proto tcp dnat to numgen random mod 2 map "
+                             "{ 0 : 198.19.128.2, 1 : 198.19.129.2 } : 8080 comment")
+    dns = chain_block(text, chain_of(text, "198.18.130.53", 53, "udp"))
+    assert dns[0].startswith("meta l4proto udp dnat to 198.19.129.5:53 comment")
+    empty = chain_block(text, chain_of(text, "198.18.130.9", 80, "tcp"))
+    assert empty[0].startswith("meta l4proto tcp reject with tcp reset comment")
+    quiet = chain_block(text, chain_of(text, "198.18.130.10", 514, "udp"))
+    assert quiet[0].startswith("reject comment")
+    # node ports: mark for masquerade, then the service's chain
+    np = re.search(r"tcp \. 30080 : goto (np-[0-9a-f]+)", text)
+    assert np
+    svc = chain_of(text, "198.18.130.7", 80, "tcp")
+    assert chain_block(text, np.group(1))[0].startswith(f"meta mark set mark | 0x4000 goto {svc} comment")
+
+
+def test_no_user_strings_in_nft_text_and_deterministic() -> None:
+    odd = service("We_b-Ü", "198.18.1.1", address='module.x["a b"].service.We_b-Ü',
+                  endpoints=[endpoint("198.19.128.9")])
+    text = nr.render_table(program(odd, WEB))
+    assert "We_b" not in text and "module" not in text and "Ü" not in text
+    shuffled = program(EMPTY_UDP, DNS, WEB, EMPTY_TCP)
+    shuffled["services"] = [EMPTY_UDP, DNS, WEB, EMPTY_TCP]
+    for svc in shuffled["services"]:
+        svc["endpoints"] = list(reversed(svc["endpoints"]))
+    assert nr.render_table(shuffled) == nr.render_table(SHOP)
+
+
+def test_empty_program_omits_elements() -> None:
+    text = nr.render_table(program(pods=[]))
+    assert "elements" not in text
+    assert "map services {" in text and "map nodeports {" in text and "set hairpin {" in text
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda s: s.update(protocol="sctp"), "protocol"),
+    (lambda s: s.update(cluster_ip="198.18.130.300"), "cluster_ip"),
+    (lambda s: s.update(cluster_ip="198.18.130.7; flush ruleset"), "cluster_ip"),
+    (lambda s: s.update(port=0), "port"),
+    (lambda s: s.update(port="80"), "port"),
+    (lambda s: s.update(target_port=70000), "target_port"),
+    (lambda s: s.update(node_port=True), "node_port"),
+    (lambda s: s["endpoints"].append(endpoint("2001:db8::1")), "endpoint"),
+])
+def test_invalid_service_is_refused(change: Any, message: str) -> None:
+    svc = copy.deepcopy(WEB)
+    change(svc)
+    with pytest.raises(ValueError, match=message):
+        nr.render_table(program(svc))
+
+
+def test_conflicting_services_are_refused() -> None:
+    with pytest.raises(ValueError, match="already"):
+        nr.render_table(program(WEB, service("web2", "198.18.130.7")))
+    with pytest.raises(ValueError, match="node port 30080/tcp"):
+        nr.render_table(program(WEB, service("web2", "198.18.130.8", node_port=30080)))
+    # same node port number on the other protocol is fine
+    nr.render_table(program(WEB, service("web2", "198.18.130.8", protocol="udp", node_port=30080)))
+
+
+def test_render_big_program_is_fast() -> None:
+    big = big_program()
+    started = time.perf_counter()
+    text = nr.render_table(big)
+    elapsed = time.perf_counter() - started
+    assert text.count("dnat to numgen random mod 10 map") == 1000
+    assert elapsed < 0.5, elapsed  # ~0.04 s on the lab machine
+
+
+# -- deltas -------------------------------------------------------------------------------------------------
+
+
+def test_delta_not_possible() -> None:
+    assert nr.render_delta(None, SHOP) is None
+    assert nr.render_delta(program(WEB, namespace="other"), SHOP) is None
+    assert nr.render_delta({"namespace": "BAD"}, SHOP) is None
+    assert nr.render_delta(program(), big_program(100, 1)) is None  # all new: the full table is as good
+    assert nr.render_delta(SHOP, copy.deepcopy(SHOP)) == ""
+
+
+def test_delta_one_endpoint_on_a_big_program() -> None:
+    big = big_program()
+    after = copy.deepcopy(big)
+    after["services"][500]["endpoints"].pop()
+    started = time.perf_counter()
+    delta = nr.render_delta(big, after)
+    elapsed = time.perf_counter() - started
+    assert delta is not None
+    lines = delta.splitlines()
+    assert len(lines) == 2 and len(delta) < 600
+    svc = chain_of(nr.render_table(big), "198.18.2.1", 80, "tcp")
+    assert lines[0] == f"flush chain ip orch-ns-shop {svc}"
+    assert lines[1].startswith(f"add rule ip orch-ns-shop {svc} meta l4proto tcp dnat to numgen random mod 9 ")
+    assert elapsed < 0.5, elapsed
+    # the refilled chain equals the one the full table has
+    assert lines[1].split(f"{svc} ", 1)[1] == chain_block(nr.render_table(after), svc)[0]
+
+
+def test_delta_add_and_remove_services() -> None:
+    before = program(WEB, DNS, EMPTY_TCP)
+    after = program(WEB, DNS, service("api", "198.18.130.20", node_port=30090,
+                                      endpoints=[endpoint("198.19.128.7")]),
+                    pods=[{"pod": "pod.api[0]", "ip": "198.19.128.7"}])
+    delta = nr.render_delta(before, after)
+    assert delta is not None
+    lines = delta.splitlines()
+    old_text, new_text = nr.render_table(before), nr.render_table(after)
+    api = chain_of(new_text, "198.18.130.20", 80, "tcp")
+    gone = chain_of(old_text, "198.18.130.9", 80, "tcp")
+    gone_np = gone.replace("svc-", "np-")
+    assert f"add chain ip orch-ns-shop {api}" in lines
+    assert "add element ip orch-ns-shop services { 198.18.130.20 . tcp . 80 : goto " + api + " }" in lines
+    assert "delete element ip orch-ns-shop services { 198.18.130.9 . tcp . 80 }" in lines
+    assert "delete element ip orch-ns-shop nodeports { tcp . 30081 }" in lines
+    assert "delete element ip orch-ns-shop hairpin { 198.19.128.2 . 198.19.128.2 }" in lines
+    assert "add element ip orch-ns-shop hairpin { 198.19.128.7 . 198.19.128.7 }" in lines
+    # the map elements go before their chains; the node-port chain is emptied before either is deleted
+    assert lines.index(f"flush chain ip orch-ns-shop {gone_np}") < lines.index(f"delete chain ip orch-ns-shop {gone}")
+    assert lines.index("delete element ip orch-ns-shop services { 198.18.130.9 . tcp . 80 }") \
+        < lines.index(f"delete chain ip orch-ns-shop {gone}")
+    assert lines.index(f"add chain ip orch-ns-shop {api}") \
+        < lines.index("add element ip orch-ns-shop services { 198.18.130.20 . tcp . 80 : goto " + api + " }")
+    # unchanged services are not touched
+    web = chain_of(old_text, "198.18.130.7", 80, "tcp")
+    assert web not in delta
+
+
+def test_delta_moves_a_key_to_another_chain() -> None:
+    before = program(WEB)
+    moved = copy.deepcopy(WEB)
+    moved["address"] = "module.m.service.web"
+    delta = nr.render_delta(before, program(moved))
+    assert delta is not None
+    assert "delete element ip orch-ns-shop services { 198.18.130.7 . tcp . 80 }" in delta
+    assert "delete element ip orch-ns-shop nodeports { tcp . 30080 }" in delta
+
+
+DELTA_CASES = [
+    (SHOP, program(WEB, DNS, EMPTY_UDP)),
+    (SHOP, program(WEB, DNS, EMPTY_TCP, EMPTY_UDP, service("new", "198.18.130.99", node_port=30099))),
+    (SHOP, program(dict(WEB, endpoints=[endpoint("198.19.128.2")]), DNS, EMPTY_TCP, EMPTY_UDP)),
+    (SHOP, program(dict(WEB, endpoints=[]), DNS, EMPTY_TCP, EMPTY_UDP, pods=[])),
+    (SHOP, program(dict(WEB, node_port=None), DNS, dict(EMPTY_TCP, node_port=30080), EMPTY_UDP)),
+    (program(WEB), program(dict(WEB, address="module.m.service.web"))),
+]
+
+
+@pytest.mark.skipif(not CAN_NFT, reason="needs nft and root (nft -c only: nothing is changed)")
+@pytest.mark.parametrize("values", [SHOP, program(), program(EMPTY_UDP, pods=[]), big_program(200, 3)])
+def test_nft_accepts_the_table(tmp_path: Path, values: dict[str, Any]) -> None:
+    nft_check(tmp_path, nr.render_table(values))
+    nft_check(tmp_path, nr.render_table(values) + nr.render_delete(values["namespace"]))
+
+
+@pytest.mark.skipif(not CAN_NFT, reason="needs nft and root (nft -c only: nothing is changed)")
+@pytest.mark.parametrize("before, after", DELTA_CASES)
+def test_nft_accepts_the_delta(tmp_path: Path, before: dict[str, Any], after: dict[str, Any]) -> None:
+    delta = nr.render_delta(before, after)
+    assert delta
+    # one transaction: the prior table, then the delta (nft checks references and elements' existence)
+    nft_check(tmp_path, nr.render_table(before) + delta)
+
+
+@pytest.mark.skipif(not CAN_NFT, reason="needs nft and root (nft -c only: nothing is changed)")
+def test_nft_refuses_a_delta_against_another_table(tmp_path: Path) -> None:
+    delta = nr.render_delta(*DELTA_CASES[0])
+    assert delta
+    path = tmp_path / "rules.nft"
+    path.write_text(nr.render_table(program(namespace="shop")) + delta)
+    assert subprocess.run(["nft", "-c", "-f", str(path)], capture_output=True).returncode != 0
+
+
+# -- drift --------------------------------------------------------------------------------------------------
+
+
+def listing_of(text: str) -> dict[str, Any]:
+    """What ``nft -j list table`` prints once ``text`` (a render_table output) is loaded, built by hand in
+    nft 1.0.6's shapes. Rule expressions are abbreviated (drift does not read them)."""
+    table = re.search(r"^table ip (\S+) \{$", text, re.M)
+    assert table
+    t = table.group(1)
+    objects: list[dict[str, Any]] = [
+        {"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}},
+        {"table": {"family": "ip", "name": t, "handle": 7}}]
+    handle = 1
+    rules: list[dict[str, Any]] = []
+    body = text[table.end():]
+    for m in re.finditer(r"^\t(map|set|chain) (\S+) \{\n(.*?)^\t\}", body, re.M | re.S):
+        kind, name, inner = m.groups()
+        handle += 1
+        lines = [line.strip() for line in inner.splitlines()]
+        if kind in ("map", "set"):
+            obj: dict[str, Any] = {"family": "ip", "name": name, "table": t, "handle": handle}
+            type_line = lines[0].removeprefix("type ")
+            key_type, _, value_type = type_line.partition(" : ")
+            obj["type"] = key_type.split(" . ")
+            if value_type:
+                obj["map"] = value_type
+            elements = re.search(r"elements = \{ (.*) \}", inner, re.S)
+            if elements:
+                elems: list[Any] = []
+                for item in re.split(r",\s*", elements.group(1).strip()):
+                    key, _, verdict = item.partition(" : ")
+                    parts: list[Any] = [int(p) if p.isdigit() else p for p in key.split(" . ")]
+                    if verdict:
+                        goto, target = verdict.split()
+                        elems.append([{"concat": parts}, {goto: {"target": target}}])
+                    else:
+                        elems.append({"concat": parts})
+                obj["elem"] = elems
+            objects.append({kind: obj})
+            continue
+        chain: dict[str, Any] = {"family": "ip", "table": t, "name": name, "handle": handle}
+        if lines and lines[0].startswith("type "):
+            hook = re.match(r"type (\w+) hook (\w+) priority (-?\d+); policy (\w+);", lines.pop(0))
+            assert hook
+            chain.update(type=hook.group(1), hook=hook.group(2), prio=int(hook.group(3)), policy=hook.group(4))
+        objects.append({"chain": chain})
+        for line in lines:
+            handle += 1
+            rule_text, comment = line.rsplit(' comment "', 1)
+            rules.append({"rule": {"family": "ip", "table": t, "chain": name, "handle": handle,
+                                   "comment": comment.rstrip('"'), "expr": [{"text": rule_text}]}})
+    return {"nftables": objects + rules}
+
+
+def objects_named(listing: dict[str, Any], kind: str, name: str) -> list[dict[str, Any]]:
+    return [obj[kind] for obj in listing["nftables"] if kind in obj and obj[kind].get("name") == name]
+
+
+def test_drift_of_an_intact_table_is_empty() -> None:
+    for values in (SHOP, program(), big_program(50, 2)):
+        assert nr.drift(values, listing_of(nr.render_table(values))) == []
+
+
+def test_drift_real_listing_shapes() -> None:
+    """Shapes nft prints: a lone element bare, elements wrapped with options, protocol numbers, a map or set
+    without elements has no "elem" key, priorities as names."""
+    values = program(WEB, pods=[{"pod": "pod.web[0]", "ip": "198.19.128.2"}])
+    listing = listing_of(nr.render_table(values))
+    services = objects_named(listing, "map", "services")[0]
+    services["elem"] = services["elem"][0]  # bare: [key, verdict]
+    nodeports = objects_named(listing, "map", "nodeports")[0]
+    key, verdict = nodeports["elem"][0]
+    nodeports["elem"] = [[{"elem": {"val": {"concat": [6, "30080"]}, "comment": "x"}}, verdict]]
+    hairpin = objects_named(listing, "set", "hairpin")[0]
+    hairpin["elem"] = hairpin["elem"][0]  # bare
+    objects_named(listing, "chain", "prerouting")[0]["prio"] = "dstnat - 5"
+    assert nr.drift(values, listing) == []
+    del hairpin["elem"]
+    assert nr.drift(values, listing) == ["hairpin set: 198.19.128.2 is missing"]
+    assert nr.drift(program(pods=[]), listing_of(nr.render_table(program(pods=[])))) == []
+
+
+def test_drift_flushed_chain_names_the_service() -> None:
+    listing = listing_of(nr.render_table(SHOP))
+    chain = chain_of(nr.render_table(SHOP), "198.18.130.9", 80, "tcp")
+    listing["nftables"] = [obj for obj in listing["nftables"]
+                           if not ("rule" in obj and obj["rule"]["chain"] == chain)]
+    assert nr.drift(SHOP, listing) == [f"chain {chain} (module.a.service.Empty_Svc) was flushed or edited"]
+
+
+def test_drift_edited_chain_and_fixed_chains() -> None:
+    listing = listing_of(nr.render_table(SHOP))
+    listing["nftables"].append({"rule": {"family": "ip", "table": "orch-ns-shop", "chain": "services",
+                                         "handle": 999, "expr": [{"accept": None}]}})
+    web = chain_of(nr.render_table(SHOP), "198.18.130.7", 80, "tcp")
+    for obj in listing["nftables"]:
+        if "rule" in obj and obj["rule"]["chain"] == web:
+            obj["rule"]["comment"] = "edited"
+    assert nr.drift(SHOP, listing) == ["chain services was flushed or edited",
+                                       f"chain {web} (service.web) was flushed or edited"]
+
+
+def test_drift_missing_and_unexpected_elements() -> None:
+    listing = listing_of(nr.render_table(SHOP))
+    services = objects_named(listing, "map", "services")[0]
+    services["elem"] = [e for e in services["elem"] if e[0]["concat"][0] != "198.18.130.7"]
+    services["elem"].append([{"concat": ["198.18.99.1", "tcp", 443]}, {"goto": {"target": "svc-gone"}}])
+    nodeports = objects_named(listing, "map", "nodeports")[0]
+    nodeports["elem"] = [e for e in nodeports["elem"] if e[0]["concat"][1] != 30080]
+    hairpin = objects_named(listing, "set", "hairpin")[0]
+    hairpin["elem"].append({"concat": ["198.19.128.66", "198.19.128.66"]})
+    reasons = nr.drift(SHOP, listing)
+    assert reasons == ["service map: 198.18.130.7:80/tcp is missing",
+                       "service map: 198.18.99.1:443/tcp is unexpected",
+                       "node port 30080/tcp is missing",
+                       "hairpin set: 198.19.128.66 is unexpected"]
+
+
+def test_drift_wrong_target_and_unexpected_objects() -> None:
+    listing = listing_of(nr.render_table(SHOP))
+    services = objects_named(listing, "map", "services")[0]
+    services["elem"][0][1] = {"jump": {"target": "elsewhere"}}
+    listing["nftables"].append({"chain": {"family": "ip", "table": "orch-ns-shop", "name": "foo", "handle": 99}})
+    listing["nftables"].append({"set": {"family": "ip", "table": "orch-ns-shop", "name": "bar", "handle": 98,
+                                        "type": "ipv4_addr"}})
+    key = services["elem"][0][0]["concat"]
+    reasons = nr.drift(SHOP, listing)
+    assert reasons[0] == "unexpected chain foo"
+    assert reasons[1].startswith(f"service map: {key[0]}:{key[2]}/{key[1]} leads to jump elsewhere instead of "
+                                 "goto svc-")
+    assert reasons[2:] == ["unexpected set bar"]
+
+
+def test_drift_hooks() -> None:
+    listing = listing_of(nr.render_table(SHOP))
+    listing["nftables"] = [obj for obj in listing["nftables"]
+                           if not ("chain" in obj and obj["chain"]["name"] == "prerouting")
+                           and not ("rule" in obj and obj["rule"]["chain"] == "prerouting")]
+    objects_named(listing, "chain", "postrouting")[0]["prio"] = 100
+    objects_named(listing, "chain", "output")[0]["policy"] = "drop"
+    assert nr.drift(SHOP, listing) == ["the prerouting hook is missing",
+                                       "the output hook has policy drop instead of accept",
+                                       "the postrouting hook has priority 100 instead of 95"]
+
+
+def test_drift_missing_table() -> None:
+    assert nr.drift(SHOP, None) == ["table orch-ns-shop is missing"]
+    assert nr.drift(SHOP, {"nftables": [{"metainfo": {"version": "1.0.6"}}]}) == ["table orch-ns-shop is missing"]
+    other = listing_of(nr.render_table(program(WEB, namespace="other")))
+    assert nr.drift(SHOP, other) == ["table orch-ns-shop is missing"]
+    missing_map = listing_of(nr.render_table(SHOP))
+    missing_map["nftables"] = [obj for obj in missing_map["nftables"] if "map" not in obj]
+    assert nr.drift(SHOP, missing_map) == ["the service map is missing", "the node port map is missing"]
+
+
+def test_drift_after_a_program_change_lists_the_difference() -> None:
+    listing = listing_of(nr.render_table(SHOP))
+    changed = program(dict(WEB, endpoints=[endpoint("198.19.128.2")]), DNS, EMPTY_TCP, EMPTY_UDP)
+    web = chain_of(nr.render_table(SHOP), "198.18.130.7", 80, "tcp")
+    assert nr.drift(changed, listing) == [f"chain {web} (service.web) was flushed or edited"]
+    many = big_program(60, 1)
+    reasons = nr.drift(many, listing_of(nr.render_table(program())))
+    assert "service map: 40 more differences" in reasons
+
+
+# -- forward filter -----------------------------------------------------------------------------------------
+
+CLUSTER = "198.19.128.0/17"
+ORCH_FORWARD_S = """-N ORCH-FORWARD
+-A ORCH-FORWARD -s 198.19.128.0/17 -d 198.19.128.0/17 -j ACCEPT
+-A ORCH-FORWARD -d 198.19.128.0/17 -m conntrack --ctstate DNAT -j ACCEPT
+"""
+
+
+def test_forward_restore() -> None:
+    text = nr.forward_restore(CLUSTER, False, 0)
+    assert text == ("*filter\n:ORCH-FORWARD - [0:0]\n"
+                    "-A ORCH-FORWARD -s 198.19.128.0/17 -d 198.19.128.0/17 -j ACCEPT\n"
+                    "-A ORCH-FORWARD -d 198.19.128.0/17 -m conntrack --ctstate DNAT -j ACCEPT\n"
+                    "-I DOCKER-USER 1 -j ORCH-FORWARD\nCOMMIT\n")
+    assert "DOCKER-USER" not in nr.forward_restore(CLUSTER, True, 0)
+    # misplaced copies: every copy goes (-D takes the first match), one comes back on top
+    assert nr.forward_restore(CLUSTER, False, 2).count("-D DOCKER-USER -j ORCH-FORWARD\n") == 2
+    moved = nr.forward_restore(CLUSTER, True, 1)
+    assert moved.count("-D DOCKER-USER -j ORCH-FORWARD\n") == 2
+    assert moved.index("-D DOCKER-USER") < moved.index("-I DOCKER-USER 1 -j ORCH-FORWARD")
+    with pytest.raises(ValueError):
+        nr.forward_restore("198.19.128.1/17", False, 0)
+    with pytest.raises(ValueError):
+        nr.forward_restore("198.19.128.0/17 -j DROP", False, 0)
+
+
+def test_parse_docker_user_and_forward_drift() -> None:
+    first = "-N DOCKER-USER\n-A DOCKER-USER -j ORCH-FORWARD\n-A DOCKER-USER -j RETURN\n"
+    moved = "-N DOCKER-USER\n-A DOCKER-USER -d 198.19.128.5/32 -j POL-x\n-A DOCKER-USER -j ORCH-FORWARD\n"
+    twice = first + "-A DOCKER-USER -j ORCH-FORWARD\n"
+    assert nr.parse_docker_user(first) == (True, 0)
+    assert nr.parse_docker_user(moved) == (False, 1)
+    assert nr.parse_docker_user(twice) == (True, 1)
+    assert nr.parse_docker_user("-N DOCKER-USER\n-A DOCKER-USER -j RETURN\n") == (False, 0)
+    assert nr.parse_docker_user("") == (False, 0)
+    assert nr.forward_drift(CLUSTER, first, ORCH_FORWARD_S) == []
+    assert nr.forward_drift(CLUSTER, moved, ORCH_FORWARD_S) == [
+        "ORCH-FORWARD is not first in DOCKER-USER (a dockerd restart or another tool moved it)"]
+    assert nr.forward_drift(CLUSTER, twice, "-N ORCH-FORWARD\n") == [
+        "DOCKER-USER jumps to ORCH-FORWARD 1 more time(s) further down",
+        "chain ORCH-FORWARD is missing or was flushed"]
+    assert nr.forward_drift(CLUSTER, "", "") == ["ORCH-FORWARD is not hooked into DOCKER-USER",
+                                                "chain ORCH-FORWARD is missing or was flushed"]
+    assert nr.forward_drift("198.19.0.0/16", first, ORCH_FORWARD_S) == ["chain ORCH-FORWARD was edited"]
+
+
+def test_forward_delete() -> None:
+    assert nr.forward_delete(2) == ("*filter\n-D DOCKER-USER -j ORCH-FORWARD\n-D DOCKER-USER -j ORCH-FORWARD\n"
+                                    "-F ORCH-FORWARD\n-X ORCH-FORWARD\nCOMMIT\n")
+    assert nr.forward_delete(0, chain_present=False) == "*filter\nCOMMIT\n"
+
+
+@pytest.mark.skipif(not CAN_IPTABLES, reason="needs iptables-restore and root (--test only: nothing is changed)")
+def test_iptables_restore_parses_the_forward_filter() -> None:
+    docker_user = "*filter\n:DOCKER-USER - [0:0]\n"  # --test: declared to exist, never committed
+    for text in (nr.forward_restore(CLUSTER, False, 0), nr.forward_delete(0)):
+        stdin = docker_user + text.removeprefix("*filter\n")
+        done = subprocess.run(["iptables-restore", "--test", "--noflush"], input=stdin, capture_output=True,
+                              text=True)
+        assert done.returncode == 0, done.stderr
+
+
+# -- names --------------------------------------------------------------------------------------------------
+
+
+def test_hosts_section() -> None:
+    services = [service("web", "198.18.130.7"), service("API", "198.18.130.8"),
+                service("my_svc", "198.18.130.9"), service("api", "198.18.130.10", address="module.m.service.api"),
+                service("x-", "198.18.130.11")]
+    assert nr.hosts_section("shop", services) == (
+        "# orch services begin (namespace shop)\n"
+        "198.18.130.8 api api.shop api.shop.svc.orch\n"
+        "198.18.130.7 web web.shop web.shop.svc.orch\n"
+        "# orch services end\n")
+    assert nr.hosts_section("shop-", [service("web", "198.18.130.7")]).splitlines()[1] == "198.18.130.7 web"
+    assert nr.hosts_section("shop", []) == "# orch services begin (namespace shop)\n# orch services end\n"
+    with pytest.raises(ValueError):
+        nr.hosts_section("shop", [service("web", "not-an-ip")])
+
+
+SHELLS = sorted({os.path.realpath(sh) for sh in ("/bin/sh", shutil.which("dash"), shutil.which("bash"),
+                                                   shutil.which("busybox")) if sh and os.path.exists(sh)})
+
+
+def run_script(shell: str, script: str, args: list[str], stdin: str = "") -> subprocess.CompletedProcess[str]:
+    argv = [shell, "sh", "-c", script] if shell.endswith("busybox") else [shell, "-c", script]
+    return subprocess.run([*argv, "sh", *args], input=stdin, capture_output=True, text=True, timeout=10)
+
+
+DOCKER_HOSTS = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n198.19.128.2\tweb-0\n"
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_hosts_update_script(tmp_path: Path, shell: str) -> None:
+    one, two, gone = tmp_path / "one", tmp_path / "two", tmp_path / "gone" / "hosts"
+    one.write_text(DOCKER_HOSTS)
+    other_ns = nr.hosts_section("other", [service("db", "198.18.131.1")])
+    two.write_text(DOCKER_HOSTS + other_ns + "10.0.0.1 no-newline-at-end")
+    inodes = (one.stat().st_ino, two.stat().st_ino)
+    section = nr.hosts_section("shop", [service("web", "198.18.130.7")])
+
+    done = run_script(shell, nr.HOSTS_UPDATE_SCRIPT, ["shop", str(one), str(gone), str(two)], section)
+    assert done.returncode == 0, done.stderr
+    assert one.read_text() == DOCKER_HOSTS + section
+    assert two.read_text() == DOCKER_HOSTS + other_ns + "10.0.0.1 no-newline-at-end\n" + section
+    assert (one.stat().st_ino, two.stat().st_ino) == inodes
+    assert not gone.exists()
+
+    # idempotent; a changed section replaces the old one (duplicates too), in place
+    before = two.read_text()
+    assert run_script(shell, nr.HOSTS_UPDATE_SCRIPT, ["shop", str(two)], section).returncode == 0
+    assert two.read_text() == before
+    two.write_text(two.read_text() + section)  # a stray duplicate
+    new = nr.hosts_section("shop", [service("web", "198.18.130.7"), service("api", "198.18.130.8")])
+    assert run_script(shell, nr.HOSTS_UPDATE_SCRIPT, ["shop", str(two)], new).returncode == 0
+    assert two.read_text() == DOCKER_HOSTS + other_ns + "10.0.0.1 no-newline-at-end\n" + new
+    assert two.stat().st_ino == inodes[1]
+
+    # reading back
+    out = run_script(shell, nr.HOSTS_READ_SCRIPT, ["shop", str(one), str(gone), str(two)])
+    assert out.returncode == 0, out.stderr
+    assert nr.parse_hosts_read(out.stdout) == {str(one): section, str(two): new}
+    out = run_script(shell, nr.HOSTS_READ_SCRIPT, ["third", str(one), str(two)])
+    assert nr.parse_hosts_read(out.stdout) == {str(one): "", str(two): ""}
+
+    # empty stdin removes the section; the other namespace's stays
+    assert run_script(shell, nr.HOSTS_UPDATE_SCRIPT, ["shop", str(two)], "").returncode == 0
+    assert two.read_text() == DOCKER_HOSTS + other_ns + "10.0.0.1 no-newline-at-end\n"
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_hosts_scripts_refuse_a_bad_namespace(tmp_path: Path, shell: str) -> None:
+    f = tmp_path / "hosts"
+    f.write_text(DOCKER_HOSTS)
+    for script in (nr.HOSTS_UPDATE_SCRIPT, nr.HOSTS_READ_SCRIPT):
+        for bad in ("", "a b", "$(touch x)", "shop)\n"):
+            assert run_script(shell, script, [bad, str(f)], "x\n").returncode == 2
+    assert f.read_text() == DOCKER_HOSTS
+
+
+def test_parse_hosts_read() -> None:
+    out = "=/a/hosts\n># orch services begin (namespace shop)\n>1.2.3.4 web\n># orch services end\n!/b/hosts\n=/c\n"
+    assert nr.parse_hosts_read(out) == {
+        "/a/hosts": "# orch services begin (namespace shop)\n1.2.3.4 web\n# orch services end\n", "/c": ""}
