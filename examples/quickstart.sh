@@ -19,12 +19,26 @@ echo "== orch validate / plan / apply"
 $orch validate "$work"
 $orch apply --auto-approve "$work"
 
+echo "== service.web through each node's port 30080 (load-balanced over the replicas, whichever node answers)"
+for ip in 198.18.0.11 198.18.0.12 198.18.0.13; do
+  python3 - "$ip" <<'PY'
+import socket, sys
+for _ in range(3):
+    with socket.create_connection((sys.argv[1], 30080), timeout=5) as s:
+        s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        body = s.makefile("rb").read().decode().split("\r\n\r\n", 1)[-1].strip()
+    print(f"  {sys.argv[1]}:30080 -> {body}")
+PY
+done
+
 echo "== orch plan again: nothing to do"
 $orch plan --detailed-exitcode "$work" >/dev/null && echo "No changes. Your infrastructure matches the configuration."
 
 cat <<MSG
 
-Done. Three pods run on the lab's nodes n1..n3 (198.18.0.11-13), each an infra container plus an httpd.
+Done. Three pods run on the lab's nodes n1..n3 (198.18.0.11-13), each an infra container plus an httpd, on
+orch's pod network (198.19.128.0/17); service.web balances over them on a virtual IP and on port 30080 of
+every node.
 Look at (orch is $orch):
   orch state list --state $work/orch.orchstate     # what orch manages
   orch output --state $work/orch.orchstate         # the pods' IPs

@@ -7,8 +7,8 @@ The planner runs each derivation once, when it reaches the first block of a type
 configured ones. A derivation can also *produce* objects no block declares (``produces``: their types), such
 as one network program per node: the planner plans them like configured instances, after everything they
 depend on, and the executor derives their values again at apply once what they depend on exists. What it
-derives is shown in the plan as ordinary changes with reasons. Next: pod subnets and service IPs,
-endpoints, each node's network program, rollout waves (see docs/architecture.md).
+derives is shown in the plan as ordinary changes with reasons. Today: addresses (ipam), placement, services
+(endpoints, each node's program); next: network policies, rollout waves (see docs/architecture.md).
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ namespaces side by side, and a destroy that leaves nothing behind."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -21,6 +22,8 @@ from orchdsl.cli import main
 from orchdsl.state import LocalBackend
 
 pytestmark = pytest.mark.lab
+
+REPO = Path(__file__).resolve().parents[2]
 
 WEB = """
 pod "web" {
@@ -124,8 +127,7 @@ class Cluster:
     def answers(self, client: str, target: str, port: int = 80, tries: int = 24) -> set[str]:
         """Who answers HTTP on target:port from a pod, over several connections (the body is the hostname)."""
         script = "; ".join([HTTP % (target, port)] * tries)
-        out = self.sh(client, script)
-        return {line.strip() for line in out.splitlines() if line.strip().startswith("web-")}
+        return set(re.findall(r"web-\d+", self.sh(client, script)))
 
 
 @pytest.fixture
@@ -221,6 +223,15 @@ def test_services_end_to_end(lab, cluster, capsys):
     assert _orch("apply", "--auto-approve", str(cl.dir)) == 0
     assert cl.answers(clients["n2"], "web") == {"web-0"}
     assert _orch("plan", "--detailed-exitcode", str(cl.dir)) == 0
+    # drift: a rule put ahead of orch's forward filter (what another tool or an old Docker does) -> repaired
+    subprocess.run(["ip", "netns", "exec", "n2", "iptables", "-I", "DOCKER-USER", "1", "-j", "RETURN"], check=True)
+    capsys.readouterr()
+    assert _orch("plan", "--detailed-exitcode", str(cl.dir)) == 2
+    out = capsys.readouterr().out
+    assert "node.n2 will be updated in-place" in out and "ORCH-FORWARD" in out, out
+    assert _orch("apply", "--auto-approve", str(cl.dir)) == 0
+    assert _netns(2, "iptables", "-S", "DOCKER-USER").splitlines()[1] == "-A DOCKER-USER -j ORCH-FORWARD"
+    subprocess.run(["ip", "netns", "exec", "n2", "iptables", "-D", "DOCKER-USER", "-j", "RETURN"], check=False)
 
 
 def test_a_dockerd_restart_is_drift_that_apply_repairs(lab, cluster, capsys):
@@ -238,35 +249,67 @@ def test_a_dockerd_restart_is_drift_that_apply_repairs(lab, cluster, capsys):
     capsys.readouterr()
     assert _orch("plan", "--detailed-exitcode", str(cl.dir)) == 2
     out = capsys.readouterr().out
-    assert "node_services.n3" in out or "node.n3" in out, out
+    # the restarted containers have new bridge ports (hairpin off), hosts files Docker wrote anew, and maybe
+    # new addresses (then the endpoints change too)
+    assert "# node_services.n3 is degraded: hairpin is off" in out and "hosts file" in out, out
+    assert "node_services.n3 will be updated in-place" in out
     assert _orch("apply", "--auto-approve", str(cl.dir)) == 0
-    capsys.readouterr()
-    assert _orch("plan", "--detailed-exitcode", str(cl.dir)) == 0, capsys.readouterr().out
+    for _ in range(5):  # Docker's restart policy may still be bringing an app container back
+        capsys.readouterr()
+        if _orch("plan", "--detailed-exitcode", str(cl.dir)) == 0:
+            break
+        assert _orch("apply", "--auto-approve", str(cl.dir)) == 0
+        time.sleep(1)
+    else:
+        pytest.fail(capsys.readouterr().out)
     assert cl.answers(clients["n3"], "web") == {f"web-{i}" for i in range(3)}
     assert "web-" in " ".join(cl.answers(clients["n1"], "web"))
 
 
+def _node_port_answers(lab, port: int, tries: int = 12) -> set[str]:
+    seen = set()
+    for n in lab.nodes:
+        for _ in range(tries // len(lab.nodes)):
+            with socket.create_connection((n.address, port), timeout=3) as conn:
+                conn.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                seen.update(re.findall(r"web-\d+", conn.makefile("rb").read().decode()))
+    return seen
+
+
 def test_two_namespaces_side_by_side_and_destroy_leaves_nothing(lab, cluster, capsys):
-    one = cluster("one", WEB % {"replicas": 2, "node_port": 30082})
+    """The quick start's configuration (examples/web, its node port moved: the quick start may be running on
+    the lab) and a second configuration with the same pod and service names, in two directories."""
+    quickstart = (REPO / "examples" / "web" / "main.orch").read_text().replace("30080", "30082")
+    one = cluster("one", quickstart)
     two = cluster("two", WEB % {"replicas": 2, "node_port": 30083})
     assert _orch("apply", "--auto-approve", str(one.dir)) == 0
     assert _orch("apply", "--auto-approve", str(two.dir)) == 0, capsys.readouterr()
     assert one.attrs("service.web")["cluster_ip"] != two.attrs("service.web")["cluster_ip"]
-    for cl in (one, two):
-        assert cl.answers("pod.client[0]", "web") == {"web-0", "web-1"}
+    assert _node_port_answers(lab, 30082) == {"web-0", "web-1", "web-2"}
+    assert two.answers("pod.client[0]", "web") == {"web-0", "web-1"}
     names = {c.name for cli in _clients(lab) for c in cli.containers.list()}
     assert {"one_web-0-httpd", "two_web-0-httpd"} <= names
-    # the second one's pods resolve their own namespace's service: web is two's
-    assert cl.sh("pod.client[0]", "grep -c ' web ' /etc/hosts").strip() == "1"
+    # a pod resolves its own namespace's service: "web" in two's pods is two's
+    hosts = two.sh("pod.client[0]", "cat /etc/hosts")
+    assert f'{two.attrs("service.web")["cluster_ip"]} web web.two web.two.svc.orch' in hosts, hosts
+    assert one.attrs("service.web")["cluster_ip"] not in hosts
     assert _orch("destroy", "--auto-approve", str(one.dir)) == 0
     assert two.answers("pod.client[1]", "web") == {"web-0", "web-1"}
+    assert _node_port_answers(lab, 30083) == {"web-0", "web-1"}
     for i in (1, 2, 3):
         tables = _netns(i, "nft", "list", "tables")
         assert "orch-ns-one" not in tables and "orch-ns-two" in tables
     assert _orch("destroy", "--auto-approve", str(two.dir)) == 0
-    # nothing of orch's is left on any node: no table, chain, rule, route or bridge network
+    # nothing of orch's is left on any node: no table, chain, rule, route or bridge network -- unless another
+    # configuration (the quick start's) still runs there, which keeps the shared pod network
+    others = {c.labels.get("orch.namespace") for cli in _clients(lab) for c in cli.containers.list(all=True)
+              if c.labels.get("orch.namespace")}
     for i, n in enumerate(lab.nodes, 1):
-        assert "orch" not in _netns(i, "nft", "list", "tables"), i
+        tables = _netns(i, "nft", "list", "tables")
+        assert "orch-ns-one" not in tables and "orch-ns-two" not in tables
+        if others:
+            continue
+        assert "orch" not in tables, i
         assert "ORCH" not in _netns(i, "iptables", "-S"), i
         assert "ORCH" not in _netns(i, "iptables", "-t", "nat", "-S"), i
         assert _netns(i, "ip", "route", "show", "proto", "211").strip() == "", i

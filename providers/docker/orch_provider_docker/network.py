@@ -17,6 +17,7 @@ user values reach them only as arguments or on stdin.
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import ipaddress
 import json
 import socket
@@ -37,8 +38,12 @@ NODE_SERVICES = "node_services"
 SERVICE = "service"
 HAIRPIN_SCRIPT = ('for p in /sys/class/net/orch0/brif/*; do [ -e "$p/hairpin_mode" ] || continue; '
                   '[ "$(cat "$p/hairpin_mode")" = 1 ] || echo 1 > "$p/hairpin_mode"; done')
-HAIRPIN_CHECK = ('for p in /sys/class/net/orch0/brif/*; do [ -e "$p/hairpin_mode" ] || continue; '
-                 '[ "$(cat "$p/hairpin_mode")" = 1 ] || echo "${p##*/}"; done')
+# Fixed; run as ``sh -c READ_BACK_SCRIPT sh TABLE NAMESPACE HOSTS_FILE...``: the table as one JSON line, the
+# bridge ports without hairpin, then netrules.HOSTS_READ_SCRIPT's output for the hosts files.
+READ_BACK_SCRIPT = ('tbl=$1; shift; printf \'@nft %s\\n\' "$(nft -j list table ip "$tbl" 2>/dev/null)"; '
+                    'for p in /sys/class/net/orch0/brif/*; do [ -e "$p/hairpin_mode" ] || continue; '
+                    '[ "$(cat "$p/hairpin_mode")" = 1 ] || echo "@hairpin-off ${p##*/}"; done\n'
+                    + netrules.HOSTS_READ_SCRIPT)
 
 
 def _has_pod_network(values: dict[str, Any] | None) -> bool:
@@ -199,37 +204,47 @@ class Networking:
         return PlannedObject(dict(config), repair=repair)
 
     def refresh_services(self, objs: list[StateObject]) -> dict[ResourceAddress, StateObject]:
-        out = {}
-        for o in objs:
+        """Read every node's service program back, the nodes in parallel."""
+        def one(o: StateObject) -> StateObject:
             node = o.attributes.get("node")
             if not isinstance(node, str) or node in self.p._down:
-                out[o.address] = o
-                continue
+                return o
             try:
                 found = self._services_drift(node, o.attributes)
             except (NodeError, HostCommandError, EngineError, podnet.PodNetworkError) as e:
-                out[o.address] = StateObject(o.address, o.attributes, o.private, ObjectStatus(
+                return StateObject(o.address, o.attributes, o.private, ObjectStatus(
                     "unknown", reachable=False, message=str(e)))
-                continue
             with self._lock:
                 self._drift[node] = found
             status = ObjectStatus("degraded", message="; ".join(found)) if found else ObjectStatus("running")
-            out[o.address] = StateObject(o.address, o.attributes, o.private, status)
-        return out
+            return StateObject(o.address, o.attributes, o.private, status)
+
+        if not objs:
+            return {}
+        with cf.ThreadPoolExecutor(min(8, len(objs))) as ex:
+            return {o.address: got for o, got in zip(objs, ex.map(one, objs), strict=True)}
 
     def _services_drift(self, node: str, values: dict[str, Any]) -> list[str]:
+        """One command on the node reads the table, the bridge ports' hairpin flags and the pods' hosts files."""
         host = self._host(node)
         ns = str(values.get("namespace") or "")
-        got = host.run(["nft", "-j", "list", "table", "ip", netrules.table_name(ns)], check=False)
-        listing = json.loads(got.stdout) if got.rc == 0 and got.stdout.strip() else None
+        files = self._hosts_files(node)
+        got = host.run(["sh", "-c", READ_BACK_SCRIPT, "sh", netrules.table_name(ns), ns, *files.values()],
+                       check=False)
+        table, off, rest = "", [], []
+        for line in got.stdout.splitlines():
+            if line.startswith("@nft "):
+                table = line[5:]
+            elif line.startswith("@hairpin-off "):
+                off.append(line[13:])
+            else:
+                rest.append(line)
+        listing = json.loads(table) if table.strip() else None
         found = list(netrules.drift(values, listing))
-        off = host.run(["sh", "-c", HAIRPIN_CHECK], check=False).stdout.split()
         if off:
             found.append(f"hairpin is off on bridge port{'s' if len(off) > 1 else ''} {', '.join(sorted(off))}")
-        files = self._hosts_files(node)
         if files:
-            out = host.run(["sh", "-c", netrules.HOSTS_READ_SCRIPT, "sh", ns, *files.values()], check=False)
-            sections = netrules.parse_hosts_read(out.stdout)
+            sections = netrules.parse_hosts_read("\n".join(rest))
             want = netrules.hosts_section(ns, values.get("services") or [])
             stale = sorted(pod for pod, path in files.items() if sections.get(path, "").strip() != want.strip())
             if stale:
