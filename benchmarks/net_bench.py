@@ -1,31 +1,41 @@
 """Services data plane on the lab: loading a node's service rules, and what they cost a connection.
 
-Two questions, on lab node n3 only, in a namespace of its own ("bench": table ``ip orch-ns-bench``, which no
-configuration of the lab uses), everything removed at the end whatever happens:
+Two questions, on lab node n3 only, with namespaces of its own ("bench", "bench-5k": tables
+``ip orch-ns-bench`` and ``ip orch-ns-bench-5k``, which no configuration of the lab uses), everything
+removed at the end whatever happens:
 
 (a) Per-node sync. A node's whole service program, S services x 10 endpoints (S = 1,000 and 5,000), as orch
     loads it: ``netrules.render_table(values)`` ("generate", in this process) then ``nft -f -`` over the
-    node's SSH connection ("load": SSH exec request, transfer, nft's parse and kernel commit). Then a change
-    of one endpoint of one service: ``netrules.render_delta(prior, values)`` and its load. Medians of --reps
-    runs (each run a real change: the endpoint flips between two addresses).
+    node's SSH connection ("load": SSH exec request, transfer, nft's parse and kernel commit), once as a new
+    table and once replacing the same table (what a repair does). Then a change of one endpoint of one
+    service: ``netrules.render_delta(prior, values)`` and its load. Medians of 5 runs (3 with --quick), each
+    delta a real change (the endpoint flips to another address, then back by ``nft -f`` run on the node
+    directly, timed too: the node's own share); next to each delta an SSH round trip of ``true``, the floor
+    under any load over SSH.
 
 (b) Connection set-up. A busybox httpd in a container on n3 (Docker's default bridge), and a client in n3's
     root network namespace (``ip netns exec n3``: the nat OUTPUT hook applies) timing connect() (SYN to
-    SYN-ACK, through the first-packet NAT lookup) to
-      - the container's IP directly (no rules of ours loaded),
-      - the virtual IP 198.18.250.1:80 with orch's table holding 10 and 5,000 services,
-      - the same virtual IP through kube-proxy's iptables layout (chain BENCH-KUBE in table nat, jumped from
-        OUTPUT first, one ``-d VIP -p tcp --dport PORT -j DNAT`` rule per service, the tested one last),
-        with 10 and 5,000 services.
+    SYN-ACK; the SYN goes through the first-packet NAT lookup) to
+      - the container's IP directly (none of our rules active),
+      - the virtual IP 198.18.250.1:80 with orch's table holding 10 services, and 5,000 services,
+      - the same virtual IP through kube-proxy's iptables layout: chains BENCH-KUBE-10 and BENCH-KUBE in table
+        nat (iptables-nft here), jumped to first from OUTPUT, one ``-d VIP -p tcp --dport PORT -j DNAT`` rule
+        per service, the tested one last: 10 and 5,000 services.
     The other services have made-up virtual IPs in 198.18.200.0/21 (ports 80, 81, 82) and endpoints in
-    198.19.200.0/24 that never receive traffic. The scenarios are interleaved in rounds (the lab shares the
-    machine); the client paces connects 1 ms apart so that httpd's short accept queue never overflows.
+    198.19.200.0/24 that never receive traffic. All four rule sets are loaded once; exactly one is active
+    at a time (the other orch table dormant, the other chains not jumped to), so switching costs two small
+    commands and the scenarios can be interleaved finely: 30 rounds (12 with --quick), each scenario a block
+    of 100 timed connects (50) after 20 untimed, in a rotating order, as the lab shares the machine with
+    whatever else runs. The client is pinned to one core at SCHED_FIFO priority (``taskset``/``chrt``): other
+    processes do not preempt it between SYN and SYN-ACK, and it paces connects 1 ms apart (mostly asleep;
+    httpd's short accept queue never overflows). If n3's dockerd is restarted meanwhile (the lab's own tests
+    do that), the container is started again and the connect phase repeated.
 
     orch lab up --nodes 3                         # the lab (root)
     .venv/bin/python benchmarks/net_bench.py [--quick]
 
-Prints tables and writes benchmarks/out/net_bench.json (raw samples in microseconds / seconds, summaries,
-the load average before and after).
+Prints tables and writes benchmarks/out/net_bench.json (raw samples in seconds / microseconds in the order
+measured, summaries, the load average before and after).
 """
 
 from __future__ import annotations
@@ -50,29 +60,39 @@ OUT = HERE / "out"
 sys.path.insert(0, str(REPO / "providers" / "docker"))  # a checkout without the provider installed
 
 NODE = "n3"
-NAMESPACE = "bench"
+NAMESPACE, NAMESPACE_5K = "bench", "bench-5k"
 CONTAINER = "bench-backend"
 IMAGE = "orch/busybox:test"
 VIP, VIP_PORT, POD_PORT = "198.18.250.1", 80, 8080
-KUBE_CHAIN = "BENCH-KUBE"
+KUBE_CHAINS = {10: "BENCH-KUBE-10", 5000: "BENCH-KUBE"}
 PER = 10  # endpoints per service
+CLIENT_CPU = str((os.cpu_count() or 1) - 1)
+PIN = ["taskset", "-c", CLIENT_CPU, "chrt", "-f", "50"]
 
+# Runs in n3's network namespace. stdin: {"blocks": [[scenario, host, port, [on argv...], [off argv...]], ...],
+# "n": timed connects per block, "warm": untimed ones first}. stdout: {scenario: [microseconds...]}.
 CLIENT = r"""
-import json, socket, struct, sys, time
-host, port, n, warm, pace = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+import json, socket, struct, subprocess, sys, time
+plan = json.load(sys.stdin)
 linger = struct.pack("ii", 1, 0)  # close() sends RST: no TIME_WAIT pile-up over thousands of connects
-out = []
-for i in range(warm + n):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
-    s.settimeout(5)
-    t = time.perf_counter_ns()
-    s.connect((host, port))
-    dt = time.perf_counter_ns() - t
-    s.close()
-    if i >= warm:
-        out.append(dt / 1000)
-    time.sleep(pace)
+out = {}
+for name, host, port, on, off in plan["blocks"]:
+    for argv in on:
+        subprocess.run(argv, check=True)
+    samples = out.setdefault(name, [])
+    for i in range(plan["warm"] + plan["n"]):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+        s.settimeout(5)
+        t = time.perf_counter_ns()
+        s.connect((host, port))
+        dt = time.perf_counter_ns() - t
+        s.close()
+        if i >= plan["warm"]:
+            samples.append(dt / 1000)
+        time.sleep(plan["pace"])
+    for argv in off:
+        subprocess.run(argv, check=True)
 print(json.dumps(out))
 """
 
@@ -95,7 +115,7 @@ def lab_node(lab_dir: Path) -> dict[str, str]:
     if not m:
         die(f"{nodes} has no node n3: bring the lab up with at least 3 nodes")
     attrs = dict(re.findall(r'(\w+)\s*=\s*"([^"]*)"', m.group(1)))
-    for tool in ("ip", "docker"):
+    for tool in ("ip", "docker", "taskset", "chrt"):
         if not shutil.which(tool):
             die(f"{tool} is not installed")
     netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
@@ -114,37 +134,62 @@ def docker(attrs: dict[str, str], *args: str, check: bool = True) -> str:
     return p.stdout.strip()
 
 
-def start_backend(attrs: dict[str, str]) -> str:
-    docker(attrs, "rm", "-f", CONTAINER, check=False)  # a leftover of an interrupted run
-    if not docker(attrs, "images", "-q", IMAGE):
-        die(f"image {IMAGE} is not on {NODE} (the lab loads it; images are never pulled)")
-    docker(attrs, "run", "-d", "--pull", "never", "--name", CONTAINER, "--network", "bridge", IMAGE,
-           "httpd", "-f", "-p", str(POD_PORT))
-    ip = docker(attrs, "inspect", "-f", "{{.NetworkSettings.IPAddress}}", CONTAINER)
-    if not ip:
-        raise RuntimeError(f"{CONTAINER} has no IP address on the default bridge")
-    return ip
-
-
-def connect_times(host: str, port: int, n: int, warm: int = 50, pace: float = 0.001) -> list[float]:
-    """connect() latencies in microseconds, measured from n3's root network namespace."""
-    p = subprocess.run(["ip", "netns", "exec", NODE, sys.executable, "-c", CLIENT, host, str(port), str(n),
-                        str(warm), str(pace)], capture_output=True, text=True, timeout=300)
+def run_client(plan: dict[str, Any]) -> dict[str, list[float]]:
+    p = subprocess.run([*PIN, "ip", "netns", "exec", NODE, sys.executable, "-c", CLIENT],
+                       input=json.dumps(plan), capture_output=True, text=True, timeout=600)
     if p.returncode != 0:
-        raise RuntimeError(f"client to {host}:{port} failed: {p.stderr.strip()[-500:]}")
+        raise RuntimeError(f"client failed: {p.stderr.strip()[-500:]}")
     return json.loads(p.stdout)
 
 
-def wait_listening(ip: str, within: float = 20) -> None:
-    deadline = time.monotonic() + within
-    while True:
-        try:
-            connect_times(ip, POD_PORT, 1, warm=0, pace=0)
-            return
-        except RuntimeError:
+def answers(ip: str, port: int) -> bool:
+    try:
+        run_client({"blocks": [["probe", ip, port, [], []]], "n": 1, "warm": 0, "pace": 0})
+        return True
+    except RuntimeError:
+        return False
+
+
+class Backend:
+    """The container the virtual IP leads to. The lab's own tests may restart n3's dockerd meanwhile, which
+    stops it: :meth:`revive` starts it again (its address may change)."""
+
+    def __init__(self, attrs: dict[str, str]):
+        self.attrs = attrs
+        self.revivals = 0
+        docker(attrs, "rm", "-f", CONTAINER, check=False)  # a leftover of an interrupted run
+        if not docker(attrs, "images", "-q", IMAGE):
+            die(f"image {IMAGE} is not on {NODE} (the lab loads it; images are never pulled)")
+        docker(attrs, "run", "-d", "--pull", "never", "--name", CONTAINER, "--network", "bridge", IMAGE,
+               "httpd", "-f", "-p", str(POD_PORT))
+        self.ip = self._listening()
+
+    def _listening(self, within: float = 20) -> str:
+        ip = docker(self.attrs, "inspect", "-f", "{{.NetworkSettings.IPAddress}}", CONTAINER)
+        deadline = time.monotonic() + within
+        while not (ip and answers(ip, POD_PORT)):
             if time.monotonic() > deadline:
-                raise
+                raise RuntimeError(f"{CONTAINER} does not answer on {ip or '(no address)'}:{POD_PORT}")
             time.sleep(0.2)
+        return ip
+
+    def revive(self) -> bool:
+        """Start the container again if it stopped; False if it still answers (the failure was elsewhere)."""
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if docker(self.attrs, "inspect", "-f", "{{.State.Status}}", CONTAINER) == "running":
+                    if answers(self.ip, POD_PORT):
+                        return False
+                else:
+                    docker(self.attrs, "start", CONTAINER)
+                self.ip = self._listening()
+                self.revivals += 1
+                return True
+            except RuntimeError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
 
 
 # -- programs -----------------------------------------------------------------------------------------------
@@ -160,9 +205,9 @@ def dummy_endpoint(i: int, j: int) -> str:
     return f"198.19.200.{(i * PER + j) % 254 + 1}"
 
 
-def program(n: int, target_ip: str | None = None) -> dict[str, Any]:
-    """Node n3's values for namespace "bench": n services x 10 endpoints, the last one the tested virtual IP
-    (one endpoint, the container) when ``target_ip`` is given; 100 local pods (the hairpin set)."""
+def program(n: int, target_ip: str | None = None, namespace: str = NAMESPACE) -> dict[str, Any]:
+    """Node n3's values: n services x 10 endpoints, the last one the tested virtual IP (one endpoint, the
+    container) when ``target_ip`` is given; 100 local pods (the hairpin set)."""
     services = []
     for i in range(n - (1 if target_ip else 0)):
         vip, port = dummy_vip(i)
@@ -174,20 +219,22 @@ def program(n: int, target_ip: str | None = None) -> dict[str, Any]:
         services.append({"name": "target", "address": "service.target", "cluster_ip": VIP, "port": VIP_PORT,
                          "protocol": "tcp", "target_port": POD_PORT, "node_port": None,
                          "endpoints": [{"pod": "pod.backend[0]", "ip": target_ip, "node": NODE}]})
-    return {"node": NODE, "namespace": NAMESPACE, "pod_cidr": "198.19.200.0/24", "cluster_cidr": "198.19.128.0/17",
+    return {"node": NODE, "namespace": namespace, "pod_cidr": "198.19.200.0/24", "cluster_cidr": "198.19.128.0/17",
             "services": services, "pods": [{"pod": f"pod.p[{k}]", "ip": f"198.19.200.{k + 1}"} for k in range(100)]}
 
 
-def kube_restore(n: int, target_ip: str) -> str:
-    """kube-proxy's iptables layout for ``iptables-restore --noflush``: one rule per service, the tested
-    virtual IP last (declaring the chain flushes it)."""
-    lines = ["*nat", f":{KUBE_CHAIN} - [0:0]"]
-    for i in range(n - 1):
-        vip, port = dummy_vip(i)
-        lines.append(f"-A {KUBE_CHAIN} -d {vip}/32 -p tcp -m tcp --dport {port} "
-                     f"-j DNAT --to-destination {dummy_endpoint(i, 0)}:{POD_PORT}")
-    lines.append(f"-A {KUBE_CHAIN} -d {VIP}/32 -p tcp -m tcp --dport {VIP_PORT} "
-                 f"-j DNAT --to-destination {target_ip}:{POD_PORT}")
+def kube_restore(target_ip: str) -> str:
+    """kube-proxy's iptables layout, for ``iptables-restore --noflush``: per chain one rule per service, the
+    tested virtual IP last (declaring a chain flushes it)."""
+    lines = ["*nat"]
+    for n, chain in KUBE_CHAINS.items():
+        lines.append(f":{chain} - [0:0]")
+        for i in range(n - 1):
+            vip, port = dummy_vip(i)
+            lines.append(f"-A {chain} -d {vip}/32 -p tcp -m tcp --dport {port} "
+                         f"-j DNAT --to-destination {dummy_endpoint(i, 0)}:{POD_PORT}")
+        lines.append(f"-A {chain} -d {VIP}/32 -p tcp -m tcp --dport {VIP_PORT} "
+                     f"-j DNAT --to-destination {target_ip}:{POD_PORT}")
     lines.append("COMMIT")
     return "\n".join(lines) + "\n"
 
@@ -203,131 +250,97 @@ def timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[float, Any]:
 
 def sync_bench(host: Any, nr: Any, sizes: list[int], reps: int) -> dict[str, Any]:
     results: dict[str, Any] = {}
-    results["ssh_true"] = [timed(host.run, ["true"])[0] for _ in range(reps)]
+    results["ssh_true"] = []  # an SSH exec round trip that does nothing, next to each delta: the floor of a load
     for n in sizes:
         values = program(n)
-        full_gen, full_load = [], []
+        full_gen, full_load, full_replace = [], [], []
         for _ in range(reps):
+            host.run(["nft", "-f", "-"], stdin=nr.render_delete(NAMESPACE).encode())
             dt, text = timed(nr.render_table, values)
             full_gen.append(dt)
             full_load.append(timed(host.run, ["nft", "-f", "-"], stdin=text.encode(), timeout=120)[0])
+            full_replace.append(timed(host.run, ["nft", "-f", "-"], stdin=text.encode(), timeout=120)[0])
         changed = copy.deepcopy(values)
         changed["services"][n // 2]["endpoints"][3]["ip"] = "198.19.201.99"
-        delta_gen, delta_load, states = [], [], [values, changed]
-        for r in range(reps):
-            prior, new = states[r % 2], states[(r + 1) % 2]
-            dt, script = timed(nr.render_delta, prior, new)
-            if not script:
+        delta_gen, delta_load, delta_local = [], [], []
+        back = nr.render_delta(changed, values)
+        for _ in range(reps):
+            dt, script = timed(nr.render_delta, values, changed)
+            if not script or not back:
                 raise RuntimeError(f"render_delta gave {script!r} for a one-endpoint change")
             delta_gen.append(dt)
+            results["ssh_true"].append(timed(host.run, ["true"])[0])
             delta_load.append(timed(host.run, ["nft", "-f", "-"], stdin=script.encode())[0])
+            # the same kind of change back, by nft alone on the node (no SSH): what the load costs the node
+            delta_local.append(timed(subprocess.run, ["ip", "netns", "exec", NODE, "nft", "-f", "-"],
+                                     input=back.encode(), check=True)[0])
         results[str(n)] = {"services": n, "endpoints": n * PER, "table_bytes": len(text.encode()),
                            "delta_bytes": len(script.encode()), "delta_script": script,
-                           "full_generate": full_gen, "full_load": full_load,
-                           "delta_generate": delta_gen, "delta_load": delta_load}
+                           "full_generate": full_gen, "full_load": full_load, "full_replace": full_replace,
+                           "delta_generate": delta_gen, "delta_load": delta_load,
+                           "delta_nft_local": delta_local}
     host.run(["nft", "-f", "-"], stdin=nr.render_delete(NAMESPACE).encode())
     return results
 
 
-def kube_unhook(host: Any) -> None:
-    while host.run(["iptables", "-t", "nat", "-C", "OUTPUT", "-j", KUBE_CHAIN], check=False).rc == 0:
-        host.run(["iptables", "-t", "nat", "-D", "OUTPUT", "-j", KUBE_CHAIN])
+def dormant(table: str) -> list[str]:
+    return ["nft", "add", "table", "ip", table, "{ flags dormant; }"]
 
 
-class Backend:
-    """The container the virtual IP leads to. The lab's own tests may restart n3's dockerd meanwhile, which
-    stops it: :meth:`revive` starts it again (its address may change)."""
-
-    def __init__(self, attrs: dict[str, str]):
-        self.attrs = attrs
-        self.ip = start_backend(attrs)
-        self.revivals = 0
-        wait_listening(self.ip)
-
-    def revive(self) -> bool:
-        """Start the container again if it stopped; False if it still answers (the failure was elsewhere)."""
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if docker(self.attrs, "inspect", "-f", "{{.State.Status}}", CONTAINER) == "running":
-                    try:
-                        wait_listening(self.ip, 2)
-                        return False
-                    except RuntimeError:
-                        pass
-                else:
-                    docker(self.attrs, "start", CONTAINER)
-                self.ip = docker(self.attrs, "inspect", "-f", "{{.NetworkSettings.IPAddress}}", CONTAINER)
-                wait_listening(self.ip)
-                self.revivals += 1
-                return True
-            except RuntimeError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(1)
+def hook(chain: str, verb: str) -> list[str]:
+    return ["iptables", "-t", "nat", verb, "OUTPUT", *(["1"] if verb == "-I" else []), "-j", chain]
 
 
-def connect_bench(host: Any, nr: Any, backend: Backend, n_conn: int, rounds: int) -> dict[str, list[float]]:
-    rendered: dict[tuple[str, str, int], str] = {}
-
-    def text(kind: str, n: int) -> str:
-        key = (kind, backend.ip, n)
-        if key not in rendered:
-            rendered[key] = (nr.render_table(program(n, backend.ip)) if kind == "nft"
-                             else kube_restore(n, backend.ip))
-        return rendered[key]
-
-    def nft(n: int) -> None:
-        host.run(["nft", "-f", "-"], stdin=text("nft", n).encode(), timeout=120)
-
-    def ipt(n: int) -> None:
-        host.run(["iptables-restore", "--noflush"], stdin=text("ipt", n).encode(), timeout=120)
-        if host.run(["iptables", "-t", "nat", "-C", "OUTPUT", "-j", KUBE_CHAIN], check=False).rc != 0:
-            host.run(["iptables", "-t", "nat", "-I", "OUTPUT", "1", "-j", KUBE_CHAIN])
-
-    def none() -> None:
-        host.run(["nft", "-f", "-"], stdin=nr.render_delete(NAMESPACE).encode())
-        kube_unhook(host)
-        host.run(["iptables", "-t", "nat", "-F", KUBE_CHAIN], check=False)
-
-    scenarios = [("direct", lambda: None, None, POD_PORT),
-                 ("orch_10", lambda: nft(10), VIP, VIP_PORT),
-                 ("orch_5000", lambda: nft(5000), VIP, VIP_PORT),
-                 ("iptables_10", lambda: ipt(10), VIP, VIP_PORT),
-                 ("iptables_5000", lambda: ipt(5000), VIP, VIP_PORT)]
-    samples: dict[str, list[float]] = {name: [] for name, *_ in scenarios}
-    per_round = max(1, n_conn // rounds)
-    for r in range(rounds):
-        for name, setup, ip, port in scenarios if r % 2 == 0 else scenarios[::-1]:  # drifting load evens out
-            while True:
-                none()
-                setup()
-                try:
-                    samples[name] += connect_times(ip or backend.ip, port, per_round)
-                    break
-                except RuntimeError:
-                    if backend.revivals >= 3 or not backend.revive():
-                        raise
-                    print(f"net_bench: {CONTAINER} had stopped (dockerd restarted?), started again at "
-                          f"{backend.ip}; repeating {name}", file=sys.stderr)
-    none()
-    return samples
-
-
-def cleanup(host: Any, nr: Any, attrs: dict[str, str]) -> list[str]:
-    problems = []
-    steps = [("nft table", lambda: host.run(["nft", "-f", "-"], stdin=nr.render_delete(NAMESPACE).encode())),
-             ("iptables hook", lambda: kube_unhook(host)),
-             ("iptables chain", lambda: host.run(["sh", "-c", f"! iptables -t nat -S {KUBE_CHAIN} >/dev/null 2>&1 "
-                                                  f"|| {{ iptables -t nat -F {KUBE_CHAIN} && "
-                                                  f"iptables -t nat -X {KUBE_CHAIN}; }}"]))]
-    for what, step in steps:
-        if host is None:
-            break
+def connect_bench(host: Any, nr: Any, backend: Backend, rounds: int, per_block: int) -> dict[str, list[float]]:
+    """Loads the four rule sets (all inactive), then has the client measure every scenario in turn."""
+    t10, t5k = nr.table_name(NAMESPACE), nr.table_name(NAMESPACE_5K)
+    scenarios = [("direct", None, POD_PORT, [], []),
+                 ("orch_10", VIP, VIP_PORT, [["nft", "add", "table", "ip", t10]], [dormant(t10)]),
+                 ("orch_5000", VIP, VIP_PORT, [["nft", "add", "table", "ip", t5k]], [dormant(t5k)]),
+                 ("iptables_10", VIP, VIP_PORT, [hook(KUBE_CHAINS[10], "-I")], [hook(KUBE_CHAINS[10], "-D")]),
+                 ("iptables_5000", VIP, VIP_PORT, [hook(KUBE_CHAINS[5000], "-I")], [hook(KUBE_CHAINS[5000], "-D")])]
+    while True:
+        ip = backend.ip
+        for n, ns in ((10, NAMESPACE), (5000, NAMESPACE_5K)):
+            table = nr.table_name(ns)
+            host.run(["nft", "-f", "-"], stdin=nr.render_table(program(n, ip, ns)).encode(), timeout=120)
+            host.run(dormant(table))
+        host.run(["iptables-restore", "--noflush"], stdin=kube_restore(ip).encode(), timeout=120)
+        time.sleep(1)  # the kernel frees what a big commit replaced after it returns
+        blocks = []
+        for r in range(rounds):  # rotate the order: each scenario comes after each other one as often
+            order = scenarios[r % len(scenarios):] + scenarios[:r % len(scenarios)]
+            blocks += [[name, dest or ip, port, on, off] for name, dest, port, on, off in order]
         try:
-            step()
-        except Exception as e:  # noqa: BLE001 - clean up the rest, then say what stayed
-            problems.append(f"{what}: {e}")
+            return run_client({"blocks": blocks, "n": per_block, "warm": 20, "pace": 0.001})
+        except RuntimeError:
+            host.run(["sh", "-c", CLEAN_SCRIPT], check=False)  # the client may have stopped with a set active
+            if backend.revivals >= 3 or not backend.revive():
+                raise
+            print(f"net_bench: {CONTAINER} had stopped (dockerd restarted?), started again at {backend.ip}; "
+                  "measuring the connects again", file=sys.stderr)
+
+
+_CHAINS = " ".join(KUBE_CHAINS.values())
+CLEAN_SCRIPT = f"""rc=0
+for t in orch-ns-{NAMESPACE} orch-ns-{NAMESPACE_5K}; do
+  if nft list table ip $t >/dev/null 2>&1; then nft delete table ip $t || rc=1; fi
+done
+for c in {_CHAINS}; do
+  while iptables -t nat -C OUTPUT -j $c 2>/dev/null; do iptables -t nat -D OUTPUT -j $c || {{ rc=1; break; }}; done
+  if iptables -t nat -S $c >/dev/null 2>&1; then iptables -t nat -F $c && iptables -t nat -X $c || rc=1; fi
+done
+exit $rc
+"""
+
+
+def cleanup(host: Any, attrs: dict[str, str]) -> list[str]:
+    problems = []
+    try:
+        if host is not None:
+            host.run(["sh", "-c", CLEAN_SCRIPT])
+    except Exception as e:  # noqa: BLE001 - clean up the rest, then say what stayed
+        problems.append(f"rules: {e}")
     for attempt in range(20):  # dockerd may be restarting (the lab's tests restart it): wait up to ~30 s
         try:
             docker(attrs, "rm", "-f", CONTAINER)
@@ -349,10 +362,10 @@ def pct(values: list[float], q: float) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--quick", action="store_true", help="3 runs, 600 connects per scenario (~30 s)")
+    ap.add_argument("--quick", action="store_true", help="3 runs, 600 connects per scenario (~40 s)")
     ap.add_argument("--lab", default=os.environ.get("ORCH_LAB_DIR", "/tmp/orch-lab"))
     args = ap.parse_args()
-    reps, n_conn, rounds = (3, 600, 2) if args.quick else (7, 3000, 3)
+    reps, rounds, per_block = (3, 12, 50) if args.quick else (5, 30, 100)
     attrs = lab_node(Path(args.lab))
 
     from orch_provider_docker import netrules as nr
@@ -369,11 +382,12 @@ def main() -> None:
         host = engine.host(False)
         if host is None:
             die(f"{NODE} is not reached over SSH")
+        host.run(["sh", "-c", CLEAN_SCRIPT])  # leftovers of an interrupted run
         backend = Backend(attrs)
         sync = sync_bench(host, nr, [1000, 5000], reps)
-        conn = connect_bench(host, nr, backend, n_conn, rounds)
+        conn = connect_bench(host, nr, backend, rounds, per_block)
     finally:
-        problems = cleanup(host, nr, attrs)
+        problems = cleanup(host, attrs)
         if engine is not None:
             engine.close()
         if problems:
@@ -385,27 +399,31 @@ def main() -> None:
     summary: dict[str, Any] = {"sync": {}, "connect": {}}
     print(f"\nPer-node sync on {NODE} (median of {reps} runs, seconds; SSH round trip of `true`: "
           f"{med(sync['ssh_true']):.3f} s)")
-    print("| services x endpoints | table | generate | load (nft -f over SSH) | total | one-endpoint delta: "
-          "generate | load | total |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| services x endpoints | table | generate | load (nft -f over SSH), new table | total | load, replacing "
+          "the table | one-endpoint delta: generate | load | total |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for key in ("1000", "5000"):
         s = sync[key]
-        row = {k: med(s[k]) for k in ("full_generate", "full_load", "delta_generate", "delta_load")}
+        row = {k: med(s[k]) for k in ("full_generate", "full_load", "full_replace", "delta_generate", "delta_load")}
         row["full_total"] = row["full_generate"] + row["full_load"]
         row["delta_total"] = row["delta_generate"] + row["delta_load"]
+        row["delta_nft_local"] = med(s["delta_nft_local"])
         summary["sync"][key] = {**row, "table_bytes": s["table_bytes"], "delta_bytes": s["delta_bytes"]}
         print(f"| {s['services']:,} x {PER} | {s['table_bytes'] / 1e6:.1f} MB | {row['full_generate']:.3f} | "
-              f"{row['full_load']:.3f} | {row['full_total']:.3f} | {row['delta_generate']:.3f} | "
-              f"{row['delta_load']:.3f} | {row['delta_total']:.3f} |")
-    print(f"\nconnect() from {NODE}'s root namespace ({len(conn['direct'])} per scenario over {rounds} rounds, "
-          f"microseconds)")
+              f"{row['full_load']:.3f} | {row['full_total']:.3f} | {row['full_replace']:.3f} | "
+              f"{row['delta_generate']:.3f} | {row['delta_load']:.3f} | {row['delta_total']:.3f} |")
+    print("the delta's `nft -f` alone, on the node without SSH: "
+          + ", ".join(f"{k} x {PER}: {summary['sync'][k]['delta_nft_local']:.3f} s" for k in ("1000", "5000")))
+    print(f"\nconnect() from {NODE}'s root namespace ({len(conn['direct'])} per scenario in {rounds} interleaved "
+          f"blocks, microseconds)")
     print("| path | median | p90 | median / direct |")
     print("|---|---:|---:|---:|")
     direct = med(conn["direct"])
     labels = {"direct": "pod IP directly", "orch_10": "VIP, orch (nft verdict map), 10 services",
               "orch_5000": "VIP, orch, 5,000 services", "iptables_10": "VIP, iptables layout, 10 services",
               "iptables_5000": "VIP, iptables layout, 5,000 services"}
-    for name, vals in conn.items():
+    for name in labels:
+        vals = conn[name]
         m, p90 = med(vals), pct(vals, 0.9)
         summary["connect"][name] = {"median_us": m, "p90_us": p90, "ratio_to_direct": m / direct, "n": len(vals)}
         print(f"| {labels[name]} | {m:.1f} | {p90:.1f} | {m / direct:.2f} |")
@@ -421,9 +439,9 @@ def main() -> None:
           f"ran {runtime:.0f} s")
     OUT.mkdir(exist_ok=True)
     (OUT / "net_bench.json").write_text(json.dumps({
-        "node": NODE, "quick": args.quick, "reps": reps, "rounds": rounds, "date": time.strftime("%Y-%m-%d"),
-        "python": sys.version.split()[0], "kernel": os.uname().release, "cores": os.cpu_count(),
-        "loadavg_before": load_before, "loadavg_after": load_after, "runtime_s": runtime,
+        "node": NODE, "quick": args.quick, "reps": reps, "rounds": rounds, "per_block": per_block,
+        "date": time.strftime("%Y-%m-%d"), "python": sys.version.split()[0], "kernel": os.uname().release,
+        "cores": os.cpu_count(), "loadavg_before": load_before, "loadavg_after": load_after, "runtime_s": runtime,
         "summary": summary, "sync": sync, "connect_us": conn}, indent=1))
 
 

@@ -27,6 +27,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         report.longrepr = f"lab test skipped in CI (CI=true requires the lab): {reason}"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With pytest-xdist (tests/run.sh runs two workers), every lab test goes to one worker, one at a time:
+    they share the lab's nodes. The rest spreads over the workers."""
+    for item in items:
+        if item.get_closest_marker("lab") is not None:
+            item.add_marker(pytest.mark.xdist_group("lab"))
+
+
 def corpus_root() -> Path | None:
     env = os.environ.get("ORCH_HCL_CORPUS")
     candidates = [Path(env)] if env else []

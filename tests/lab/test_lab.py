@@ -120,8 +120,20 @@ def test_address_plan():
         assert not ipaddress.ip_network(labmod.node_bridge_net(i)).overlaps(orch)
 
 
-def test_dockerd_started_with_other_options_is_restarted(monkeypatch, tmp_path):
+@pytest.fixture
+def short_tmp():
+    """A directory with a short path: dockerd's socket paths below it must fit the 107 bytes of a unix socket
+    path (pytest-xdist's tmp_path is longer)."""
+    import tempfile
+
+    d = Path(tempfile.mkdtemp(prefix="orch-lab-t"))
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_dockerd_started_with_other_options_is_restarted(monkeypatch, short_tmp):
     """An older lab's dockerd (another address pool) is restarted with the current flags; a current one is kept."""
+    tmp_path = short_tmp
     lab = labmod._Lab(tmp_path, None)
     lab.ensure_dirs(3)
     own = lab.dockerd_argv(3)
