@@ -34,7 +34,7 @@ def _containers(lab, lineage: str) -> list:
 @pytest.fixture
 def cfg(lab, tmp_path, monkeypatch):
     monkeypatch.delenv("ORCH_PROVIDER_MODULES", raising=False)
-    d = tmp_path / "cfg"
+    d = tmp_path / tmp_path.name  # its own namespace (the directory name): lab tests never share one
     d.mkdir()
     shutil.copy(lab.nodes_file, d / "nodes.orch")
     yield d

@@ -67,7 +67,7 @@ pod "api" {
 @pytest.fixture
 def workdir(lab, tmp_path, monkeypatch):
     monkeypatch.delenv("ORCH_PROVIDER_MODULES", raising=False)
-    d = tmp_path / "cfg"
+    d = tmp_path / tmp_path.name  # its own namespace (the directory name): lab tests never share one
     d.mkdir()
     shutil.copy(lab.nodes_file, d / "nodes.orch")
     (d / "main.orch").write_text(POD)

@@ -136,15 +136,44 @@ class Networking:
                 continue
             try:
                 diags.extend(self.preconditions(node, address))
-            except NodeError as e:
-                if self.p._first_report_pending(e):
-                    diags.append(self.p._node_diag(e, address))
+            except NodeError:
+                # a node that cannot be reached fails its own changes at apply, not the whole plan (a new node
+                # that cannot be reached already failed the plan: the provider's connect check)
+                continue
             except (HostCommandError, podnet.PodNetworkError) as e:
                 diags.append(Diagnostic.error("Cannot check the node", str(e), address=address))
         for c in changes:
             if c.address.type == NODE_SERVICES and c.action != "delete" and c.after is not None:
                 diags.extend(self._clashes(c.address, c.after))
+        making = sorted({str((c.after or {}).get("node")) for c in changes
+                         if c.address.type in ("pod", NODE_SERVICES) and c.action in ("create", "replace", "update")
+                         and isinstance((c.after or {}).get("node"), str)})
+        for node in making:
+            diags.extend(self._namespace_taken(node))
         return diags
+
+    def _namespace_taken(self, node: str) -> list[Diagnostic]:
+        """Another configuration (another state) already runs pods of this namespace on the node: their names,
+        service table and service names would collide."""
+        ns = self.p.namespace
+        if not ns or node in self.p._down:
+            return []
+        try:
+            listed = self.p._engine(node).list_containers([f"{naming.NAMESPACE}={ns}"])
+        except (NodeError, EngineError):
+            return []
+        foreign = sorted({(str((c.get("Labels") or {}).get(naming.LINEAGE)), str((c.get("Names") or ["?"])[0]))
+                          for c in listed if (c.get("Labels") or {}).get(naming.LINEAGE) != self.p.lineage})
+        if not foreign:
+            return []
+        lineage, name = foreign[0]
+        return [Diagnostic.error(
+            "Namespace used by another configuration",
+            f'node {node} already runs containers of namespace "{ns}" made by another configuration (state lineage '
+            f"{lineage}, e.g. {name.lstrip('/')}): their names, service table and service names would collide.",
+            address=f"node.{node}",
+            hint='give this configuration its own namespace: orch { namespace = "..." } (the default is the '
+                 "directory's name), or destroy the other one")]
 
     def _clashes(self, address: ResourceAddress, values: dict[str, Any]) -> list[Diagnostic]:
         """Virtual IPs and node ports another namespace already uses on the node."""
@@ -192,7 +221,8 @@ class Networking:
     def teardown_node(self, node: str, values: dict[str, Any], progress: Any) -> None:
         if not _has_pod_network(values):
             return
-        for line in podnet.teardown(self._host(node), self.p._engine(node), self.p.namespace):
+        for line in podnet.teardown(self._host(node), self.p._engine(node), self.p.namespace,
+                                    lineage=self.p.lineage):
             progress(line)
 
     # ---- node_services -------------------------------------------------------------------------------

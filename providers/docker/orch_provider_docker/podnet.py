@@ -38,6 +38,7 @@ BRIDGE = "orch0"
 ROUTE_PROTO = "211"
 LABEL = "orch.pod-network"  # on the network: its value is the cluster's pod CIDR
 NAMESPACE_LABEL = "orch.namespace"  # on pods' containers
+LINEAGE_LABEL = "orch.lineage"
 NAT_TABLE = "orch"  # table ip orch
 NS_TABLE_PREFIX = "orch-ns-"  # table ip orch-ns-<namespace>: a namespace's services (not made here)
 OPT_BRIDGE_NAME = "com.docker.network.bridge.name"
@@ -481,29 +482,34 @@ def ensure(host: Host, engine: NetworkEngine, want: PodNetwork, seen: Observed |
 
 # ---- tearing down ---------------------------------------------------------------------------------------
 
-def users(engine: NetworkEngine, seen: Observed, namespace: str) -> list[str]:
-    """Who else uses the node's pod network than ``namespace``: other namespaces' service tables and
-    containers on the network (other namespaces', or not orch's)."""
+def users(engine: NetworkEngine, seen: Observed, namespace: str, lineage: str = "") -> list[str]:
+    """Who else uses the node's pod network than ``namespace`` (of the state ``lineage``, when given): other
+    namespaces' service tables and containers on the network (other namespaces', another state's of the same
+    namespace, or not orch's)."""
     out = [f"namespace {ns}" for ns in seen.ns_tables if ns != namespace]
     net = seen.network
     if net is not None:
         others: set[str] = set()
         for c in _attached(engine, net):
-            ns = (c.get("Labels") or {}).get(NAMESPACE_LABEL)
+            labels = c.get("Labels") or {}
+            ns = labels.get(NAMESPACE_LABEL)
             if ns != namespace:
                 others.add(f"namespace {ns}" if ns else f"container {_name(c)}")
+            elif lineage and labels.get(LINEAGE_LABEL) != lineage:
+                others.add(f"another configuration of namespace {ns} (state lineage {labels.get(LINEAGE_LABEL)})")
         out += sorted(others - set(out))
     return out
 
 
-def teardown(host: Host, engine: NetworkEngine, namespace: str, seen: Observed | None = None) -> list[str]:
+def teardown(host: Host, engine: NetworkEngine, namespace: str, seen: Observed | None = None,
+             lineage: str = "") -> list[str]:
     """Remove the node's pod network when ``namespace`` leaves the node, unless someone else still uses it
     (then it is kept, and the one line returned says so). Returns what was done."""
     from .transport import EngineError
 
     if seen is None:
         seen = observe(host, engine)
-    still = users(engine, seen, namespace)
+    still = users(engine, seen, namespace, lineage)
     if still:
         return [f"kept the pod network of node {host.node}: {', '.join(still)} still use(s) it"]
     changes: list[str] = []

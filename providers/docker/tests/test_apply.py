@@ -32,6 +32,21 @@ def test_container_names_carry_the_namespace(tmp_path):
     assert infra["HostConfig"]["NetworkMode"] == "orch"  # orch's pod network on a node reached over SSH
 
 
+def test_a_namespace_taken_by_another_configuration_fails_the_plan(tmp_path):
+    """Two states, one namespace, one node: the second plan says so before anything collides."""
+    from docker_helpers import Run
+
+    cluster = FakeCluster("n1", "n2", "n3")
+    for d in ("a", "b"):
+        write_config(tmp_path / d, replicas=1, extra='orch {\n  namespace = "shop"\n}\n')
+    _, outcome, _ = Run(tmp_path / "a", cluster, namespaced=True).apply()
+    assert outcome.ok
+    _, diags = Run(tmp_path / "b", cluster, namespaced=True).plan()
+    [d] = [d for d in diags if d.is_error]
+    assert d.summary == "Namespace used by another configuration" and 'namespace "shop"' in d.detail
+    assert "orch { namespace" in d.hint
+
+
 def test_create_makes_infra_then_apps_and_records_ids(tmp_path):
     cluster = FakeCluster("n1", "n2", "n3")
     write_config(tmp_path, replicas=1)

@@ -310,6 +310,16 @@ def test_teardown_keeps_the_network_other_containers_use(node):
     assert changes == ["kept the pod network of node n3: container by-hand, namespace blog still use(s) it"]
 
 
+def test_teardown_keeps_the_network_another_state_of_the_namespace_uses(node):
+    host, engine = node
+    _ensure(host, engine)
+    cid = engine.add_raw("web-0-infra", {"orch.namespace": "shop", "orch.lineage": "other"}, state="exited")
+    engine.containers[cid]["HostConfig"]["NetworkMode"] = "orch"
+    changes = podnet.teardown(host, engine, "shop", lineage="mine")
+    assert changes == ["kept the pod network of node n3: another configuration of namespace shop (state lineage "
+                       "other) still use(s) it"]
+
+
 def test_teardown_with_our_own_containers_still_running_is_an_error(node):
     host, engine = node
     _ensure(host, engine)
