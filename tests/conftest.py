@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,12 +30,29 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         report.longrepr = f"lab test skipped in CI (CI=true requires the lab): {reason}"
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """With pytest-xdist (tests/run.sh runs two workers), every lab test goes to one worker, one at a time:
-    they share the lab's nodes. The rest spreads over the workers."""
-    for item in items:
-        if item.get_closest_marker("lab") is not None:
-            item.add_marker(pytest.mark.xdist_group("lab"))
+LAB_TESTS_LOCK = "/tmp/orch-lab-tests.lock"
+
+
+@contextlib.contextmanager
+def lab_exclusive() -> Iterator[None]:
+    """Hold the lab for one test: pytest runs two workers (pyproject's addopts), and lab tests share the lab's
+    nodes (and some change the lab itself), so they run one at a time, whichever worker has them. (pytest-xdist's
+    ``--dist loadgroup`` would do it, but does not group with this pytest.)"""
+    with open(LAB_TESTS_LOCK, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+@pytest.fixture(autouse=True)
+def _one_lab_test_at_a_time(request: pytest.FixtureRequest) -> Iterator[None]:
+    if request.node.get_closest_marker("lab") is None:
+        yield
+        return
+    with lab_exclusive():
+        yield
 
 
 def corpus_root() -> Path | None:

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from ..conftest import in_ci
+from ..conftest import in_ci, lab_exclusive
 
 LAB_NODES = 3
 
@@ -33,12 +33,14 @@ def lab():
     except ImportError as e:
         lab_unavailable(f"orch-provider-docker is not installed (pip install -e providers/docker): {e}")
     root = labmod.default_dir()
-    n = LAB_NODES
-    try:
-        n = max(n, int(json.loads((root / "lab.json").read_text()).get("nodes", 0)))
-    except (OSError, ValueError, AttributeError):
-        pass
-    try:
-        return labmod.up(n, root)
-    except labmod.LabError as e:
-        lab_unavailable(e.diagnostic.render())
+    with lab_exclusive():  # not while a lab test of the other worker changes the lab (grows it to 4 nodes...)
+        n = LAB_NODES
+        try:
+            n = max(n, int(json.loads((root / "lab.json").read_text()).get("nodes", 0)))
+        except (OSError, ValueError, AttributeError):
+            pass
+        try:
+            return labmod.up(n, root)
+        except labmod.LabError as e:
+            error = e
+    lab_unavailable(error.diagnostic.render())

@@ -38,11 +38,12 @@ NODE_SERVICES = "node_services"
 SERVICE = "service"
 HAIRPIN_SCRIPT = ('for p in /sys/class/net/orch0/brif/*; do [ -e "$p/hairpin_mode" ] || continue; '
                   '[ "$(cat "$p/hairpin_mode")" = 1 ] || echo 1 > "$p/hairpin_mode"; done')
-# Fixed; run as ``sh -c READ_BACK_SCRIPT sh TABLE NAMESPACE HOSTS_FILE...``: the table as one JSON line, the
-# bridge ports without hairpin, then netrules.HOSTS_READ_SCRIPT's output for the hosts files.
-READ_BACK_SCRIPT = ('tbl=$1; shift; printf \'@nft %s\\n\' "$(nft -j list table ip "$tbl" 2>/dev/null)"; '
-                    'for p in /sys/class/net/orch0/brif/*; do [ -e "$p/hairpin_mode" ] || continue; '
-                    '[ "$(cat "$p/hairpin_mode")" = 1 ] || echo "@hairpin-off ${p##*/}"; done\n'
+# Fixed; run as ``sh -c READ_BACK_SCRIPT sh TABLE NAMESPACE HOSTS_FILE...``: the table as one JSON line, then
+# netrules.HOSTS_READ_SCRIPT's output for the hosts files. Hairpin is not read back: the bridge is shared by
+# every namespace on the node and its ports are not labelled, so a port without hairpin cannot be told to be
+# ours; a pod whose infra container restarted (new port, hairpin off) is found through its hosts file, which
+# Docker rewrites then, and the repair sets hairpin on every port again.
+READ_BACK_SCRIPT = ('tbl=$1; shift; printf \'@nft %s\\n\' "$(nft -j list table ip "$tbl" 2>/dev/null)"\n'
                     + netrules.HOSTS_READ_SCRIPT)
 
 
@@ -255,24 +256,20 @@ class Networking:
             return {o.address: got for o, got in zip(objs, ex.map(one, objs), strict=True)}
 
     def _services_drift(self, node: str, values: dict[str, Any]) -> list[str]:
-        """One command on the node reads the table, the bridge ports' hairpin flags and the pods' hosts files."""
+        """One command on the node reads the table and the pods' hosts files."""
         host = self._host(node)
         ns = str(values.get("namespace") or "")
         files = self._hosts_files(node)
         got = host.run(["sh", "-c", READ_BACK_SCRIPT, "sh", netrules.table_name(ns), ns, *files.values()],
                        check=False)
-        table, off, rest = "", [], []
+        table, rest = "", []
         for line in got.stdout.splitlines():
             if line.startswith("@nft "):
                 table = line[5:]
-            elif line.startswith("@hairpin-off "):
-                off.append(line[13:])
             else:
                 rest.append(line)
         listing = json.loads(table) if table.strip() else None
         found = list(netrules.drift(values, listing))
-        if off:
-            found.append(f"hairpin is off on bridge port{'s' if len(off) > 1 else ''} {', '.join(sorted(off))}")
         if files:
             sections = netrules.parse_hosts_read("\n".join(rest))
             want = netrules.hosts_section(ns, values.get("services") or [])
