@@ -45,7 +45,7 @@ def orch_config(pods: int, nodes_file: Path, workdir: Path) -> Path:
     (d / "main.orch").write_text(f"""
 pod "web" {{
   replicas = {pods}
-  labels   = {{ "orch.bench" = "web" }}
+  labels   = {{ bench = "web" }}
   container "httpd" {{
     image   = "orch/busybox:test"
     pull    = "never"
