@@ -57,7 +57,7 @@ def test_subnets_are_the_lowest_free_and_stable():
 def test_a_users_subnet_wins_and_is_checked():
     got, errors = allocate_subnets({"n1": ("198.19.128.0/24", None), "n2": (None, "198.19.128.0/24")}, CLUSTER)
     assert got["n1"] == "198.19.128.0/24" and got["n2"] == "198.19.129.0/24" and not errors
-    _, errors = allocate_subnets({"n1": ("10.1.0.0/24", None)}, CLUSTER)
+    _, errors = allocate_subnets({"n1": ("198.18.64.0/24", None)}, CLUSTER)
     assert errors[0][1] == "pod_cidr outside the cluster's pod range"
     _, errors = allocate_subnets({"n1": ("198.19.128.0/24", None), "n2": ("198.19.128.0/25", None)}, CLUSTER)
     assert errors[0][1] == "Overlapping pod subnets"

@@ -120,3 +120,13 @@ def test_invalid_orch_settings_are_validate_errors(cfg, capsys):
     assert code == 1 and "Traceback" not in err
     assert err.count("Invalid orch setting") == 2 and 'An argument named "nope"' in err
     assert "main.orch:2:15" in err
+
+
+def test_validate_catches_address_errors_without_a_host(cfg, capsys):
+    """No state, no node: orch validate finds a cluster IP outside the range and a node port taken twice."""
+    write(cfg, config(extra='service "api" {\n  selector = { app = "web" }\n  port = 81\n  node_port = 30080\n}\n'
+                            'service "db" {\n  selector = { app = "db" }\n  port = 5432\n'
+                            '  cluster_ip = "198.18.0.5"\n}\n'))
+    code, _, err = orch(capsys, "validate", str(cfg))
+    assert code == 1 and "Duplicate node port" in err and "cluster_ip outside the service range" in err
+    assert "Traceback" not in err and "main.orch:" in err

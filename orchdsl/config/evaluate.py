@@ -701,6 +701,7 @@ def validate(config: Config) -> list[Diagnostic]:
             scope.output(mod, name)
     nodes: dict[ResourceAddress, dict] = {}
     pods: dict[ResourceAddress, dict] = {}
+    services: dict[ResourceAddress, dict] = {}
     all_nodes = True  # every node instance is known (no count or for_each waiting for a value)
     for decl in config.resources.values():
         instances, d = expand(decl, {}, validate=True, scope=scope)
@@ -710,21 +711,30 @@ def validate(config: Config) -> list[Diagnostic]:
             all_nodes = all_nodes and (bool(instances) or decl.mode == "single")
         elif decl.type == "pod":
             pods.update((i.address, i.values) for i in instances)
+        elif decl.type == "service":
+            services.update((i.address, i.values) for i in instances)
     if not any(x.is_error for x in diags):
-        diags.extend(_whole_configuration_checks(config, nodes, pods, all_nodes))
+        diags.extend(_whole_configuration_checks(config, nodes, pods, all_nodes, services))
     return unique(scope.diags + diags)
 
 
 def _whole_configuration_checks(config: Config, nodes: dict[ResourceAddress, dict],
-                                pods: dict[ResourceAddress, dict], all_nodes: bool) -> list[Diagnostic]:
-    """What the planner checks across resources, with what is known before any plan (the placement derivation
-    checks it all again with planned values): two node resources of one name or of one Docker engine, two pod
-    instances of one name, and replicas that no node can ever run (when every node is known: ``all_nodes``)."""
+                                pods: dict[ResourceAddress, dict], all_nodes: bool,
+                                services: dict[ResourceAddress, dict] | None = None) -> list[Diagnostic]:
+    """What the planner checks across resources, with what is known before any plan (the derivations check it
+    all again with planned values): two node resources of one name or of one Docker engine, two pod instances
+    of one name, replicas that no node can ever run (when every node is known: ``all_nodes``), and addresses:
+    pod subnets and cluster IPs outside their ranges or taken twice, one node port for two services."""
+    from ..cluster.derive import Inputs
+    from ..cluster.ipam import IPAM
     from ..cluster.placement import duplicate_nodes, never_placeable, node_name_clashes, pod_name_clashes
+    from ..engine.planner import cluster_settings
 
     found = node_name_clashes(nodes) + duplicate_nodes(nodes) + pod_name_clashes(pods)
     if not found and nodes and all_nodes:
         found = never_placeable(nodes, pods, config.scheduler_strategy)
+    if not found:  # the state is not read: only what the configuration itself says can clash
+        found = IPAM.derive(Inputs({}, {**nodes, **(services or {})}, {}, cluster_settings(config))).diagnostics
     out = []
     for d in found:
         addr = ResourceAddress.parse(d.address) if d.address else None
