@@ -645,6 +645,10 @@ def build_parser() -> argparse.ArgumentParser:
     _engine_flags(im, planning=False)
     im.set_defaults(func=cmd_import)
 
+    from .explain import add_parser as add_explain
+
+    add_explain(sub)
+
     from .state.commands import register as register_state_commands
 
     register_state_commands(sub)

@@ -16,7 +16,6 @@ from orchdsl.cli import main
 from orchdsl.config import load_config
 from orchdsl.config.loader import NOT_SUPPORTED
 from orchdsl.schema import PLANNED_ATTRIBUTES, PLANNED_TYPES, RESOURCE_TYPES, describe
-from orchdsl.schema.planned import DOCS_HINT
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -26,7 +25,6 @@ BASE = {"node": ['address = "h"'], "pod": ['container "c" {', '  image = "x"', "
 # How a configuration would use an entry; an entry missing here is written generically (a block `NAME {}`,
 # an argument `NAME = null`), so that a new entry is checked without touching this file.
 USES = {
-    "network_policy": ['network_policy "db" {', '  pod_selector = { app = "db" }', "  ingress {", "  }", "}"],
     "volume": ['volume "data" {', '  driver = "local"', "}"],
     "secret": ['secret "db" {', '  data = { password = "hunter2" }', "}"],
     ("pod", "strategy"): ["strategy {", '  type = "recreate"', "}"],
@@ -97,7 +95,7 @@ def test_registry_names_real_schema_entries():
 
 
 def test_the_known_gaps_are_listed():
-    assert set(PLANNED_TYPES) == {"network_policy", "secret", "volume"}
+    assert set(PLANNED_TYPES) == {"secret", "volume"}
     assert {("pod", "strategy"), ("pod", "autoscale")} <= set(PLANNED_ATTRIBUTES)
     # realised by the Docker provider (pods.py) or the scheduler: never planned
     for path in [("pod", "container"), ("pod", "restart"), ("pod", "hostname"), ("pod", "node_selector"),
@@ -161,14 +159,14 @@ def test_load_config_gives_one_located_error(tmp_path, entry, case):
 
 
 def test_validate_json_reports_the_range(tmp_path, capsys):
-    lines, line, col = _type_config("network_policy")
+    lines, line, col = _type_config("secret")
     _write(tmp_path, lines)
     assert main(["validate", "--json", str(tmp_path)]) == 1
     doc = json.loads(capsys.readouterr().out)
     [d] = doc["diagnostics"]
     assert d["summary"] == NOT_SUPPORTED and d["range"]["start"]["line"] == line
-    assert d["range"]["start"]["column"] == col and d["range"]["end"]["column"] == col + len('network_policy "db"')
-    assert "network policies" in d["detail"] and DOCS_HINT in d["detail"]
+    assert d["range"]["start"]["column"] == col and d["range"]["end"]["column"] == col + len('secret "db"')
+    assert "secrets" in d["detail"]
 
 
 def test_every_use_is_reported_at_once(tmp_path):
@@ -208,7 +206,7 @@ def test_planned_types_are_not_suggested(tmp_path):
     _, diags = load_config(tmp_path, env={})
     block, ref = diags
     assert block.summary == "Unsupported block type" and "volume" not in block.hint
-    assert ref.summary == "Unknown variable" and "network_policy" not in ref.detail and "pod" in ref.detail
+    assert ref.summary == "Unknown variable" and "secret" not in ref.detail and "pod" in ref.detail
 
 
 def test_in_a_module_too(tmp_path):
@@ -330,6 +328,26 @@ service "web" {
   protocol    = "tcp"
   node_port   = 30080
   cluster_ip  = "198.18.130.7"
+}
+
+network_policy "web" {
+  pod_selector = { app = "web" }
+  policy_types = ["ingress", "egress"]
+  ingress {
+    from {
+      pod_selector = { app = "api" }
+    }
+    from {
+      cidr   = "198.18.0.0/24"
+      except = ["198.18.0.1/32"]
+    }
+    ports = [8080, { port = 9000, end_port = 9010, protocol = "tcp" }]
+  }
+  egress {
+    to {
+      pod_selector = {}
+    }
+  }
 }
 
 output "ips" {

@@ -152,7 +152,8 @@ def test_node_service_policy_volume_secret():
         "egress": [{"to": [{"cidr": "0.0.0.0/0", "except": ["10.0.0.0/8"]}]}]})
     assert not errors
     assert pol["policy_types"] == ["ingress", "egress"]
-    assert pol["ingress"][0]["ports"] == [{"port": 5432, "protocol": "tcp"}, {"port": 53, "protocol": "udp"}]
+    assert pol["ingress"][0]["ports"] == [{"port": 5432, "protocol": "tcp", "end_port": None},
+                                          {"port": 53, "protocol": "udp", "end_port": None}]
     assert pol["egress"][0]["to"][0]["except"] == ["10.0.0.0/8"]
     _, errors = normalize("network_policy", {"pod_selector": {}, "ingress": [{"from": [{"cidr": "10.0.0.0"}, {}]}]})
     assert [loc for loc, _ in errors] == [("ingress", 0, "from", 1)]

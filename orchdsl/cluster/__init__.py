@@ -6,9 +6,10 @@ The engine runs :data:`DERIVATIONS` in plan without knowing what they derive (se
 from .derive import Derivation, Derived, DerivedInstance, DerivedObject, Inputs, Summary
 from .ipam import IPAM
 from .placement import PLACEMENT
+from .reachability import REACHABILITY
 from .services import SERVICES
 
 # In the order the planner may need them; each runs once per plan.
-DERIVATIONS: tuple[Derivation, ...] = (IPAM, PLACEMENT, SERVICES)
+DERIVATIONS: tuple[Derivation, ...] = (IPAM, PLACEMENT, SERVICES, REACHABILITY)
 
 __all__ = ["DERIVATIONS", "Derivation", "Derived", "DerivedInstance", "DerivedObject", "Inputs", "Summary"]

@@ -75,6 +75,8 @@ class Inputs:
     # observed status of the instances read (ObjectStatus), for those the refresh saw and this run does not
     # change: a replica created or changed now counts as ready
     status: Mapping[ResourceAddress, Any] = field(default_factory=dict)
+    # the state's attributes of the instances of ``reads`` types, as before this run (what changes, for a review)
+    recorded: Mapping[ResourceAddress, dict[str, Any]] = field(default_factory=dict)
 
 
 class Derivation(Protocol):

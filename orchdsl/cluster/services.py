@@ -25,6 +25,7 @@ NODE = "node"
 POD = "pod"
 SERVICE = "service"
 NODE_SERVICES = "node_services"
+NETWORK_POLICY = "network_policy"
 
 
 def ready(status: Any) -> bool:
@@ -84,7 +85,10 @@ def change_reason(before: dict[str, Any] | None, after: dict[str, Any]) -> str:
     """Why a node's service program changes, for the reader."""
     if before is None:
         n = len(after.get("services") or [])
-        return f"because the node carries {n} service{'s' if n != 1 else ''}"
+        what = f"{n} service{'s' if n != 1 else ''}"
+        if after.get("policy") is not None:
+            what = (what + " and " if n else "") + "network policies"
+        return f"because the node carries {what}"
     parts = []
     old = {s.get("address"): s for s in before.get("services") or [] if isinstance(s, dict)}
     new = {s.get("address"): s for s in after.get("services") or [] if isinstance(s, dict)}
@@ -110,6 +114,8 @@ def change_reason(before: dict[str, Any] | None, after: dict[str, Any]) -> str:
     for k in ("namespace", "pod_cidr", "cluster_cidr"):
         if before.get(k) != after.get(k):
             parts.append(f"its {k} changes")
+    if before.get("policy") != after.get("policy"):
+        parts.append("its network policy rules change")
     return "because " + "; ".join(parts) if parts else "because its rules must be loaded again"
 
 
@@ -154,26 +160,31 @@ class ServicesDerivation:
     """Every node's service program (``node_services.<node>``), from services, pods and their status."""
 
     name = "services"
-    reads = frozenset({NODE, POD, SERVICE})
+    reads = frozenset({NODE, POD, SERVICE, NETWORK_POLICY})
     writes: frozenset[str] = frozenset()
     produces = frozenset({NODE_SERVICES})
 
     def derive(self, inputs: Inputs) -> Derived:
         out = Derived()
+        from . import policy as P
+
         services = {a: v for a, v in inputs.read.items() if a.type == SERVICE}
-        if not services:
+        policies = {a: v for a, v in inputs.read.items() if a.type == NETWORK_POLICY}
+        if not services and not policies:
             return out
         nodes = {a: v for a, v in inputs.read.items() if a.type == NODE}
         pods = {a: v for a, v in inputs.read.items() if a.type == POD}
         namespace = str(inputs.settings.get("namespace") or "default")
         networked = {a: v for a, v in nodes.items() if has_shell(v) and v.get("pod_cidr") is not None}
         if not networked:
-            first = min(services)
+            first = min(services) if services else min(policies)
             out.diagnostics.append(Diagnostic.error(
-                "No node can carry services", "Services need a pod network, which orch manages on nodes it "
-                "reaches over SSH; no node of this configuration is.", address=str(first),
-                hint="give the nodes an address (SSH) instead of a tcp:// or local docker_host"))
+                "No node can carry services or policies", "Services and network policies need a pod network, "
+                "which orch manages on nodes it reaches over SSH; no node of this configuration is.",
+                address=str(first), hint="give the nodes an address (SSH) instead of a tcp:// or local docker_host"))
             return out
+        pod_infos = P.pods_from_values(pods) if policies else []
+        policy_list = P.policies_from_values(policies) if policies else []
         entries = service_entries(services, pods, inputs.status)
         service_deps = tuple(sorted(services))
         endpoint_deps = {ResourceAddress.parse(e["pod"]) for s in entries for e in s["endpoints"]}
@@ -183,10 +194,15 @@ class ServicesDerivation:
             name = node_name(a)
             addr = ResourceAddress(NODE_SERVICES, name)
             local = sorted(p for p, pv in pods.items() if pv.get("node") == name)
-            values = {"node": name, "namespace": namespace, "pod_cidr": v.get("pod_cidr"),
-                      "cluster_cidr": v.get("cluster_cidr"), "services": entries,
-                      "pods": [{"pod": str(p), "ip": pods[p].get("ip") if isinstance(pods[p].get("ip"), str)
-                                else UNKNOWN} for p in local]}
+            values: dict[str, Any] = {
+                "node": name, "namespace": namespace, "pod_cidr": v.get("pod_cidr"),
+                "cluster_cidr": v.get("cluster_cidr"), "services": entries,
+                # with the pod's id: a pod replaced at the same address is a new one (a new hosts file to write, its
+                # pending isolation to lift), so the node's program is loaded again after it
+                "pods": [{"pod": str(p), "ip": _known(pods[p].get("ip")), "id": _known(pods[p].get("id"))}
+                         for p in local]}
+            if policies:
+                values["policy"] = P.node_policy_program(name, pod_infos, policy_list)
             prior = inputs.current.get(addr)
             if prior is not None:
                 for s in prior.get("services") or []:
@@ -194,7 +210,9 @@ class ServicesDerivation:
                         before_eps.setdefault(s["address"], s.get("endpoints") or [])
             if prior is None or _differs(prior, values):
                 changed.append(name)
-            deps = tuple(sorted({a, *service_deps, *endpoint_deps, *local}))
+            # with policies, every pod's address may be in the node's peer sets
+            deps = tuple(sorted({a, *service_deps, *endpoint_deps, *local,
+                                 *(set(pods) | set(policies) if policies else ())}))
             out.objects[addr] = DerivedObject(values, change_reason(prior, values), deps, f"node.{name}")
         data = {"namespace": namespace,
                 "services": [{**s, "endpoints_added": sorted(_pods_by_addr(s["endpoints"])
@@ -203,10 +221,15 @@ class ServicesDerivation:
                                                           - _pods_by_addr(s["endpoints"]))} for s in entries],
                 "nodes_changing": [f"node.{n}" for n in changed]}
         data = _known_or_none(data)
-        concerns = frozenset({str(a) for a in services} | {str(a) for a in out.objects})
-        out.summary = Summary("services", summary_text(namespace, entries, before_eps, changed), data, concerns,
-                              any_change=True, markdown=summary_markdown(data))
+        if services:
+            concerns = frozenset({str(a) for a in services} | {str(a) for a in out.objects})
+            out.summary = Summary("services", summary_text(namespace, entries, before_eps, changed), data,
+                                  concerns, any_change=True, markdown=summary_markdown(data))
         return out
+
+
+def _known(v: Any) -> Any:
+    return v if isinstance(v, str) else UNKNOWN
 
 
 def _known_or_none(v: Any) -> Any:

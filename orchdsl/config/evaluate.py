@@ -718,6 +718,21 @@ def validate(config: Config) -> list[Diagnostic]:
     return unique(scope.diags + diags)
 
 
+def static_instances(config: Config, types: frozenset[str]) -> tuple[dict[ResourceAddress, dict], list[Diagnostic]]:
+    """Every instance of the given resource types with what the configuration alone says (no state, no host:
+    what is known only after apply is unknown) -- for questions asked of the configuration (orch explain)."""
+    scope = Scope(config, {})
+    out: dict[ResourceAddress, dict] = {}
+    diags: list[Diagnostic] = []
+    for decl in config.resources.values():
+        if decl.type not in types:
+            continue
+        instances, d = expand(decl, {}, validate=True, scope=scope)
+        diags.extend(d)
+        out.update((i.address, i.values) for i in instances)
+    return out, unique(scope.diags + diags)
+
+
 def _whole_configuration_checks(config: Config, nodes: dict[ResourceAddress, dict],
                                 pods: dict[ResourceAddress, dict], all_nodes: bool,
                                 services: dict[ResourceAddress, dict] | None = None) -> list[Diagnostic]:

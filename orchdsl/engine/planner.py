@@ -150,9 +150,10 @@ def make_plan(config: Config, state: State, refreshed: Refreshed, providers: dic
                 planned_values[inst.address] = change.after if change.after is not None else {}
             planned_by_type.setdefault(decl.type, {}).update(planned_values)
             ctx[caddr] = ctx_entry(decl, planned_values)
-        # Objects the cluster layer produces (no block declares them), after everything they may read.
+        # Derivations that set no block's values (they produce objects, or only a summary for the reader), after
+        # everything they may read.
         for dv in derivations:
-            if dv.produces and dv.name not in results:
+            if not dv.writes and dv.name not in results:
                 changing = {c.address for c in changes if c.action is not Action.NOOP}
                 status = {a: st for a, st in refreshed.status.items() if a not in changing}
                 result, _ = _derive(dv, config, order, ctx, work, planned_by_type, options, status)
@@ -286,7 +287,8 @@ def _derive(dv: Derivation, config: Config, order: list[ConfigAddress], ctx: dic
     for t in dv.produces:
         current.update({i.addr: i.attributes for i in work if i.type == t})
     read = {a: v for t in dv.reads for a, v in planned_by_type.get(t, {}).items()}
-    return dv.derive(Inputs(read, wanted, current, cluster_settings(config), status or {})), expanded
+    recorded = {i.addr: i.attributes for i in work if i.type in dv.reads}
+    return dv.derive(Inputs(read, wanted, current, cluster_settings(config), status or {}, recorded)), expanded
 
 
 def cluster_settings(config: Config) -> dict[str, Any]:

@@ -38,8 +38,17 @@ def _port_shorthand(v: Any) -> Any:
 
 
 class PolicyPort(Schema):
-    port: Annotated[Port, Field(description="Destination port.")]
+    port: Annotated[Port, Field(description="Destination port (the first of a range with `end_port`).")]
     protocol: Annotated[Protocol, Field(description="`tcp`, `udp` or `sctp`.")] = "tcp"
+    end_port: Annotated[Port | None, Field(description="Last port of a range `port`..`end_port` (as "
+                                                       "Kubernetes' endPort).")] = None
+
+    @model_validator(mode="after")
+    def _range(self) -> PolicyPort:
+        if self.end_port is not None and all_known(self.end_port) and all_known(self.port) \
+                and self.end_port < self.port:
+            raise ValueError(f"end_port {self.end_port} is below port {self.port}")
+        return self
 
 
 PolicyPortItem = Annotated[PolicyPort, BeforeValidator(_port_shorthand), UNKNOWN_OK]

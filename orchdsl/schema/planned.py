@@ -32,7 +32,6 @@ class Planned:
 
 # Whole resource types: a schema exists, no provider realises them (plan would fail with "No provider").
 PLANNED_TYPES: Mapping[str, Planned] = MappingProxyType({
-    "network_policy": Planned("network policies"),
     "volume": Planned("volumes", 'remove it; a container mount can name a Docker volume directly: '
                                  'mounts = [{ volume = "NAME", target = "/path" }] (see docs/resources.md)'),
     "secret": Planned("secrets", "remove it; pass the value through a variable declared sensitive = true "

@@ -31,7 +31,7 @@ from ..values import UNKNOWN, configured_changes, merge_configured
 from ...addrs import ResourceAddress
 from ...diagnostics import Diagnostic
 
-TYPES = ("node", "pod", "service", "node_services")
+TYPES = ("node", "pod", "service", "network_policy", "node_services")
 COMPUTED = {"pod": ("id", "ip", "node"), "node": ("id",)}
 UPDATABLE_CONTAINER_FIELDS = {"resources"}  # like `docker update`: cpu and memory change in place
 

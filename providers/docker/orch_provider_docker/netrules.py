@@ -14,6 +14,24 @@ nftables mode built on such maps). A service without endpoints refuses (TCP rese
 unreachable) instead of letting the packet go on to the virtual IP; reject from prerouting needs
 Linux >= 5.9.
 
+**Network policies (same table, filter hook forward).** Only when the values carry a ``policy`` section.
+The forward path sees a connection's real endpoint (after DNAT), same-node traffic included
+(``bridge-nf-call-iptables=1``). Its base chain ``forward`` (priority -5, ahead of Docker's filter
+chains) accepts replies of allowed connections, then does two verdict-map lookups, ``ip saddr vmap
+@egress_pods`` and ``ip daddr vmap @ingress_pods``, each jumping to a chain of one isolated pod of this
+node (``out-<hash>``, ``in-<hash>`` of the pod's address). There, a rule per (policy rule, peer, port
+entry) lets allowed traffic on: egress with ``return`` (the destination's ingress check still follows),
+ingress with ``accept``. Whatever no rule allows is refused (TCP reset, ICMP port unreachable). A packet
+of an unisolated pod costs only those two lookups, however many pods and policies there are, and an
+isolated pod's packet walks only its own pod's rules. So a node's rule count grows with its isolated pods
+times their policies' rules. Peer pods are named sets (``peer-<hash>``) that any number of rules share,
+so a peer set changes by its elements without touching a chain. A refusal in this table is final, but
+its ``accept`` does not override Docker's filter, which is why ``ORCH-FORWARD`` (below) accepts pod
+traffic. A new pod must not accept a disallowed connection before the next program load: the
+provider runs :func:`render_pending` as soon as the pod has an address, which puts the address into
+``pending_in``/``pending_out``. A base chain ``pending`` (priority -6) refuses all of its traffic. Every
+program load empties these two sets: a full load replaces the table, and a delta flushes them.
+
 Every rule carries ``comment "orch:<hash>"``, the hash of its chain's intended content, so a listing
 tells an intact chain from a flushed or edited one without parsing nft's expression JSON.
 
@@ -39,7 +57,7 @@ from typing import Any, TypeVar
 __all__ = [
     "HOSTS_READ_SCRIPT", "HOSTS_UPDATE_SCRIPT", "MASQ_MARK", "drift", "forward_delete", "forward_drift",
     "forward_restore", "hosts_section", "parse_docker_user", "parse_hosts_read", "render_delete",
-    "render_delta", "render_table", "table_name",
+    "render_delta", "render_pending", "render_table", "table_name",
 ]
 
 MASQ_MARK = 0x4000  # packets to masquerade on the way out (node-port traffic)
@@ -113,13 +131,18 @@ class _Chain:
     bodies: tuple[str, ...]  # the rules without their comment
     comment: str  # "orch:<hash of name and bodies>"
     base: tuple[str, str, int, str] | None = None  # type, hook, priority, policy
+    title: str = ""  # drift's name for it when not "chain NAME (label)": "ingress policy chain of pod.db[0]"
 
     def rules(self) -> list[str]:
         return [f'{body} comment "{self.comment}"' for body in self.bodies]
 
+    def what(self) -> str:
+        return self.title or f"chain {self.name}" + (f" ({self.label})" if self.label else "")
 
-def _chain(name: str, label: str, bodies: Sequence[str], base: tuple[str, str, int, str] | None = None) -> _Chain:
-    return _Chain(name, label, tuple(bodies), "orch:" + _short_hash(name + "\n" + "\n".join(bodies)), base)
+
+def _chain(name: str, label: str, bodies: Sequence[str], base: tuple[str, str, int, str] | None = None,
+           title: str = "") -> _Chain:
+    return _Chain(name, label, tuple(bodies), "orch:" + _short_hash(name + "\n" + "\n".join(bodies)), base, title)
 
 
 _FIXED: tuple[_Chain, ...] = (
@@ -149,6 +172,7 @@ class _Program:
     nodeports: dict[NodePortKey, str]  # -> chain name
     hairpin: tuple[str, ...]  # pod IPs on this node, sorted
     chains: dict[str, _Chain]  # the per-service chains, in service order (svc-X, then its np-X)
+    policy: _Policy | None = None  # None: the values have no "policy" section (nothing of it rendered)
 
 
 def _service_chain_bodies(protocol: str, target_port: int, ips: Sequence[str]) -> list[str]:
@@ -212,7 +236,167 @@ def _compile(values: Mapping[str, Any]) -> _Program:
                                       [f"meta mark set mark | {MASQ_MARK:#x} goto {svc_chain}"])
     hairpin = sorted({_ipv4(pod.get("ip"), f"pod {pod.get('pod')}")
                       for pod in (values.get("pods") or []) if pod.get("ip") is not None}, key=_ip_key)
-    return _Program(namespace, table_name(namespace), services, nodeports, tuple(hairpin), chains)
+    policy = None if values.get("policy") is None else _compile_policy(values["policy"])
+    return _Program(namespace, table_name(namespace), services, nodeports, tuple(hairpin), chains, policy)
+
+
+# -- network policies ---------------------------------------------------------------------------------------
+
+_FILTER_PRIORITY = -5  # before Docker's filter chains (iptables-nft's FORWARD, priority 0)
+_PENDING_PRIORITY = -6  # before our own policy chains
+_PEER_SET = re.compile(r"peer-[0-9a-z]{1,40}")
+_POD_MAP_TYPE = "ipv4_addr"
+_REFUSE = ("meta l4proto tcp reject with tcp reset", "reject")  # tcp reset; icmp port unreachable otherwise
+
+_FORWARD = _chain("forward", "", ["ct state established,related accept",
+                                  "ip saddr vmap @egress_pods",
+                                  "ip daddr vmap @ingress_pods"],
+                  ("filter", "forward", _FILTER_PRIORITY, "accept"))
+_PENDING_BASE = ("filter", "forward", _PENDING_PRIORITY, "accept")
+_PENDING = _chain("pending", "", [f"ip {addr} @{name} {refuse}"
+                                  for addr, name in (("daddr", "pending_in"), ("saddr", "pending_out"))
+                                  for refuse in _REFUSE], _PENDING_BASE)
+_POLICY_FIXED: tuple[_Chain, ...] = (_FORWARD, _PENDING)
+_PENDING_SETS = ("pending_in", "pending_out")
+
+
+@dataclass(frozen=True, slots=True)
+class _Policy:
+    sets: dict[str, tuple[str, ...]]  # peer set name -> addresses, sorted; names sorted
+    egress: dict[str, str]  # pod IP -> its out-X chain; IPs sorted
+    ingress: dict[str, str]  # pod IP -> its in-X chain
+    pods: dict[str, str]  # pod IP -> pod address, of the isolated pods
+    chains: dict[str, _Chain]  # the out-X and in-X chains, by pod IP
+
+
+def _policy_port(entry: object, what: str) -> str:
+    if not isinstance(entry, Mapping):
+        raise ValueError(f"{what}: port entry {entry!r} is not a mapping")
+    protocol = _protocol(entry.get("protocol", "tcp"), what)
+    port, end = entry.get("port"), entry.get("end_port")
+    if port is None:
+        if end is not None:
+            raise ValueError(f"{what}: end_port {end!r} without a port")
+        return f"meta l4proto {protocol}"
+    first = _port(port, f"{what}: port")
+    if end is None or end == first:
+        return f"{protocol} dport {first}"
+    last = _port(end, f"{what}: end_port")
+    if last < first:
+        raise ValueError(f"{what}: end_port {last} is below port {first}")
+    return f"{protocol} dport {first}-{last}"
+
+
+def _policy_peer(peer: object, addr: str, sets: Mapping[str, object], what: str) -> str:
+    """The match of one peer (``""``: any address)."""
+    if not isinstance(peer, Mapping):
+        raise ValueError(f"{what}: peer {peer!r} is not a mapping")
+    if "set" in peer:
+        name = peer["set"]
+        if not isinstance(name, str) or name not in sets:
+            raise ValueError(f"{what}: peer set {name!r} is not one of the policy's sets")
+        return f"ip {addr} @{name}"
+    network = ipaddress.IPv4Network(_network(peer.get("cidr"), f"{what}: cidr"))
+    parts = [] if network.prefixlen == 0 else [f"ip {addr} {network}"]
+    raw_except = peer.get("except") or []
+    if not isinstance(raw_except, list | tuple):
+        raise ValueError(f"{what}: except {raw_except!r} is not a list")
+    # collapsed: an anonymous interval set refuses overlapping elements
+    excepted = ipaddress.collapse_addresses(ipaddress.IPv4Network(_network(e, f"{what}: except"))
+                                            for e in raw_except)
+    if raw_except:
+        parts.append(f"ip {addr} != {{ " + ", ".join(str(n) for n in excepted) + " }")
+    return " ".join(parts)
+
+
+def _rule_order(rule: object) -> tuple[str, int]:
+    if not isinstance(rule, Mapping):
+        return ("", 0)
+    number = rule.get("rule")
+    return str(rule.get("policy")), number if isinstance(number, int) and not isinstance(number, bool) else 0
+
+
+def _policy_chain_bodies(rules: object, egress: bool, sets: Mapping[str, object], what: str) -> list[str]:
+    """One rule per (rule, peer, port entry) letting the allowed traffic on, then refusing the rest.
+
+    Egress lets it on with ``return`` (the ingress check of the destination still follows in ``forward``),
+    ingress with ``accept``."""
+    if not isinstance(rules, list | tuple):
+        raise ValueError(f"{what}: expected a list of rules, got {rules!r}")
+    addr, verdict = ("daddr", "return") if egress else ("saddr", "accept")
+    ordered = sorted(rules, key=_rule_order)
+    bodies: dict[str, None] = {}  # ordered, without duplicates (two policies allowing the same)
+    for rule in ordered:
+        if not isinstance(rule, Mapping):
+            raise ValueError(f"{what}: rule {rule!r} is not a mapping")
+        where = f"{what}: {rule.get('policy')} rule {rule.get('rule')}"
+        peers = rule.get("peers")
+        if peers is not None and not isinstance(peers, list | tuple):
+            raise ValueError(f"{where}: peers {peers!r} is not a list")
+        ports = rule.get("ports") or []
+        if not isinstance(ports, list | tuple):
+            raise ValueError(f"{where}: ports {ports!r} is not a list")
+        # peers None: any address; [] lists no peer at all, so the rule allows nothing
+        peer_matches = [""] if peers is None else [_policy_peer(peer, addr, sets, where) for peer in peers]
+        port_matches = [_policy_port(entry, where) for entry in ports] or [""]
+        for peer_match in peer_matches:
+            for port_match in port_matches:
+                bodies[" ".join(part for part in (peer_match, port_match, verdict) if part)] = None
+    return [*bodies, *_REFUSE]
+
+
+def _compile_policy(policy: object) -> _Policy:
+    if not isinstance(policy, Mapping):
+        raise ValueError(f"policy: expected a mapping, got {policy!r}")
+    raw_sets = policy.get("sets") or {}
+    if not isinstance(raw_sets, Mapping):
+        raise ValueError(f"policy sets: expected a mapping, got {raw_sets!r}")
+    sets: dict[str, tuple[str, ...]] = {}
+    for name in sorted(raw_sets):
+        if not isinstance(name, str) or not _PEER_SET.fullmatch(name):
+            raise ValueError(f"policy set {name!r}: expected peer-[0-9a-z]+ (at most 45 characters)")
+        members = raw_sets[name] or []
+        if not isinstance(members, list | tuple):
+            raise ValueError(f"policy set {name}: expected a list of addresses, got {members!r}")
+        sets[name] = tuple(sorted({_ipv4(ip, f"policy set {name}") for ip in members}, key=_ip_key))
+    raw_pods = policy.get("pods") or []
+    if not isinstance(raw_pods, list | tuple):
+        raise ValueError(f"policy pods: expected a list, got {raw_pods!r}")
+    pods: dict[str, str] = {}
+    directions: dict[str, tuple[object, object]] = {}
+    owner: dict[str, str] = {}  # chain id -> pod, to refuse a (very unlikely) hash collision
+    for entry in raw_pods:
+        if not isinstance(entry, Mapping):
+            raise ValueError(f"policy pods: entry {entry!r} is not a mapping")
+        pod = entry.get("pod")
+        if not isinstance(pod, str) or not pod:
+            raise ValueError(f"policy pods: entry without a pod: {entry!r}")
+        if entry.get("ip") is None or (entry.get("ingress") is None and entry.get("egress") is None):
+            continue
+        ip = _ipv4(entry.get("ip"), f"policy of {pod}: ip")
+        if ip in pods:
+            raise ValueError(f"policy of {pod}: address {ip} is already {pods[ip]}'s")
+        ident = _short_hash(pod)
+        if ident in owner:
+            raise ValueError(f"policy of {pod}: same chain name as {owner[ident]} (duplicate pod?)")
+        owner[ident] = pod
+        pods[ip] = pod
+        directions[ip] = (entry.get("egress"), entry.get("ingress"))
+    egress: dict[str, str] = {}
+    ingress: dict[str, str] = {}
+    chains: dict[str, _Chain] = {}
+    for ip in sorted(pods, key=_ip_key):
+        pod, ident = pods[ip], _short_hash(pods[ip])
+        for is_egress, rules, prefix, table in ((True, directions[ip][0], "out", egress),
+                                                (False, directions[ip][1], "in", ingress)):
+            if rules is None:
+                continue
+            direction = "egress" if is_egress else "ingress"
+            name = f"{prefix}-{ident}"
+            bodies = _policy_chain_bodies(rules, is_egress, sets, f"{direction} policy of {pod}")
+            chains[name] = _chain(name, pod, bodies, title=f"{direction} policy chain of {pod}")
+            table[ip] = name
+    return _Policy(sets, egress, ingress, {ip: pods[ip] for ip in sorted(pods, key=_ip_key)}, chains)
 
 
 def _service_element(key: ServiceKey) -> str:
@@ -263,9 +447,49 @@ def render_table(values: Mapping[str, Any]) -> str:
     out += ["\t}", "\tset hairpin {", "\t\ttype ipv4_addr . ipv4_addr"]
     out += _elements_line([_hairpin_element(ip) for ip in p.hairpin])
     out.append("\t}")
-    for chain in (*_FIXED, *p.chains.values()):
+    chains = [*_FIXED, *p.chains.values()]
+    if p.policy is not None:
+        out += _render_policy_objects(p.policy)
+        chains += [*_POLICY_FIXED, *p.policy.chains.values()]
+    for chain in chains:
         out += _render_chain(chain)
     out.append("}")
+    return "\n".join(out) + "\n"
+
+
+def _render_policy_objects(policy: _Policy) -> list[str]:
+    out: list[str] = []
+    for name, ips in policy.sets.items():
+        out += [f"\tset {name} {{", f"\t\ttype {_POD_MAP_TYPE}", *_elements_line(list(ips)), "\t}"]
+    for name, targets in (("egress_pods", policy.egress), ("ingress_pods", policy.ingress)):
+        out += [f"\tmap {name} {{", f"\t\ttype {_POD_MAP_TYPE} : verdict",
+                *_elements_line([f"{ip} : jump {chain}" for ip, chain in targets.items()]), "\t}"]
+    for name in _PENDING_SETS:  # always empty here: a full load ends every pending isolation
+        out += [f"\tset {name} {{", f"\t\ttype {_POD_MAP_TYPE}", "\t}"]
+    return out
+
+
+def render_pending(namespace: str, ip: str, ingress: bool, egress: bool) -> str:
+    """An nft script isolating one new pod completely, for ``nft -f -`` before its app containers start.
+
+    Run once the pod's infra container has its address: until the node's next program load (which gives
+    the pod its policy chains and, replacing the whole table, empties the pending sets) the pod accepts
+    no new connection (``ingress``) and opens none (``egress``). Works whether or not the namespace's
+    table exists; running it again adds nothing twice (the ``pending`` chain is emptied and refilled, its
+    rules the same as :func:`render_table`'s). Returns ``""`` when neither direction is isolated.
+    """
+    t = table_name(namespace)
+    address = _ipv4(ip, "pending pod address")
+    if not ingress and not egress:
+        return ""
+    kind, hook, priority, policy = _PENDING_BASE
+    out = [f"add table ip {t}"]
+    out += [f"add set ip {t} {name} {{ type {_POD_MAP_TYPE}; }}" for name in _PENDING_SETS]
+    out += [f"add chain ip {t} {_PENDING.name} {{ type {kind} hook {hook} priority {priority}; policy {policy}; }}",
+            f"flush chain ip {t} {_PENDING.name}"]
+    out += [f"add rule ip {t} {_PENDING.name} {rule}" for rule in _PENDING.rules()]
+    out += [f"add element ip {t} {name} {{ {address} }}"
+            for name, wanted in zip(_PENDING_SETS, (ingress, egress)) if wanted]
     return "\n".join(out) + "\n"
 
 
@@ -283,7 +507,8 @@ def render_delta(prior_values: Mapping[str, Any] | None, values: Mapping[str, An
     rendered (nothing drifted): if it is not, nft refuses the script as a whole and changes nothing, and
     the caller falls back to :func:`render_table`. Returns ``""`` when nothing changed and ``None`` when a
     delta is not possible or not worth it (no prior, another namespace, prior not compilable, more than
-    half of the objects of a big table changed): use :func:`render_table` then.
+    half of the objects of a big table changed, the ``policy`` section changed): use :func:`render_table`
+    then. With a policy section, a delta ends by emptying the pending sets, as a full load does.
     """
     if prior_values is None:
         return None
@@ -292,7 +517,7 @@ def render_delta(prior_values: Mapping[str, Any] | None, values: Mapping[str, An
         old = _compile(prior_values)
     except ValueError:
         return None
-    if old.table != new.table:
+    if old.table != new.table or old.policy != new.policy:
         return None
     t = new.table
     added = [c for name, c in new.chains.items() if name not in old.chains]
@@ -333,6 +558,8 @@ def render_delta(prior_values: Mapping[str, Any] | None, values: Mapping[str, An
     # A node-port chain jumps to its service chain: empty every retired chain before deleting any.
     out += [f"flush chain ip {t} {c.name}" for c in removed]
     out += [f"delete chain ip {t} {c.name}" for c in removed]
+    if new.policy is not None:  # like a full load, every load ends the pending isolations
+        out += [f"flush set ip {t} {name}" for name in _PENDING_SETS]
     return "\n".join(out) + "\n"
 
 
@@ -454,7 +681,12 @@ def drift(values: Mapping[str, Any], listing: Mapping[str, Any] | None) -> list[
     table does not exist (nft exits non-zero: "No such file or directory"). Compared: the chains present,
     each chain's list of rule comments (flushed or edited chains), the hook, type, priority and policy of
     the base chains, and the elements of the two maps and the set. Rule expressions themselves are not
-    compared: a hand-edited rule that keeps its comment goes unnoticed.
+    compared: a hand-edited rule that keeps its comment goes unnoticed. With a ``policy`` section also
+    the ``forward`` and ``pending`` chains, each isolated pod's chains ("ingress policy chain of pod.db[0]
+    was flushed or edited"), the elements of the two pod maps and of every peer set, and that the pending
+    sets exist. Their elements come and go, so only the address of a pod that the values know
+    (``pods``) counts as drift there. Such an element is a leftover (a pod replaced at the same address
+    with no program load since), and it would refuse what the pod's policies allow until a full load.
     """
     p = _compile(values)
     t = p.table
@@ -498,20 +730,22 @@ def drift(values: Mapping[str, Any], listing: Mapping[str, Any] | None) -> list[
     if flags == "dormant" or (isinstance(flags, list) and "dormant" in flags):
         reasons.append(f"table {t} is dormant (its rules do nothing)")
 
-    for chain in (*_FIXED, *p.chains.values()):
+    policy_chains = () if p.policy is None else (*_POLICY_FIXED, *p.policy.chains.values())
+    for chain in (*_FIXED, *p.chains.values(), *policy_chains):
         live = chains.get(chain.name)
-        label = f"chain {chain.name}" + (f" ({chain.label})" if chain.label else "")
+        label = chain.what()
         if chain.base is not None:
-            kind, hook, priority, policy = chain.base
+            kind, hook, priority, verdict = chain.base
+            the_hook = f"the {hook} hook" + ("" if chain.name == hook else f" of chain {chain.name}")
             if live is None or live.get("hook") != hook:
-                reasons.append(f"the {hook} hook is missing")
+                reasons.append(f"{the_hook} is missing")
                 continue
             if live.get("type") != kind:
-                reasons.append(f"the {hook} hook is of type {live.get('type')} instead of {kind}")
+                reasons.append(f"{the_hook} is of type {live.get('type')} instead of {kind}")
             if _priority(live.get("prio")) != priority:
-                reasons.append(f"the {hook} hook has priority {live.get('prio')} instead of {priority}")
-            if live.get("policy", "accept") != policy:
-                reasons.append(f"the {hook} hook has policy {live.get('policy')} instead of {policy}")
+                reasons.append(f"{the_hook} has priority {live.get('prio')} instead of {priority}")
+            if live.get("policy", "accept") != verdict:
+                reasons.append(f"{the_hook} has policy {live.get('policy')} instead of {verdict}")
         elif live is None:
             reasons.append(f"{label} is missing")
             continue
@@ -519,7 +753,7 @@ def drift(values: Mapping[str, Any], listing: Mapping[str, Any] | None) -> list[
             reasons.append(f"{label} is hooked to {live.get('hook')}")
         if comments.get(chain.name, []) != [chain.comment] * len(chain.bodies):
             reasons.append(f"{label} was flushed or edited")
-    wanted_chains = _FIXED_NAMES | p.chains.keys()
+    wanted_chains = _FIXED_NAMES | p.chains.keys() | {chain.name for chain in policy_chains}
     reasons += _capped([f"unexpected chain {name}" for name in sorted(chains) if name not in wanted_chains],
                        "chains")
 
@@ -556,13 +790,19 @@ def drift(values: Mapping[str, Any], listing: Mapping[str, Any] | None) -> list[
         diffs += [f"hairpin set: {ip} is missing" for ip in p.hairpin if ip not in have]
         diffs += [f"hairpin set: {ip} is unexpected" for ip in sorted(have - wanted, key=_ip_key)]
         reasons += _capped(diffs, "hairpin set")
+    if p.policy is not None:
+        known = dict(p.policy.pods)  # pod IP -> pod, for the messages
+        for pod in values.get("pods") or []:
+            if pod.get("ip") is not None:
+                known.setdefault(pod["ip"], str(pod.get("pod")))
+        reasons += _policy_drift(p.policy, maps, sets, known)
     reasons += [f"unexpected map {name}" for name in sorted(maps)]
     reasons += [f"unexpected set {name}" for name in sorted(sets)]
     return reasons + others
 
 
 def _compare_map(live: Mapping[str, Any], wanted: Mapping[_K, str], parse: Callable[[Any], _K | None],
-                 fmt: Callable[[_K], str], prefix: str) -> list[str]:
+                 fmt: Callable[[_K], str], prefix: str, verb: str = "goto") -> list[str]:
     have: dict[_K, str] = {}
     diffs: list[str] = []
     for raw_key, raw_value in _map_elements(live):
@@ -574,10 +814,75 @@ def _compare_map(live: Mapping[str, Any], wanted: Mapping[_K, str], parse: Calla
     for key, chain in wanted.items():
         if key not in have:
             diffs.append(prefix.format(fmt(key)) + "is missing")
-        elif have[key] != f"goto {chain}":
-            diffs.append(prefix.format(fmt(key)) + f"leads to {have[key]} instead of goto {chain}")
+        elif have[key] != f"{verb} {chain}":
+            diffs.append(prefix.format(fmt(key)) + f"leads to {have[key]} instead of {verb} {chain}")
     diffs += [prefix.format(fmt(key)) + "is unexpected" for key in have if key not in wanted]
     return diffs
+
+
+def _address_key(value: Any) -> str | None:
+    value = _unwrap(value)
+    return value if isinstance(value, str) and _IPV4.fullmatch(value) else None
+
+
+def _address_set(live: Mapping[str, Any], what: str) -> tuple[set[str], list[str]]:
+    """The addresses of a live ``ipv4_addr`` set, and a reason per element that is none."""
+    have: set[str] = set()
+    odd: list[str] = []
+    for raw in _set_elements(live):
+        ip = _address_key(raw)
+        if ip is None:
+            odd.append(f"{what}: unexpected element {json.dumps(raw, sort_keys=True)}")
+        else:
+            have.add(ip)
+    return have, odd
+
+
+def _policy_drift(policy: _Policy, maps: dict[str, dict[str, Any]], sets: dict[str, dict[str, Any]],
+                  known: Mapping[str, str]) -> list[str]:
+    """The pod maps, the peer sets and the pending sets (taken out of ``maps`` and ``sets``)."""
+    reasons: list[str] = []
+
+    def pod_text(ip: str) -> str:
+        return f"{known[ip]} ({ip})" if ip in known else ip
+
+    for name, kind_text, targets in (("egress_pods", "egress pod map", policy.egress),
+                                     ("ingress_pods", "ingress pod map", policy.ingress)):
+        live_map = maps.pop(name, None)
+        if live_map is None:
+            reasons.append(f"the {kind_text} is missing")
+        elif "type" in live_map and (live_map.get("type") != _POD_MAP_TYPE or live_map.get("map") != "verdict"):
+            reasons.append(f"the {kind_text} has type {live_map.get('type')} : {live_map.get('map')}")
+        else:
+            reasons += _capped(_compare_map(live_map, targets, _address_key, pod_text, kind_text + ": {} ",
+                                            verb="jump"), kind_text)
+    for name, members in policy.sets.items():
+        live_set = sets.pop(name, None)
+        what = f"peer set {name}"
+        if live_set is None:
+            reasons.append(f"{what} is missing")
+        elif "type" in live_set and live_set.get("type") != _POD_MAP_TYPE:
+            reasons.append(f"{what} has type {live_set.get('type')}")
+        else:
+            have, diffs = _address_set(live_set, what)
+            diffs += [f"{what}: {ip} is missing" for ip in members if ip not in have]
+            diffs += [f"{what}: {ip} is unexpected" for ip in sorted(have - set(members), key=_ip_key)]
+            reasons += _capped(diffs, what)
+    for name, direction in zip(_PENDING_SETS, ("ingress", "egress")):
+        # Elements come and go (render_pending, then the next load): only a known pod's is a leftover, one
+        # the program already accounts for, that would refuse what its policies allow until a full load.
+        live_set = sets.pop(name, None)
+        what = f"the pending {direction} set"
+        if live_set is None:
+            reasons.append(f"{what} is missing")
+        elif "type" in live_set and live_set.get("type") != _POD_MAP_TYPE:
+            reasons.append(f"{what} has type {live_set.get('type')}")
+        else:
+            have, diffs = _address_set(live_set, what)
+            diffs += [f"{pod_text(ip)} is still in pending {direction} isolation"
+                      for ip in sorted(have, key=_ip_key) if ip in known]
+            reasons += _capped(diffs, what)
+    return reasons
 
 
 # -- forward filter (iptables, table filter) --------------------------------------------------------------

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 NODE_SERVICES = "node_services"
 SERVICE = "service"
+NETWORK_POLICY = "network_policy"
 HAIRPIN_SCRIPT = ('for p in /sys/class/net/orch0/brif/*; do [ -e "$p/hairpin_mode" ] || continue; '
                   '[ "$(cat "$p/hairpin_mode")" = 1 ] || echo 1 > "$p/hairpin_mode"; done')
 # Fixed; run as ``sh -c READ_BACK_SCRIPT sh TABLE NAMESPACE HOSTS_FILE...``: the table as one JSON line, then
@@ -343,6 +344,24 @@ class Networking:
             host.run(["sh", "-c", netrules.HOSTS_UPDATE_SCRIPT, "sh", ns, *files.values()], stdin=b"")
         return ApplyResult(None)
 
+    # ---- network policies: a new pod closed before it starts ------------------------------------------
+    def isolation_of(self, address: ResourceAddress, node: str, world: World) -> tuple[bool, bool] | None:
+        """(ingress, egress) isolation of a pod about to be made, from its node's planned program; None when
+        no policy isolates it (or the node has no program)."""
+        program = world.get(ResourceAddress(NODE_SERVICES, node)) or {}
+        policy = program.get("policy")
+        if not isinstance(policy, dict):
+            return None
+        for entry in policy.get("pods") or []:
+            if isinstance(entry, dict) and entry.get("pod") == str(address):
+                ingress, egress = entry.get("ingress") is not None, entry.get("egress") is not None
+                return (ingress, egress) if ingress or egress else None
+        return None
+
+    def close_pending(self, node: str, ip: str, ingress: bool, egress: bool) -> None:
+        host = self._host(node)
+        host.run(["nft", "-f", "-"], stdin=netrules.render_pending(self.p.namespace, ip, ingress, egress).encode())
+
     # ---- services ------------------------------------------------------------------------------------
     @staticmethod
     def plan_service(address: ResourceAddress, prior: StateObject | None, config: dict[str, Any]) -> PlannedObject:
@@ -355,6 +374,20 @@ class Networking:
         if planned.get("cluster_ip") is None:
             planned["cluster_ip"] = UNKNOWN
         return PlannedObject(planned, diagnostics=diags)
+
+    @staticmethod
+    def plan_policy(address: ResourceAddress, prior: StateObject | None, config: dict[str, Any]) -> PlannedObject:
+        """A policy is realised by every node's program; its own object records what the core decided with. sctp
+        ports are refused (not supported yet by the nftables rules)."""
+        diags = []
+        for direction in ("ingress", "egress"):
+            for rule in config.get(direction) or []:
+                for port in (rule.get("ports") or []) if isinstance(rule, dict) else []:
+                    if isinstance(port, dict) and port.get("protocol") == "sctp":
+                        diags.append(Diagnostic.error(
+                            "Not supported yet", f"{address}: sctp ports are not supported yet by the docker "
+                            "provider.", address=str(address), hint='use "tcp" or "udp"'))
+        return PlannedObject(dict(config), diagnostics=diags)
 
     @staticmethod
     def apply_service(verb: str, request: ApplyRequest) -> ApplyResult:

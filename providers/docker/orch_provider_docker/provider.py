@@ -110,6 +110,7 @@ class DockerProvider:
             "node": ResourceTypeInfo("node", frozenset(), NODE_COMPUTED),
             "pod": ResourceTypeInfo("pod", pods.FORCE_NEW_POD, frozenset(pods.COMPUTED_POD)),
             network.SERVICE: ResourceTypeInfo(network.SERVICE),
+            network.NETWORK_POLICY: ResourceTypeInfo(network.NETWORK_POLICY),
             network.NODE_SERVICES: ResourceTypeInfo(network.NODE_SERVICES),
         }
 
@@ -264,7 +265,7 @@ class DockerProvider:
 
         # services (records) and each node's service program
         for o in prior:
-            if o.address.type == network.SERVICE:
+            if o.address.type in (network.SERVICE, network.NETWORK_POLICY):
                 out.current[o.address] = o
         out.current.update(self._net.refresh_services([o for o in prior if o.address.type == network.NODE_SERVICES]))
 
@@ -336,6 +337,8 @@ class DockerProvider:
             return self._plan_pod(address, prior, config)
         if address.type == network.SERVICE:
             return self._net.plan_service(address, prior, config)
+        if address.type == network.NETWORK_POLICY:
+            return self._net.plan_policy(address, prior, config)
         if address.type == network.NODE_SERVICES:
             return self._net.plan_services(address, prior, config)
         return PlannedObject(dict(config), diagnostics=[Diagnostic.error(
@@ -511,7 +514,7 @@ class DockerProvider:
                 return self._apply_node(verb, request)
             if addr.type == "pod":
                 return self._apply_pod(verb, request)
-            if addr.type == network.SERVICE:
+            if addr.type in (network.SERVICE, network.NETWORK_POLICY):
                 return self._net.apply_service(verb, request)
             if addr.type == network.NODE_SERVICES:
                 return (self._net.delete_services(request) if verb == "delete"
@@ -568,12 +571,13 @@ class DockerProvider:
             attrs, private = self._update_pod(addr, prior, after, progress)
             return ApplyResult(StateObject(addr, attrs, private))
         # beside a deposed object (create_before_destroy) the usual names are taken: a suffix tells them apart
-        attrs, private = self._create_pod(addr, after, progress, temp=secrets.token_hex(3) if request.keep else None)
+        attrs, private = self._create_pod(addr, after, progress, temp=secrets.token_hex(3) if request.keep else None,
+                                          world=request.world)
         return ApplyResult(StateObject(addr, attrs, private))
 
     # create ----------------------------------------------------------------------------------------------
     def _create_pod(self, addr: ResourceAddress, after: dict[str, Any], progress: Progress,
-                    temp: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+                    temp: str | None = None, world: World | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
         node = after["node"]
         eng = self._engine(node)
         attrs = {k: v for k, v in after.items() if v is not UNKNOWN}
@@ -596,6 +600,13 @@ class DockerProvider:
                                               name_of(naming.infra_name(base)), addr)
                 made.append(infra_id)
                 eng.start(infra_id)
+                # under an isolating network policy, the pod's address is closed before its apps start (the
+                # node's policy rules for it come with the node's program, later in this apply)
+                isolation = self._net.isolation_of(addr, node, world or {})
+                if isolation is not None:
+                    ip = pods.ip_of(eng.inspect(infra_id))
+                    if ip:
+                        self._net.close_pending(node, ip, *isolation)
                 for c in pods.containers_of(attrs):
                     cid = self._create_named(eng, pods.app_config(attrs, c, infra_id, ident),
                                              name_of(naming.app_name(base, c["name"])), addr)

@@ -303,7 +303,8 @@ def listing_of(text: str) -> dict[str, Any]:
             obj: dict[str, Any] = {"family": "ip", "name": name, "table": t, "handle": handle}
             type_line = lines[0].removeprefix("type ")
             key_type, _, value_type = type_line.partition(" : ")
-            obj["type"] = key_type.split(" . ")
+            types = key_type.split(" . ")
+            obj["type"] = types if len(types) > 1 else types[0]  # nft lists a lone type bare
             if value_type:
                 obj["map"] = value_type
             elements = re.search(r"elements = \{ (.*) \}", inner, re.S)
@@ -312,11 +313,12 @@ def listing_of(text: str) -> dict[str, Any]:
                 for item in re.split(r",\s*", elements.group(1).strip()):
                     key, _, verdict = item.partition(" : ")
                     parts: list[Any] = [int(p) if p.isdigit() else p for p in key.split(" . ")]
+                    value: Any = {"concat": parts} if len(parts) > 1 else parts[0]
                     if verdict:
                         goto, target = verdict.split()
-                        elems.append([{"concat": parts}, {goto: {"target": target}}])
+                        elems.append([value, {goto: {"target": target}}])
                     else:
-                        elems.append({"concat": parts})
+                        elems.append(value)
                 obj["elem"] = elems
             objects.append({kind: obj})
             continue
@@ -443,6 +445,330 @@ def test_drift_after_a_program_change_lists_the_difference() -> None:
     many = big_program(60, 1)
     reasons = nr.drift(many, listing_of(nr.render_table(program())))
     assert "service map: 40 more differences" in reasons
+
+
+# -- network policies -----------------------------------------------------------------------------------------
+
+PEER_WEB = "peer-0123456789ab"
+PEER_NONE = "peer-ffffffffffff"
+
+
+def rule(policy: str = "network_policy.db", number: int = 1, peers: list[dict[str, Any]] | None = None,
+         ports: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {"policy": policy, "rule": number, "peers": peers, "ports": ports or []}
+
+
+def tcp(port: int, end_port: int | None = None, protocol: str = "tcp") -> dict[str, Any]:
+    return {"protocol": protocol, "port": port, "end_port": end_port}
+
+
+DB_INGRESS = [rule(peers=[{"set": PEER_WEB}], ports=[tcp(5432)])]
+DB_EGRESS = [rule(peers=[{"cidr": "198.18.0.0/24", "except": ["198.18.0.1/32"]}], ports=[tcp(53, protocol="udp")]),
+             rule(number=2, peers=[{"set": PEER_WEB}], ports=[tcp(8000, 8080)])]
+
+
+def policy_program(*, ingress: Any = DB_INGRESS, egress: Any = DB_EGRESS, web_ingress: Any = None,
+                   sets: dict[str, list[str]] | None = None, services: tuple[dict[str, Any], ...] = (WEB,),
+                   ) -> dict[str, Any]:
+    values = program(*services, pods=[{"pod": "pod.web[0]", "ip": "198.19.128.2"},
+                                      {"pod": "pod.db[0]", "ip": "198.19.128.5"}])
+    pods = [{"pod": "pod.db[0]", "ip": "198.19.128.5", "ingress": copy.deepcopy(ingress),
+             "egress": copy.deepcopy(egress)}]
+    if web_ingress is not None:
+        pods.insert(0, {"pod": "pod.web[0]", "ip": "198.19.128.2", "ingress": web_ingress, "egress": None})
+    values["policy"] = {"pods": pods, "sets": copy.deepcopy(sets) if sets is not None else {
+        PEER_WEB: ["198.19.128.2", "198.19.129.2"], PEER_NONE: []}}
+    return values
+
+
+def pod_chain(text: str, ip: str, direction: str) -> str:
+    m = re.search(rf"map {direction}_pods \{{\n[^}}]*?{re.escape(ip)} : jump ((?:in|out)-[0-9a-f]{{12}})", text)
+    assert m, f"no {direction} map element for {ip}"
+    return m.group(1)
+
+
+def rules_of(text: str, chain: str) -> list[str]:
+    return [line.rsplit(" comment ", 1)[0] for line in chain_block(text, chain)]
+
+
+REFUSE = ["meta l4proto tcp reject with tcp reset", "reject"]
+WEB_SHOP = ('table ip orch-ns-shop\ndelete table ip orch-ns-shop\ntable ip orch-ns-shop {\n\tmap services {\n'
+            '\t\ttype ipv4_addr . inet_proto . inet_service : verdict\n'
+            '\t\telements = { 198.18.130.7 . tcp . 80 : goto svc-68d2c0ddb6e6 }\n\t}\n\tmap nodeports {\n'
+            '\t\ttype inet_proto . inet_service : verdict\n\t\telements = { tcp . 30080 : goto np-68d2c0ddb6e6 }\n'
+            '\t}\n\tset hairpin {\n\t\ttype ipv4_addr . ipv4_addr\n\t\telements = { 198.19.128.2 . 198.19.128.2 }\n'
+            '\t}\n\tchain prerouting {\n\t\ttype nat hook prerouting priority -105; policy accept;\n'
+            '\t\tjump services comment "orch:9ec3cc5e04e1"\n\t}\n\tchain output {\n'
+            '\t\ttype nat hook output priority -105; policy accept;\n\t\tjump services comment "orch:74ef44d18a4e"\n'
+            '\t}\n\tchain postrouting {\n\t\ttype nat hook postrouting priority 95; policy accept;\n'
+            '\t\tmeta mark & 0x4000 == 0x4000 masquerade comment "orch:801562621151"\n'
+            '\t\tip saddr . ip daddr @hairpin masquerade comment "orch:801562621151"\n\t}\n\tchain services {\n'
+            '\t\tip daddr . meta l4proto . th dport vmap @services comment "orch:335f00e3bf76"\n'
+            '\t\tfib daddr type local meta l4proto . th dport vmap @nodeports comment "orch:335f00e3bf76"\n\t}\n'
+            '\tchain svc-68d2c0ddb6e6 {\n'
+            '\t\tmeta l4proto tcp numgen random mod 2 == 0 dnat to 198.19.128.2:8080 comment "orch:2d78e1b254f9"\n'
+            '\t\tmeta l4proto tcp dnat to 198.19.129.2:8080 comment "orch:2d78e1b254f9"\n\t}\n'
+            '\tchain np-68d2c0ddb6e6 {\n'
+            '\t\tmeta mark set mark | 0x4000 goto svc-68d2c0ddb6e6 comment "orch:f1a19bf3c91e"\n\t}\n}\n')
+
+
+def test_without_policy_the_table_is_as_before() -> None:
+    assert nr.render_table(program(WEB)) == WEB_SHOP  # the text before policies existed, byte for byte
+    assert nr.render_table(dict(program(WEB), policy=None)) == WEB_SHOP
+    for word in ("forward", "pending", "_pods", "peer-", "filter"):
+        assert word not in nr.render_table(SHOP)
+
+
+def test_policy_table_layout() -> None:
+    text = nr.render_table(policy_program())
+    assert text.startswith(WEB_SHOP.split("\tset hairpin")[0])  # the service part comes first, unchanged
+    assert text.index("set hairpin {") < text.index(f"set {PEER_WEB} {{") < text.index("chain prerouting {") \
+        < text.index("chain forward {")
+    assert chain_block(text, "forward")[0] == "type filter hook forward priority -5; policy accept;"
+    assert rules_of(text, "forward")[1:] == ["ct state established,related accept", "ip saddr vmap @egress_pods",
+                                             "ip daddr vmap @ingress_pods"]
+    assert chain_block(text, "pending")[0] == "type filter hook forward priority -6; policy accept;"
+    assert rules_of(text, "pending")[1:] == [
+        "ip daddr @pending_in meta l4proto tcp reject with tcp reset", "ip daddr @pending_in reject",
+        "ip saddr @pending_out meta l4proto tcp reject with tcp reset", "ip saddr @pending_out reject"]
+    assert (f"\tset {PEER_WEB} {{\n\t\ttype ipv4_addr\n"
+            "\t\telements = { 198.19.128.2,\n\t\t\t     198.19.129.2 }\n\t}") in text
+    assert f"\tset {PEER_NONE} {{\n\t\ttype ipv4_addr\n\t}}" in text  # empty: no elements line
+    for name in ("pending_in", "pending_out"):  # always empty in a full load
+        assert f"\tset {name} {{\n\t\ttype ipv4_addr\n\t}}" in text
+    out, inn = pod_chain(text, "198.19.128.5", "egress"), pod_chain(text, "198.19.128.5", "ingress")
+    assert out.startswith("out-") and inn.startswith("in-") and out[4:] == inn[3:]  # one hash per pod
+    assert "map egress_pods {\n\t\ttype ipv4_addr : verdict\n" in text
+    # every rule commented with its chain's hash, as the service chains
+    for name in ("forward", "pending", out, inn):
+        comments = {line.rsplit(" comment ", 1)[1] for line in chain_block(text, name) if not line.startswith("type ")}
+        assert len(comments) == 1 and re.fullmatch(r'"orch:[0-9a-f]{12}"', comments.pop()), name
+    assert "network_policy" not in text and "pod.db" not in text  # no user strings in nft text
+
+
+def test_policy_rule_kinds() -> None:
+    text = nr.render_table(policy_program())
+    out, inn = pod_chain(text, "198.19.128.5", "egress"), pod_chain(text, "198.19.128.5", "ingress")
+    # egress: allowed -> return (the destination's ingress check follows); cidr with except; port range
+    assert rules_of(text, out) == [
+        "ip daddr 198.18.0.0/24 ip daddr != { 198.18.0.1/32 } udp dport 53 return",
+        f"ip daddr @{PEER_WEB} tcp dport 8000-8080 return", *REFUSE]
+    # ingress: allowed -> accept
+    assert rules_of(text, inn) == [f"ip saddr @{PEER_WEB} tcp dport 5432 accept", *REFUSE]
+
+
+@pytest.mark.parametrize("rules, expected", [
+    ([], []),  # isolated, nothing allowed
+    ([rule()], ["accept"]),  # any source, any port
+    ([rule(ports=[tcp(80), tcp(53, protocol="udp")])], ["tcp dport 80 accept", "udp dport 53 accept"]),
+    ([rule(ports=[{"protocol": "udp", "port": None, "end_port": None}])], ["meta l4proto udp accept"]),
+    ([rule(ports=[tcp(80, 80)])], ["tcp dport 80 accept"]),
+    ([rule(peers=[{"cidr": "0.0.0.0/0", "except": ["10.0.0.0/8"]}])], ["ip saddr != { 10.0.0.0/8 } accept"]),
+    ([rule(peers=[{"cidr": "0.0.0.0/0"}])], ["accept"]),
+    ([rule(peers=[{"cidr": "198.18.0.0/16", "except": ["198.18.1.0/24", "198.18.0.0/24", "198.18.1.128/25"]}])],
+     ["ip saddr 198.18.0.0/16 ip saddr != { 198.18.0.0/23 } accept"]),  # collapsed: no overlapping intervals
+    ([rule(peers=[])], []),  # a rule listing no peer allows nothing
+    ([rule(peers=[{"set": PEER_WEB}, {"set": PEER_NONE}], ports=[tcp(80), tcp(443)])],
+     [f"ip saddr @{PEER_WEB} tcp dport 80 accept", f"ip saddr @{PEER_WEB} tcp dport 443 accept",
+      f"ip saddr @{PEER_NONE} tcp dport 80 accept", f"ip saddr @{PEER_NONE} tcp dport 443 accept"]),
+    # sorted by (policy, rule); the same allowance from two policies once
+    ([rule("network_policy.b", 2, ports=[tcp(2)]), rule("network_policy.a", 1, ports=[tcp(1)]),
+      rule("network_policy.b", 1, ports=[tcp(1)])], ["tcp dport 1 accept", "tcp dport 2 accept"]),
+])
+def test_policy_ingress_rules(rules: list[dict[str, Any]], expected: list[str]) -> None:
+    text = nr.render_table(policy_program(ingress=rules, egress=None))
+    assert rules_of(text, pod_chain(text, "198.19.128.5", "ingress")) == [*expected, *REFUSE]
+    assert "map egress_pods {\n\t\ttype ipv4_addr : verdict\n\t}" in text  # not isolated for egress
+
+
+def test_policy_pods_skipped_sorted_and_deterministic() -> None:
+    values = policy_program(web_ingress=[])
+    values["policy"]["pods"].append({"pod": "pod.new[0]", "ip": None, "ingress": [], "egress": None})
+    values["policy"]["pods"].append({"pod": "pod.free[0]", "ip": "198.19.128.9", "ingress": None, "egress": None})
+    text = nr.render_table(values)
+    assert re.search(r"map ingress_pods \{\n\t\ttype ipv4_addr : verdict\n"
+                     r"\t\telements = \{ 198\.19\.128\.2 : jump in-\w+,\n\t+ +198\.19\.128\.5 : jump in-\w+ \}", text)
+    assert "198.19.128.9" not in text
+    assert rules_of(text, pod_chain(text, "198.19.128.2", "ingress")) == REFUSE
+    shuffled = copy.deepcopy(values)
+    shuffled["policy"]["pods"].reverse()
+    shuffled["policy"]["sets"][PEER_WEB].reverse()
+    db = next(pod for pod in shuffled["policy"]["pods"] if pod["pod"] == "pod.db[0]")
+    db["egress"] = list(reversed(db["egress"]))
+    assert nr.render_table(shuffled) == text
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda p: p["pods"][0]["ingress"][0]["peers"].append({"set": "peer-999999999999"}), "peer set"),
+    (lambda p: p["pods"][0]["ingress"][0]["peers"].append({"cidr": "198.18.0.1/24"}), "cidr"),
+    (lambda p: p["pods"][0]["ingress"][0]["peers"].append({"cidr": "198.18.0.0/24", "except": ["x"]}), "except"),
+    (lambda p: p["pods"][0]["ingress"][0]["ports"].append(tcp(90, 80)), "end_port 80 is below"),
+    (lambda p: p["pods"][0]["ingress"][0]["ports"].append(tcp(90, protocol="sctp")), "protocol"),
+    (lambda p: p["pods"][0]["ingress"][0]["ports"].append(tcp(0)), "port"),
+    (lambda p: p["sets"].update({"services": []}), "policy set"),
+    (lambda p: p["sets"].update({PEER_NONE: ["198.19.128.2; flush ruleset"]}), "policy set"),
+    (lambda p: p["pods"].append(dict(p["pods"][0], pod="pod.db[1]")), "already pod.db"),
+    (lambda p: p["pods"][0].update(ip="2001:db8::1"), "ip"),
+])
+def test_invalid_policy_is_refused(change: Any, message: str) -> None:
+    values = policy_program()
+    change(values["policy"])
+    with pytest.raises(ValueError, match=message):
+        nr.render_table(values)
+
+
+def test_render_pending() -> None:
+    text = nr.render_pending("shop", "198.19.128.7", True, False)
+    pending_rules = [f"add rule ip orch-ns-shop pending {line}" for line in chain_block(
+        nr.render_table(policy_program()), "pending")[1:]]
+    assert text.splitlines() == [
+        "add table ip orch-ns-shop",
+        "add set ip orch-ns-shop pending_in { type ipv4_addr; }",
+        "add set ip orch-ns-shop pending_out { type ipv4_addr; }",
+        "add chain ip orch-ns-shop pending { type filter hook forward priority -6; policy accept; }",
+        "flush chain ip orch-ns-shop pending",  # running it twice never duplicates the rules
+        *pending_rules,  # the same rules (and comments) as the full table's: no drift after it
+        "add element ip orch-ns-shop pending_in { 198.19.128.7 }"]
+    both = nr.render_pending("shop", "198.19.128.7", True, True)
+    assert both == text + "add element ip orch-ns-shop pending_out { 198.19.128.7 }\n"
+    assert nr.render_pending("shop", "198.19.128.7", False, True) == text.replace(
+        "pending_in { 198.19.128.7 }", "pending_out { 198.19.128.7 }")
+    assert nr.render_pending("shop", "198.19.128.7", False, False) == ""
+    for bad in (("Shop", "198.19.128.7"), ("shop", "198.19.128.7 }; flush ruleset; {")):
+        with pytest.raises(ValueError):
+            nr.render_pending(*bad, True, True)
+
+
+def test_policy_delta() -> None:
+    values = policy_program()
+    assert nr.render_delta(program(WEB), values) is None  # policies appear: full load
+    assert nr.render_delta(values, program(WEB)) is None  # policies go away
+    changed = copy.deepcopy(values)
+    changed["policy"]["sets"][PEER_WEB].append("198.19.130.2")
+    assert nr.render_delta(values, changed) is None  # any policy change: full load
+    assert nr.render_delta(values, copy.deepcopy(values)) == ""
+    # a service change keeps its delta, which ends the pending isolations as a full load does
+    services = policy_program(services=(WEB, DNS))
+    delta = nr.render_delta(values, services)
+    assert delta is not None
+    assert delta.splitlines()[-2:] == ["flush set ip orch-ns-shop pending_in", "flush set ip orch-ns-shop pending_out"]
+    assert "add element ip orch-ns-shop services { 198.18.130.53 . udp . 53 : goto " in delta
+
+
+@pytest.mark.skipif(not CAN_NFT, reason="needs nft and root (nft -c only: nothing is changed)")
+@pytest.mark.parametrize("values", [
+    policy_program(), policy_program(web_ingress=[rule()], sets={PEER_WEB: []}),
+    policy_program(ingress=[], egress=[]), policy_program(ingress=None),
+    policy_program(ingress=[rule(peers=[{"cidr": "0.0.0.0/0", "except": ["10.0.0.0/8", "198.18.0.0/15"]},
+                                        {"cidr": "198.19.0.0/16"}],
+                                 ports=[{"protocol": "udp", "port": None, "end_port": None}, tcp(1, 65535)])]),
+])
+def test_nft_accepts_the_policy_table(tmp_path: Path, values: dict[str, Any]) -> None:
+    table = nr.render_table(values)
+    pending = nr.render_pending("shop", "198.19.128.7", True, True)
+    nft_check(tmp_path, table)
+    nft_check(tmp_path, pending)  # no table yet
+    nft_check(tmp_path, pending + pending)  # twice
+    nft_check(tmp_path, table + pending + nr.render_pending("shop", "198.19.128.8", False, True) + table)
+    nft_check(tmp_path, pending + table + nr.render_delete("shop"))
+
+
+@pytest.mark.skipif(not CAN_NFT, reason="needs nft and root (nft -c only: nothing is changed)")
+def test_nft_accepts_the_policy_delta(tmp_path: Path) -> None:
+    delta = nr.render_delta(policy_program(), policy_program(services=(WEB, DNS)))
+    assert delta
+    nft_check(tmp_path, nr.render_table(policy_program()) + nr.render_pending("shop", "198.19.128.7", True, True)
+              + delta)
+
+
+def without_rules_of(listing: dict[str, Any], chain: str) -> None:
+    listing["nftables"] = [obj for obj in listing["nftables"] if not ("rule" in obj and obj["rule"]["chain"] == chain)]
+
+
+def test_drift_of_an_intact_policy_table_is_empty() -> None:
+    for values in (policy_program(), policy_program(web_ingress=[], sets={PEER_WEB: [], PEER_NONE: []})):
+        assert nr.drift(values, listing_of(nr.render_table(values))) == []
+
+
+def test_drift_flushed_pod_chain_names_the_pod() -> None:
+    values = policy_program()
+    text = nr.render_table(values)
+    listing = listing_of(text)
+    without_rules_of(listing, pod_chain(text, "198.19.128.5", "ingress"))
+    assert nr.drift(values, listing) == ["ingress policy chain of pod.db[0] was flushed or edited"]
+    listing = listing_of(text)
+    out = pod_chain(text, "198.19.128.5", "egress")
+    listing["nftables"] = [obj for obj in listing["nftables"] if obj.get("chain", {}).get("name") != out]
+    without_rules_of(listing, out)
+    without_rules_of(listing, "forward")
+    assert nr.drift(values, listing) == ["chain forward was flushed or edited",
+                                         "egress policy chain of pod.db[0] is missing"]
+
+
+def test_drift_policy_maps_and_sets() -> None:
+    values = policy_program()
+    listing = listing_of(nr.render_table(values))
+    egress = objects_named(listing, "map", "egress_pods")[0]
+    del egress["elem"]
+    ingress = objects_named(listing, "map", "ingress_pods")[0]
+    ingress["elem"][0][1] = {"goto": {"target": "elsewhere"}}
+    ingress["elem"].append(["198.19.128.66", {"jump": {"target": "in-000000000000"}}])
+    peers = objects_named(listing, "set", PEER_WEB)[0]
+    peers["elem"] = ["198.19.128.2", "198.19.130.2"]
+    objects_named(listing, "set", PEER_NONE)[0]["elem"] = "198.19.128.2"  # a lone element, bare
+    in_chain = pod_chain(nr.render_table(values), "198.19.128.5", "ingress")
+    out_chain = pod_chain(nr.render_table(values), "198.19.128.5", "egress")
+    assert nr.drift(values, listing) == [
+        "egress pod map: pod.db[0] (198.19.128.5) is missing",
+        f"ingress pod map: pod.db[0] (198.19.128.5) leads to goto elsewhere instead of jump {in_chain}",
+        "ingress pod map: 198.19.128.66 is unexpected",
+        f"peer set {PEER_WEB}: 198.19.129.2 is missing",
+        f"peer set {PEER_WEB}: 198.19.130.2 is unexpected",
+        f"peer set {PEER_NONE}: 198.19.128.2 is unexpected"]
+    listing["nftables"] = [obj for obj in listing["nftables"]
+                           if not ({"map", "set"} & obj.keys() and next(iter(obj.values()))["name"] in
+                                   ("ingress_pods", "egress_pods", PEER_WEB, "pending_out"))]
+    assert nr.drift(values, listing) == [
+        "the egress pod map is missing", "the ingress pod map is missing", f"peer set {PEER_WEB} is missing",
+        f"peer set {PEER_NONE}: 198.19.128.2 is unexpected", "the pending egress set is missing"]
+    assert out_chain not in " ".join(nr.drift(values, listing))
+
+
+def test_drift_pending() -> None:
+    values = policy_program()
+    listing = listing_of(nr.render_table(values))
+    # a new pod's pending isolation (an address the values do not know yet): transient, not drift
+    objects_named(listing, "set", "pending_in")[0]["elem"] = ["198.19.128.7"]
+    objects_named(listing, "set", "pending_out")[0]["elem"] = "198.19.128.7"
+    assert nr.drift(values, listing) == []
+    # a known pod still pending: a leftover that refuses what its policies allow
+    objects_named(listing, "set", "pending_in")[0]["elem"] = ["198.19.128.7", "198.19.128.5", "198.19.128.2"]
+    assert nr.drift(values, listing) == ["pod.web[0] (198.19.128.2) is still in pending ingress isolation",
+                                         "pod.db[0] (198.19.128.5) is still in pending ingress isolation"]
+    # the pending chain flushed, unhooked, reprioritised
+    listing = listing_of(nr.render_table(values))
+    without_rules_of(listing, "pending")
+    assert nr.drift(values, listing) == ["chain pending was flushed or edited"]
+    objects_named(listing, "chain", "pending")[0]["prio"] = "filter"
+    objects_named(listing, "chain", "forward")[0]["policy"] = "drop"
+    assert nr.drift(values, listing) == ["the forward hook has policy drop instead of accept",
+                                         "the forward hook of chain pending has priority filter instead of -6",
+                                         "chain pending was flushed or edited"]
+    listing["nftables"] = [obj for obj in listing["nftables"] if obj.get("chain", {}).get("name") != "pending"]
+    assert nr.drift(values, listing) == ["the forward hook has policy drop instead of accept",
+                                         "the forward hook of chain pending is missing"]
+
+
+def test_drift_policy_objects_without_a_policy_section() -> None:
+    """Policy objects in a table whose program has none (any more; or left by render_pending): drift."""
+    with_policy = policy_program()
+    text = nr.render_table(with_policy)
+    values = {key: value for key, value in with_policy.items() if key != "policy"}
+    assert nr.drift(values, listing_of(text)) == [
+        "unexpected chain forward", f"unexpected chain {pod_chain(text, '198.19.128.5', 'ingress')}",
+        f"unexpected chain {pod_chain(text, '198.19.128.5', 'egress')}", "unexpected chain pending",
+        "unexpected map egress_pods", "unexpected map ingress_pods", f"unexpected set {PEER_WEB}",
+        f"unexpected set {PEER_NONE}", "unexpected set pending_in", "unexpected set pending_out"]
 
 
 # -- forward filter -----------------------------------------------------------------------------------------
