@@ -2,7 +2,8 @@
 
     orch explain [DIR] --from pod.api --to pod.db --port 5432/tcp
 
-answers from the network policies and pod labels of the configuration (every replica of the two pods), with
+answers from the network policies and pod labels of the configuration (every replica of the two pods; the
+addresses of the pods, which ``cidr`` peers match, from the state when there is one), with
 the rules that decide, and exits 0 when the connection is allowed, 1 when it is denied (for every replica
 pair, or for some: "partial"), 2 when the question or the configuration is wrong — usable in CI as a policy
 test. ``--from``/``--to`` name a pod resource (``pod.web``), one replica (``pod.web[1]``), or an address
@@ -85,7 +86,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
     if any(d.is_error for d in vdiags):
         _print_diags(vdiags, False)
         return 2
-    pods = P.pods_from_values({a: v for a, v in values.items() if a.type == "pod"})
+    pod_values = {a: dict(v) for a, v in values.items() if a.type == "pod"}
+    for a, ip in _recorded_ips(args.dir).items():  # what cidr peers match: the addresses pods have now
+        if a in pod_values:
+            pod_values[a]["ip"] = ip
+    pods = P.pods_from_values(pod_values)
     policies = P.policies_from_values({a: v for a, v in values.items() if a.type == "network_policy"})
     srcs, err_src = _endpoints(args.src, pods)
     dsts, err_dst = _endpoints(args.dst, pods)
@@ -120,6 +125,21 @@ def cmd_explain(args: argparse.Namespace) -> int:
             for r in dec.reasons:
                 print(f"    - {r}")
     return 0 if verdict == "allowed" else 1
+
+
+def _recorded_ips(directory: str) -> dict[ResourceAddress, str]:
+    """The pods' addresses the state records, if there is a state (read only, no lock: a question, not a
+    change); an unreadable state is as none."""
+    from .state import LocalBackend
+
+    try:
+        backend = LocalBackend.for_config_dir(directory)
+        if not backend.exists():
+            return {}
+        state = backend.read()
+    except Exception:  # noqa: BLE001 - explain answers from the configuration alone then
+        return {}
+    return {i.addr: i.attributes["ip"] for i in state if i.type == "pod" and isinstance(i.attributes.get("ip"), str)}
 
 
 def _name(x: Any) -> str:

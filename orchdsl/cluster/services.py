@@ -86,7 +86,7 @@ def change_reason(before: dict[str, Any] | None, after: dict[str, Any]) -> str:
     if before is None:
         n = len(after.get("services") or [])
         what = f"{n} service{'s' if n != 1 else ''}"
-        if after.get("policy") is not None:
+        if after.get("policy"):
             what = (what + " and " if n else "") + "network policies"
         return f"because the node carries {what}"
     parts = []
@@ -114,7 +114,7 @@ def change_reason(before: dict[str, Any] | None, after: dict[str, Any]) -> str:
     for k in ("namespace", "pod_cidr", "cluster_cidr"):
         if before.get(k) != after.get(k):
             parts.append(f"its {k} changes")
-    if before.get("policy") != after.get("policy"):
+    if (before.get("policy") or {}) != (after.get("policy") or {}):
         parts.append("its network policy rules change")
     return "because " + "; ".join(parts) if parts else "because its rules must be loaded again"
 
@@ -201,8 +201,9 @@ class ServicesDerivation:
                 # pending isolation to lift), so the node's program is loaded again after it
                 "pods": [{"pod": str(p), "ip": _known(pods[p].get("ip")), "id": _known(pods[p].get("id"))}
                          for p in local]}
-            if policies:
-                values["policy"] = P.node_policy_program(name, pod_infos, policy_list)
+            # {} without policies (not absent: the planner compares what is given, and the last policy removed
+            # must be a change of every node's program)
+            values["policy"] = P.node_policy_program(name, pod_infos, policy_list) if policies else {}
             prior = inputs.current.get(addr)
             if prior is not None:
                 for s in prior.get("services") or []:

@@ -311,7 +311,9 @@ def _plan_derived(addr: ResourceAddress, made: DerivedObject, derivation: str, p
     planned = provider.plan(addr, to_object(prior, status), values)
     info = provider.resource_types().get(addr.type)
     force_new = info.force_new if info else frozenset()
-    changed = configured_changes(prior.attributes, values)
+    # exact, not "what is configured": the cluster layer derives the whole object, so an emptied map (the last
+    # network policy removed) is a change too
+    changed: list[Path] = [(k,) for k, v in values.items() if prior.attributes.get(k) != v]
     forcing = sorted({p for p in changed if p and p[0] in force_new} | {tuple(p) for p in planned.requires_replace},
                      key=str)
     if prior.status == "tainted":

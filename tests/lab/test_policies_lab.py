@@ -154,7 +154,9 @@ def test_policy_truth_tables(lab, cluster, capsys):
         ("allow a port only", 'network_policy "c" {\n  pod_selector = { app = "c" }\n  ingress {\n'
                               '    ports = [9090]\n  }\n}\n',
          _expect(denied={("a", "c"), ("b", "c"), ("d", "c")})),
-        ("egress allow-list", 'network_policy "a" {\n  pod_selector = { app = "a" }\n  egress {\n'
+        # policy_types given: without it a policy isolates ingress too (Kubernetes' default)
+        ("egress allow-list", 'network_policy "a" {\n  pod_selector = { app = "a" }\n'
+                              '  policy_types = ["egress"]\n  egress {\n'
                               '    to {\n      pod_selector = { app = "b" }\n    }\n  }\n}\n',
          _expect(denied={("a", "c"), ("a", "d")})),
         ("egress deny-all", 'network_policy "d" {\n  pod_selector = { app = "d" }\n'

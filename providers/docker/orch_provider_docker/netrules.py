@@ -236,7 +236,8 @@ def _compile(values: Mapping[str, Any]) -> _Program:
                                       [f"meta mark set mark | {MASQ_MARK:#x} goto {svc_chain}"])
     hairpin = sorted({_ipv4(pod.get("ip"), f"pod {pod.get('pod')}")
                       for pod in (values.get("pods") or []) if pod.get("ip") is not None}, key=_ip_key)
-    policy = None if values.get("policy") is None else _compile_policy(values["policy"])
+    # no section, None or {}: no network policy (the core writes {} so that a removed last policy is a change)
+    policy = _compile_policy(values["policy"]) if values.get("policy") else None
     return _Program(namespace, table_name(namespace), services, nodeports, tuple(hairpin), chains, policy)
 
 
