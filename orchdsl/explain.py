@@ -91,7 +91,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
         if a in pod_values:
             pod_values[a]["ip"] = ip
     pods = P.pods_from_values(pod_values)
-    policies = P.policies_from_values({a: v for a, v in values.items() if a.type == "network_policy"})
+    from .engine.planner import cluster_settings
+
+    policies = P.policies_from_values({a: v for a, v in values.items() if a.type == "network_policy"},
+                                      cluster_settings(config)["namespace"])
     srcs, err_src = _endpoints(args.src, pods)
     dsts, err_dst = _endpoints(args.dst, pods)
     errors = [Diagnostic.error("Nothing to explain", e, hint="name a pod of the configuration or an address")

@@ -347,6 +347,10 @@ network_policy "web" {
     to {
       pod_selector = {}
     }
+    to {
+      namespace    = "blog"
+      pod_selector = { app = "api" }
+    }
   }
 }
 

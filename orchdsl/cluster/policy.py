@@ -143,9 +143,10 @@ class Peer:
     cidr: str | None = None
     except_: tuple[str, ...] = ()
     known: bool = True  # False: a part is known after apply; the peer matches nothing until then
+    namespace: str | None = None  # another namespace's pods (by ``selector``): none of this configuration's
 
     def matches_pod(self, pod: PodInfo) -> bool:
-        if not self.known:
+        if not self.known or self.namespace is not None:
             return False
         if self.selector is not None:
             return _selects(self.selector, pod.labels)
@@ -164,6 +165,9 @@ class Peer:
         if not self.known:
             what = "pods" if self.selector is not None else "a block"
             return f"{what} known after apply (matching nothing yet)"
+        if self.namespace is not None:
+            what = f"pods {_selector_text(self.selector)}" if self.selector else "every pod"
+            return f"{what} of namespace {self.namespace}"
         if self.selector is not None:
             return f"pods {_selector_text(self.selector)}" if self.selector else "every pod"
         exc = f" except {', '.join(self.except_)}" if self.except_ else ""
@@ -303,15 +307,16 @@ def _parse_ports(raw: Any) -> tuple[tuple[PortRange, ...], bool]:
     return tuple(out), unknown
 
 
-def _parse_peer(raw: Any) -> Peer:
+def _parse_peer(raw: Any, own_namespace: str | None = None) -> Peer:
     if not isinstance(raw, Mapping):
         return Peer(known=False)
     sel, cidr = raw.get("pod_selector"), raw.get("cidr")
     exc = raw.get("except", raw.get("except_")) or []
     if sel is not None:
-        if not isinstance(sel, Mapping) or contains_unknown(dict(sel)):
+        ns = raw.get("namespace")
+        if not isinstance(sel, Mapping) or contains_unknown(dict(sel)) or (ns is not None and not isinstance(ns, str)):
             return Peer(selector={}, known=False)
-        return Peer(selector={str(k): str(v) for k, v in sel.items()})
+        return Peer(selector={str(k): str(v) for k, v in sel.items()}, namespace=None if ns == own_namespace else ns)
     if not isinstance(cidr, str) or _net(cidr) is None:
         return Peer(known=False)
     if not isinstance(exc, list) or not all(isinstance(e, str) and _net(e) is not None for e in exc):
@@ -320,7 +325,7 @@ def _parse_peer(raw: Any) -> Peer:
     return Peer(cidr=cidr, except_=tuple(exc))
 
 
-def _parse_rules(raw: Any, peers_key: str, address: str, direction: str,
+def _parse_rules(raw: Any, peers_key: str, address: str, direction: str, own_namespace: str | None,
                  notes: list[str]) -> tuple[Rule, ...]:
     if raw is None:
         return ()
@@ -334,7 +339,8 @@ def _parse_rules(raw: Any, peers_key: str, address: str, direction: str,
             notes.append(f"{address} {direction} rule {i} is known after apply (it allows nothing yet)")
             continue
         peers_raw = r.get(peers_key, r.get(peers_key + "_")) or []
-        peers = tuple(_parse_peer(p) for p in peers_raw) if isinstance(peers_raw, list) else (Peer(known=False),)
+        peers = tuple(_parse_peer(p, own_namespace) for p in peers_raw) if isinstance(peers_raw, list) \
+            else (Peer(known=False),)
         ports, unknown = _parse_ports(r.get("ports"))
         rule = Rule(i, peers, ports, unknown)
         if not all(p.known for p in peers):
@@ -345,8 +351,9 @@ def _parse_rules(raw: Any, peers_key: str, address: str, direction: str,
     return tuple(out)
 
 
-def policies_from_values(values: Mapping[_K, Mapping[str, Any]]) -> list[Policy]:
-    """Every ``network_policy`` of ``values`` (as ``orchdsl.schema.normalize`` returns them), by address."""
+def policies_from_values(values: Mapping[_K, Mapping[str, Any]], own_namespace: str | None = None) -> list[Policy]:
+    """Every ``network_policy`` of ``values`` (as ``orchdsl.schema.normalize`` returns them), by address. A peer
+    naming ``own_namespace`` is a peer of this configuration's pods."""
     out = []
     for key, v in values.items():
         addr = _address(key)
@@ -359,9 +366,9 @@ def policies_from_values(values: Mapping[_K, Mapping[str, Any]]) -> list[Policy]
         selector = {str(k): str(x) for k, x in raw_sel.items()} if known and isinstance(raw_sel, Mapping) else {}
         if not known:
             notes.append(f"{address}: its pod_selector is known after apply (it selects no pod yet)")
-        ingress = _parse_rules(v.get("ingress"), "from", address, INGRESS, notes)
+        ingress = _parse_rules(v.get("ingress"), "from", address, INGRESS, own_namespace, notes)
         egress_raw = v.get("egress")
-        egress = _parse_rules(egress_raw, "to", address, EGRESS, notes)
+        egress = _parse_rules(egress_raw, "to", address, EGRESS, own_namespace, notes)
         raw_types = v.get("policy_types")
         default = frozenset({INGRESS} | ({EGRESS} if egress_raw else set()))
         if raw_types is None:
@@ -737,8 +744,8 @@ class _Reachability:
                     classes: set[int] = set()
                     rsplits: set[int] = set()
                     for peer in rule.peers:
-                        if not peer.known:
-                            continue
+                        if not peer.known or peer.namespace is not None:
+                            continue  # another namespace's pods are none of these
                         if peer.selector is not None:
                             classes |= index.selector_classes(peer.selector)
                             continue
@@ -1022,7 +1029,11 @@ def _rule_program(pol: Policy, rule: Rule) -> dict[str, Any] | None:
         for peer in rule.peers:
             if not peer.known:
                 continue
-            if peer.selector is not None:
+            if peer.namespace is not None and peer.selector is not None:
+                # another namespace's pods: their addresses are not this configuration's to know; the provider
+                # finds them on the nodes when it loads the program (and again at every refresh)
+                peers.append({"namespace": peer.namespace, "pod_selector": dict(peer.selector)})
+            elif peer.selector is not None:
                 peers.append({"set": set_name(peer.selector)})
             else:
                 peers.append({"cidr": peer.cidr, "except": list(peer.except_)})
@@ -1059,7 +1070,7 @@ def node_policy_program(node: str, pods: Sequence[PodInfo], policies: Sequence[P
                     if rk not in rendered:
                         rendered[rk] = _rule_program(pol, rule)
                         for peer in rule.peers:
-                            if peer.known and peer.selector is not None:
+                            if peer.known and peer.selector is not None and peer.namespace is None:
                                 selectors.setdefault(set_name(peer.selector), peer.selector)
                     prog = rendered[rk]
                     if prog is not None and rules is not None:

@@ -62,8 +62,9 @@ class ReachabilityDerivation:
         before_pol = {a: v for a, v in inputs.recorded.items() if a.type == NETWORK_POLICY}
         if not after_pol and not before_pol:
             return out  # without policies everything may talk to everything, before and after
-        before = P.reachability(P.pods_from_values(before_pods), P.policies_from_values(before_pol))
-        after = P.reachability(P.pods_from_values(after_pods), P.policies_from_values(after_pol))
+        ns = str(inputs.settings.get("namespace") or "default")
+        before = P.reachability(P.pods_from_values(before_pods), P.policies_from_values(before_pol, ns))
+        after = P.reachability(P.pods_from_values(after_pods), P.policies_from_values(after_pol, ns))
         changes = P.reach_diff(before, after)
         if not changes:
             return out

@@ -184,7 +184,7 @@ class ServicesDerivation:
                 address=str(first), hint="give the nodes an address (SSH) instead of a tcp:// or local docker_host"))
             return out
         pod_infos = P.pods_from_values(pods) if policies else []
-        policy_list = P.policies_from_values(policies) if policies else []
+        policy_list = P.policies_from_values(policies, namespace) if policies else []
         entries = service_entries(services, pods, inputs.status)
         service_deps = tuple(sorted(services))
         endpoint_deps = {ResourceAddress.parse(e["pod"]) for s in entries for e in s["endpoints"]}

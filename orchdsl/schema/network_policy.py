@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from ..eval.types import DYNAMIC, STRING, ListType
-from .base import (UNKNOWN_OK, Block, Hcl, Port, Protocol, Resource, Schema, StrList, StrMap,
+from .base import (UNKNOWN_OK, Block, Hcl, Port, Protocol, Resource, Schema, Str, StrList, StrMap,
                    all_known)
 
 _PORT_RE = re.compile(r"^\s*(\d+)(?:/(\w+))?\s*$")
@@ -69,6 +69,9 @@ Cidr = Annotated[str, BeforeValidator(_check_cidr), UNKNOWN_OK, Hcl(STRING)]
 class Peer(Schema):
     pod_selector: Annotated[StrMap | None, Field(description="Pods having all these labels ({} = every "
                                                              "pod).")] = None
+    namespace: Annotated[Str | None, Field(description="With `pod_selector`: the pods of another namespace (another "
+                                                       "configuration on the same nodes) instead of this "
+                                                       "one's.")] = None
     cidr: Annotated[Cidr | None, Field(description="An IP block, e.g. `10.0.0.0/8`.")] = None
     except_: Annotated[list[Cidr], UNKNOWN_OK, Hcl(ListType(STRING)), Field(
         alias="except", description="Blocks inside `cidr` that are not allowed.")] = []
@@ -79,6 +82,14 @@ class Peer(Schema):
             raise ValueError("a peer needs exactly one of pod_selector or cidr")
         if self.except_ and self.cidr is None:
             raise ValueError('"except" applies to a cidr peer only')
+        if self.namespace is not None and self.pod_selector is None:
+            raise ValueError('"namespace" goes with pod_selector (pod_selector = {} for all its pods)')
+        if isinstance(self.namespace, str) and all_known(self.namespace):
+            from ..cluster.settings import namespace_problem
+
+            problem = namespace_problem(self.namespace)
+            if problem:
+                raise ValueError(problem)
         return self
 
 

@@ -245,3 +245,43 @@ def test_destroy_leaves_no_policy_rule(lab, cluster):
         tables = subprocess.run(["ip", "netns", "exec", f"n{i}", "nft", "list", "tables"], capture_output=True,
                                 text=True).stdout
         assert f"orch-ns-{ns}" not in tables, (i, tables)
+
+
+def test_a_peer_in_another_namespace(lab, cluster, tmp_path):
+    """shop's pod b accepts only blog's api pods: blog's api reaches it, blog's other pod and shop's own do not;
+    a pod blog adds later is found by the next plan (drift) and let in by the apply."""
+    cl = cluster
+    blog_dir = tmp_path / f"blog-{secrets.token_hex(2)}"
+    blog_dir.mkdir()
+    shutil.copy(lab.nodes_file, blog_dir / "nodes.orch")
+    blog_pods = "".join(f"""
+pod "{name}" {{
+  replicas = %(replicas)d
+  labels   = {{ app = "{label}" }}
+  container "sh" {{
+    image   = "orch/busybox:test"
+    pull    = "never"
+    init    = true
+    command = ["sleep", "1000000"]
+  }}
+}}
+""" for name, label in (("api", "api"), ("other", "other")))
+    (blog_dir / "main.orch").write_text(blog_pods % {"replicas": 1})
+    blog = Lab(lab, blog_dir)
+    try:
+        assert _orch("apply", "--auto-approve", str(blog_dir)) == 0
+        _apply(cl, 'network_policy "b" {\n  pod_selector = { app = "b" }\n  ingress {\n    from {\n'
+                   f'      namespace    = "{blog_dir.name}"\n      pod_selector = {{ app = "api" }}\n    }}\n'
+                   '  }\n}\n', node_port=30093)
+        b_ip = cl.attrs("pod.b")["ip"]
+        assert blog.tcp("api[0]", b_ip) and not blog.tcp("other[0]", b_ip) and not cl.tcp("a", b_ip)
+        assert _orch("plan", "--detailed-exitcode", str(cl.dir)) == 0
+        # blog scales its api pods: shop's next plan sees the new address missing from b's peers
+        (blog_dir / "main.orch").write_text(blog_pods % {"replicas": 2})
+        assert _orch("apply", "--auto-approve", str(blog_dir)) == 0
+        assert not blog.tcp("api[1]", b_ip)
+        assert _orch("plan", "--detailed-exitcode", str(cl.dir)) == 2
+        assert _orch("apply", "--auto-approve", str(cl.dir)) == 0
+        assert blog.tcp("api[1]", b_ip)
+    finally:
+        _orch("destroy", "--auto-approve", str(blog_dir))

@@ -18,6 +18,7 @@ user values reach them only as arguments or on stdin.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import hashlib
 import ipaddress
 import json
 import socket
@@ -256,8 +257,75 @@ class Networking:
         with cf.ThreadPoolExecutor(min(8, len(objs))) as ex:
             return {o.address: got for o, got in zip(objs, ex.map(one, objs), strict=True)}
 
+    # ---- peers in another namespace ------------------------------------------------------------------
+    def _foreign_pods(self, namespace: str) -> list[tuple[dict[str, Any], str]]:
+        """(labels, address) of every running pod of another namespace on the nodes this run knows: read from
+        their infra containers (label orch.namespace; the pod's labels in orch.spec)."""
+        with self._lock:
+            nodes = sorted(self._nodes)
+        out = []
+        for node in nodes:
+            if node in self.p._down:
+                continue
+            try:
+                listed = self.p._engine(node).list_containers([f"{naming.NAMESPACE}={namespace}",
+                                                                f"{naming.ROLE}={naming.ROLE_INFRA}"])
+            except (NodeError, EngineError):
+                continue
+            for c in listed:
+                ip = pods.ip_of(c)
+                try:
+                    spec = json.loads((c.get("Labels") or {}).get(naming.SPEC) or "{}")
+                except ValueError:
+                    spec = {}
+                labels = spec.get("labels") if isinstance(spec, dict) else None
+                if ip and isinstance(labels, dict):
+                    out.append((labels, ip))
+        return out
+
+    def resolve_peers(self, values: dict[str, Any]) -> dict[str, Any]:
+        """The program with every peer of another namespace (``{"namespace", "pod_selector"}``) replaced by an
+        address set of that namespace's matching pods, as found on the nodes now: what the table is loaded with,
+        and what refresh expects (a pod of the other namespace added or gone is drift, repaired by the next
+        apply)."""
+        policy = values.get("policy")
+        if not isinstance(policy, dict) or not policy.get("pods"):
+            return values
+        found: dict[str, list[tuple[dict[str, Any], str]]] = {}
+        new_sets = dict(policy.get("sets") or {})
+        new_pods = []
+        for entry in policy.get("pods") or []:
+            entry = dict(entry)
+            for direction in ("ingress", "egress"):
+                rules = entry.get(direction)
+                if not isinstance(rules, list):
+                    continue
+                entry[direction] = [self._resolve_rule(rule, found, new_sets) for rule in rules]
+            new_pods.append(entry)
+        return {**values, "policy": {**policy, "pods": new_pods, "sets": new_sets}}
+
+    def _resolve_rule(self, rule: dict[str, Any], found: dict[str, list[tuple[dict[str, Any], str]]],
+                      sets: dict[str, Any]) -> dict[str, Any]:
+        peers = rule.get("peers")
+        if not isinstance(peers, list) or not any(isinstance(p, dict) and "namespace" in p for p in peers):
+            return rule
+        out = []
+        for peer in peers:
+            if not (isinstance(peer, dict) and "namespace" in peer):
+                out.append(peer)
+                continue
+            ns, selector = str(peer["namespace"]), dict(peer.get("pod_selector") or {})
+            if ns not in found:
+                found[ns] = self._foreign_pods(ns)
+            name = "peer-" + hashlib.sha256(json.dumps([ns, sorted(selector.items())]).encode()).hexdigest()[:12]
+            sets[name] = sorted({ip for labels, ip in found[ns]
+                                 if all(labels.get(k) == v for k, v in selector.items())})
+            out.append({"set": name})
+        return {**rule, "peers": out}
+
     def _services_drift(self, node: str, values: dict[str, Any]) -> list[str]:
         """One command on the node reads the table and the pods' hosts files."""
+        values = self.resolve_peers(values)
         host = self._host(node)
         ns = str(values.get("namespace") or "")
         files = self._hosts_files(node)
@@ -305,6 +373,7 @@ class Networking:
                                                        "unknown at apply time.", address=str(addr))])
         node = str(values["node"])
         host = self._host(node)
+        values = self.resolve_peers(values)
         prior = request.prior.attributes if request.prior is not None else None
         with self._lock:
             drifted = bool(self._drift.pop(node, None))
@@ -327,7 +396,7 @@ class Networking:
             host.run(["sh", "-c", netrules.HOSTS_UPDATE_SCRIPT, "sh", ns, *files.values()], stdin=section.encode())
         n = len(values.get("services") or [])
         request.progress(f"{n} service{'s' if n != 1 else ''} loaded on {node}, names in {len(files)} pod(s)")
-        return ApplyResult(StateObject(addr, values, {}, ObjectStatus("running")))
+        return ApplyResult(StateObject(addr, dict(request.planned or {}), {}, ObjectStatus("running")))
 
     def delete_services(self, request: ApplyRequest) -> ApplyResult:
         prior = request.prior
