@@ -534,3 +534,22 @@ def test_the_index_is_reused_for_the_same_lists_only() -> None:
              for p in ps]
     assert [p["pod"] for p in node_policy_program("n1", moved, pols)["pods"]] == ["pod.server[0]", "pod.server[1]"]
     assert [p["pod"] for p in node_policy_program("n1", ps, pols)["pods"]] == ["pod.server[0]"]
+
+
+def test_a_peer_in_another_namespace_matches_none_of_ours():
+    from orchdsl.addrs import ResourceAddress as A
+    from orchdsl.schema import normalize
+
+    raw, errors = normalize("network_policy", {"pod_selector": {"app": "db"}, "ingress": [
+        {"from": [{"pod_selector": {"app": "api"}, "namespace": "blog"}], "ports": [5432]}]})
+    assert not errors
+    pods = pods_from_values({A.parse("pod.db"): {"labels": {"app": "db"}, "ip": "198.19.128.2", "node": "n1"},
+                             A.parse("pod.api"): {"labels": {"app": "api"}, "ip": "198.19.128.3", "node": "n1"}})
+    db, api = sorted(pods, key=lambda p: p.address, reverse=True)
+    policies = policies_from_values({A.parse("network_policy.db"): raw}, "shop")
+    assert not decide(api, db, "tcp", 5432, policies, pods).allowed  # our api is not blog's
+    [entry] = node_policy_program("n1", pods, policies)["pods"]
+    assert entry["ingress"][0]["peers"] == [{"namespace": "blog", "pod_selector": {"app": "api"}}]
+    # naming our own namespace is the same as naming none
+    ours = policies_from_values({A.parse("network_policy.db"): raw}, "blog")
+    assert decide(api, db, "tcp", 5432, ours, pods).allowed
