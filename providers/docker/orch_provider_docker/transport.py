@@ -30,6 +30,7 @@ mounted, so request building and error types are docker-py's.
 
 from __future__ import annotations
 
+
 import base64
 import hashlib
 import logging
@@ -63,6 +64,23 @@ CONNECT_TIMEOUT = 10.0
 API_TIMEOUT = 120.0
 STREAMLOCAL = "direct-streamlocal@openssh.com"
 _MSG_CHANNEL_OPEN = 90
+
+
+_default_unraisablehook = sys.unraisablehook
+
+
+def _quiet_channel_file_at_exit(unraisable: Any) -> None:
+    """paramiko's channel file objects of a connection that died mid-request (a stalled engine) can be
+    collected only while the interpreter shuts down, and their ``__del__`` then fails on an already closed buffer
+    ("Exception ignored in BufferedFile.__del__", a traceback on a user's terminal after a clean error report).
+    That one harmless case is dropped; every other unraisable exception is reported as usual."""
+    where = getattr(unraisable.object, "__qualname__", "")
+    if where == "BufferedFile.__del__" and isinstance(unraisable.exc_value, ValueError):
+        return
+    _default_unraisablehook(unraisable)
+
+
+sys.unraisablehook = _quiet_channel_file_at_exit
 
 
 def _paramiko() -> ModuleType:
@@ -493,33 +511,41 @@ class Engine:
 
     # errors
     def _call(self, fn: Callable[[], Any]) -> Any:
-        import docker.errors
-        import requests
-
         if self.stalled is not None:
             raise EngineError(self.stalled, stalled=True)
         try:
             return fn()
-        except docker.errors.NotFound as e:
-            raise NotFound(_explain(e), 404) from None
-        except docker.errors.APIError as e:
+        except Exception as e:  # noqa: BLE001 - translated below, or re-raised as it is
+            err = self._translate(e)
+            if err is None:
+                raise
+        # raised outside the handler: the EngineError carries no context, so nothing keeps the failed request's
+        # frames (and the dead channel's file objects) alive after it is handled
+        raise err
+
+    def _translate(self, e: Exception) -> EngineError | None:
+        import docker.errors
+        import requests
+
+        if isinstance(e, docker.errors.NotFound):
+            return NotFound(_explain(e), 404)
+        if isinstance(e, docker.errors.APIError):
             status = e.status_code
             if status == 409:
-                raise Conflict(_explain(e), 409) from None
-            raise EngineError(_explain(e), status) from None
-        except docker.errors.DockerException as e:
-            raise EngineError(str(e)) from None
-        except (requests.RequestException, OSError, EOFError) as e:
+                return Conflict(_explain(e), 409)
+            return EngineError(_explain(e), status)
+        if isinstance(e, docker.errors.DockerException):
+            return EngineError(str(e))
+        if isinstance(e, (requests.RequestException, OSError, EOFError)):
             if _timed_out(e):
                 timeout = getattr(self.api, "timeout", None)
                 within = f" within {timeout:g} s" if isinstance(timeout, (int, float)) else " in time"
                 self.stalled = f"Docker on node.{self.node} did not answer{within} ({self.endpoint})"
-                raise EngineError(self.stalled, stalled=True) from None
-            raise EngineError(f"connection to the Docker Engine of node {self.node} failed: {e}") from None
-        except Exception as e:  # paramiko's SSHException / ChannelException and friends
-            if type(e).__module__.startswith("paramiko"):
-                raise EngineError(f"SSH channel to node {self.node} failed: {e!r}") from None
-            raise
+                return EngineError(self.stalled, stalled=True)
+            return EngineError(f"connection to the Docker Engine of node {self.node} failed: {e}")
+        if type(e).__module__.startswith("paramiko"):  # SSHException, ChannelException and friends
+            return EngineError(f"SSH channel to node {self.node} failed: {e!r}")
+        return None
 
     # calls
     def version(self) -> dict[str, Any]:
@@ -619,6 +645,7 @@ class Engine:
         try:
             self.api.close()
         finally:
+            self.link = None  # no reference left to the closed connection: collected now, not at exit
             if self._on_close:
                 self._on_close()
 
@@ -723,8 +750,12 @@ class _SSHLink:
         try:
             ch.settimeout(self.timeout if timeout is None else timeout)
             ch.exec_command(command)
-            out = ch.makefile("rb").read().decode(errors="replace")
-            err = ch.makefile_stderr("rb").read().decode(errors="replace")
+            # closed here, not by the garbage collector: a channel file collected at interpreter exit, after its
+            # buffers, prints "Exception ignored in BufferedFile.__del__"
+            with ch.makefile("rb") as f:
+                out = f.read().decode(errors="replace")
+            with ch.makefile_stderr("rb") as f:
+                err = f.read().decode(errors="replace")
             return ch.recv_exit_status(), out, err
         finally:
             ch.close()
@@ -876,9 +907,13 @@ class Connections:
             try:
                 eng = self._factory(settings)
             except NodeError as e:
+                # kept for the rest of the run without what it was raised from: the chained exceptions' frames
+                # would keep the dead connection's objects (paramiko's channel files) alive until interpreter
+                # exit, whose collection then prints "Exception ignored in BufferedFile.__del__"
+                e.__context__ = e.__cause__ = None
                 with self._lock:
                     self._failed[key] = e
-                raise
+                raise e.with_traceback(None) from None
             with self._lock:
                 self._engines[key] = eng
             return eng

@@ -436,3 +436,21 @@ def test_a_script_argument_is_elided_in_messages():
         podnet.preconditions(h)
     assert str(e.value).startswith("node n3: `sudo -n -- sh -c <script: ")
     assert "sudo is not installed on the node" in str(e.value) and e.value.argv[-1] == podnet.PROBE
+
+
+def test_only_paramikos_file_at_exit_is_kept_quiet(monkeypatch):
+    """A stalled engine's channel file collected at interpreter exit prints nothing; anything else is reported."""
+    from types import SimpleNamespace
+
+    from orch_provider_docker import transport
+
+    seen = []
+    monkeypatch.setattr(transport, "_default_unraisablehook", seen.append)
+
+    def buffered_file_del() -> None: ...
+    buffered_file_del.__qualname__ = "BufferedFile.__del__"
+    transport._quiet_channel_file_at_exit(SimpleNamespace(object=buffered_file_del, exc_value=ValueError("closed")))
+    assert seen == []
+    other = SimpleNamespace(object=print, exc_value=ValueError("x"))
+    transport._quiet_channel_file_at_exit(other)
+    assert seen == [other]
