@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from orchdsl.cli import main
+from tests.support.memory_provider import memory_config_dir, orch
 
 NODES = "".join(f'node "n{i}" {{\n  address = "198.18.0.{10 + i}"\n}}\n' for i in (1, 2))
 
@@ -57,18 +57,7 @@ network_policy "db" {
 
 @pytest.fixture
 def cfg(tmp_path, monkeypatch):
-    d = tmp_path / "cfg"
-    d.mkdir()
-    monkeypatch.setenv("ORCH_PROVIDER_MODULES", "orchdsl.sdk.testing.memory:MemoryProvider")
-    monkeypatch.setenv("ORCH_MEMORY_WORLD", str(tmp_path / "world"))
-    monkeypatch.delenv("ORCH_MEMORY_FAIL", raising=False)
-    return d
-
-
-def orch(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+    return memory_config_dir(tmp_path, monkeypatch)
 
 
 def write(cfg: Path, text: str) -> None:

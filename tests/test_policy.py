@@ -553,3 +553,17 @@ def test_a_peer_in_another_namespace_matches_none_of_ours():
     # naming our own namespace is the same as naming none
     ours = policies_from_values({A.parse("network_policy.db"): raw}, "blog")
     assert decide(api, db, "tcp", 5432, ours, pods).allowed
+
+
+def test_cidr_peers_reach_the_nodes_as_networks():
+    """A block written with host bits (198.18.0.1/24) matches as 198.18.0.0/24, and the node program carries
+    the network form (what nftables accepts: it refused the other at apply, a traceback then)."""
+    from orchdsl.addrs import ResourceAddress as A
+    from orchdsl.schema import normalize
+
+    raw, errors = normalize("network_policy", {"pod_selector": {"app": "db"}, "ingress": [
+        {"from": [{"cidr": "198.18.0.1/24", "except": ["198.18.0.9/31"]}]}]})
+    assert not errors
+    pods = pods_from_values({A.parse("pod.db"): {"labels": {"app": "db"}, "ip": "198.19.128.2", "node": "n1"}})
+    [entry] = node_policy_program("n1", pods, policies_from_values({A.parse("network_policy.db"): raw}))["pods"]
+    assert entry["ingress"][0]["peers"] == [{"cidr": "198.18.0.0/24", "except": ["198.18.0.8/31"]}]

@@ -22,21 +22,12 @@ from typing import Any
 from ..addrs import ResourceAddress
 from ..diagnostics import Diagnostic
 from ..eval.plain import UNKNOWN, contains_unknown
-from ..sdk.model import node_name
+from ..sdk.model import has_shell, node_name
 from .derive import Derived, DerivedInstance, Inputs
 from .settings import DEFAULT_POD_CIDR, DEFAULT_SERVICE_CIDR, NODE_PREFIX
 
 NODE = "node"
 SERVICE = "service"
-
-
-def has_shell(values: dict[str, Any]) -> bool:
-    """Whether orch reaches the node over SSH, so it can run ``ip``, ``nft`` and ``iptables`` there."""
-    dh = values.get("docker_host")
-    if isinstance(dh, str) and dh.startswith("ssh://"):
-        return True
-    return isinstance(values.get("address"), str) and (dh is None or (isinstance(dh, str)
-                                                                       and dh.startswith("unix://")))
 
 
 def _host_of(values: dict[str, Any]) -> Any:

@@ -87,6 +87,14 @@ def _net(text: str) -> tuple[int, int, int] | None:
     return n.version, int(n.network_address), int(n.broadcast_address)
 
 
+def _network_text(text: str | None) -> str:
+    """A CIDR block in its network form (host bits cleared), as given when it is none (checked before)."""
+    try:
+        return str(ipaddress.ip_network(str(text), strict=False))
+    except ValueError:
+        return str(text)
+
+
 def _in(ip: tuple[int, int], net: tuple[int, int, int]) -> bool:
     return ip[0] == net[0] and net[1] <= ip[1] <= net[2]
 
@@ -1036,7 +1044,8 @@ def _rule_program(pol: Policy, rule: Rule) -> dict[str, Any] | None:
             elif peer.selector is not None:
                 peers.append({"set": set_name(peer.selector)})
             else:
-                peers.append({"cidr": peer.cidr, "except": list(peer.except_)})
+                # as networks ("198.18.0.1/24" is written 198.18.0.0/24): what nftables takes
+                peers.append({"cidr": _network_text(peer.cidr), "except": [_network_text(e) for e in peer.except_]})
     ports = [{"protocol": p.protocol, "port": p.port, "end_port": p.last if p.last != p.port else None}
              for p in rule.ports]
     return {"policy": pol.address, "rule": rule.index, "peers": peers, "ports": ports}

@@ -209,29 +209,39 @@ class _Loader:
                 continue
             mod.locals[attr.name] = LocalDecl(attr.name, mod.path, attr)
 
+    def _root_settings_block(self, block: A.Block, mod: Module, kind: str, in_module: tuple[str, str, str],
+                             example: str, args: Iterable[str]) -> bool:
+        """What the root's settings blocks (``scheduler``, ``orch``) share: read only in the root module, once,
+        without labels or nested blocks, with known arguments. False when the block is not to be read."""
+        if mod.path:
+            _type_error(self.diags, block, *in_module[:2], hint=in_module[2])
+            return False
+        first_block = getattr(self.config, f"{kind}_block")
+        if first_block is not None:
+            first = first_block.range
+            _type_error(self.diags, block, f"Duplicate {kind} block",
+                        f"A{'n' if kind[0] in 'aeiou' else ''} {kind} block was already declared at "
+                        f"{first.filename}:{first.start.line}.", hint="merge them into one")
+            return False
+        setattr(self.config, f"{kind}_block", block)
+        if block.labels:
+            s, e = block.label_ranges[0]
+            self.diags.append(Diagnostic.error(f"Extraneous label for {kind}", "No labels are expected for the "
+                                               f"{kind} block.", block.src, s, e, hint=f"write {example}"))
+        self._unexpected_args(block.body, tuple(args), f"the {kind} block")
+        for b in block.body.blocks:
+            _type_error(self.diags, b, "Unsupported block type", f"The {kind} block holds arguments only.")
+        return True
+
     def _decode_scheduler(self, block: A.Block, mod: Module) -> None:
         """``scheduler { strategy = "binpack" }``: cluster-wide scheduling defaults, root module only, literals
         only (like Terraform's ``terraform`` block)."""
-        if mod.path:
-            _type_error(self.diags, block, "Scheduler block in a module",
-                        "The scheduler block sets cluster-wide defaults; it is read only in the root module.",
-                        hint="move it to the root module, or set placement on the pods of this module")
+        if not self._root_settings_block(
+                block, mod, "scheduler",
+                ("Scheduler block in a module", "The scheduler block sets cluster-wide defaults; it is read only in "
+                 "the root module.", "move it to the root module, or set placement on the pods of this module"),
+                'scheduler { strategy = "spread" }', ("strategy",)):
             return
-        if self.config.scheduler_block is not None:
-            first = self.config.scheduler_block.range
-            _type_error(self.diags, block, "Duplicate scheduler block",
-                        f"A scheduler block was already declared at {first.filename}:{first.start.line}.",
-                        hint="merge them into one")
-            return
-        self.config.scheduler_block = block
-        if block.labels:
-            s, e = block.label_ranges[0]
-            self.diags.append(Diagnostic.error("Extraneous label for scheduler", "No labels are expected for "
-                                               "the scheduler block.", block.src, s, e,
-                                               hint='write scheduler { strategy = "spread" }'))
-        self._unexpected_args(block.body, ("strategy",), "the scheduler block")
-        for b in block.body.blocks:
-            _type_error(self.diags, b, "Unsupported block type", "The scheduler block holds arguments only.")
         attr = block.body.attributes.get("strategy")
         if attr is not None:
             strategy = constant_string(attr, self.diags)
@@ -247,25 +257,12 @@ class _Loader:
         configuration, root module only, literals only (like Terraform's ``terraform`` block)."""
         from ..cluster.settings import SETTINGS_ARGS, check_setting
 
-        if mod.path:
-            _type_error(self.diags, block, "orch block in a module",
-                        "The orch block holds settings of the whole configuration; it is read only in the root "
-                        "module.", hint="move it to the root module")
+        if not self._root_settings_block(
+                block, mod, "orch",
+                ("orch block in a module", "The orch block holds settings of the whole configuration; it is read "
+                 "only in the root module.", "move it to the root module"),
+                'orch { namespace = "shop" }', SETTINGS_ARGS):
             return
-        if self.config.orch_block is not None:
-            first = self.config.orch_block.range
-            _type_error(self.diags, block, "Duplicate orch block",
-                        f"An orch block was already declared at {first.filename}:{first.start.line}.",
-                        hint="merge them into one")
-            return
-        self.config.orch_block = block
-        if block.labels:
-            s, e = block.label_ranges[0]
-            self.diags.append(Diagnostic.error("Extraneous label for orch", "No labels are expected for the orch "
-                                               "block.", block.src, s, e, hint='write orch { namespace = "shop" }'))
-        self._unexpected_args(block.body, SETTINGS_ARGS, "the orch block")
-        for b in block.body.blocks:
-            _type_error(self.diags, b, "Unsupported block type", "The orch block holds arguments only.")
         for name in SETTINGS_ARGS:
             attr = block.body.attributes.get(name)
             if attr is None:

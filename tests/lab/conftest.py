@@ -44,3 +44,21 @@ def lab():
         except labmod.LabError as e:
             error = e
     lab_unavailable(error.diagnostic.render())
+
+
+def destroy_or_remove(lab, directory) -> None:
+    """Tear a test's configuration down: `orch destroy`, and if that fails, force-remove the containers of its
+    state, so that what a failed test left is never in the way of the next one."""
+    import docker
+
+    from orchdsl.cli import main
+    from orchdsl.state import LocalBackend
+
+    backend = LocalBackend.for_config_dir(directory)
+    if not backend.exists() or main(["destroy", "--auto-approve", str(directory)]) == 0:
+        return
+    lineage = backend.read().lineage
+    for n in lab.nodes:
+        cli = docker.DockerClient(base_url=f"unix://{n.socket_path}")
+        for c in cli.containers.list(all=True, filters={"label": f"orch.lineage={lineage}"}):
+            c.remove(force=True)

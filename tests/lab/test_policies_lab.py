@@ -19,6 +19,8 @@ from orchdsl.addrs import ResourceAddress
 from orchdsl.cli import main
 from orchdsl.state import LocalBackend
 
+from .conftest import destroy_or_remove
+
 pytestmark = pytest.mark.lab
 
 PODS = ("a", "b", "c", "d")
@@ -114,12 +116,7 @@ def cluster(lab, tmp_path, monkeypatch):
     d.mkdir()
     shutil.copy(lab.nodes_file, d / "nodes.orch")
     yield Lab(lab, d)
-    backend = LocalBackend.for_config_dir(d)
-    if backend.exists() and _orch("destroy", "--auto-approve", str(d)) != 0:
-        lineage = backend.read().lineage
-        for cli in (docker.DockerClient(base_url=f"unix://{n.socket_path}") for n in lab.nodes):
-            for c in cli.containers.list(all=True, filters={"label": f"orch.lineage={lineage}"}):
-                c.remove(force=True)
+    destroy_or_remove(lab, d)
 
 
 def _apply(cl: Lab, policies: str, node_port: int = 30090) -> None:
@@ -284,4 +281,4 @@ pod "{name}" {{
         assert _orch("apply", "--auto-approve", str(cl.dir)) == 0
         assert blog.tcp("api[1]", b_ip)
     finally:
-        _orch("destroy", "--auto-approve", str(blog_dir))
+        destroy_or_remove(lab, blog_dir)

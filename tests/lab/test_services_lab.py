@@ -22,6 +22,8 @@ from orchdsl.addrs import ResourceAddress
 from orchdsl.cli import main
 from orchdsl.state import LocalBackend
 
+from .conftest import destroy_or_remove
+
 pytestmark = pytest.mark.lab
 
 REPO = Path(__file__).resolve().parents[2]
@@ -148,12 +150,7 @@ def cluster(lab, tmp_path, monkeypatch):
 
     yield make
     for c in made:
-        backend = LocalBackend.for_config_dir(c.dir)
-        if backend.exists() and _orch("destroy", "--auto-approve", str(c.dir)) != 0:
-            lineage = backend.read().lineage
-            for cli in _clients(lab):  # what a failed destroy left: never in the way of the next run
-                for cont in cli.containers.list(all=True, filters={"label": f"orch.lineage={lineage}"}):
-                    cont.remove(force=True)
+        destroy_or_remove(lab, c.dir)
 
 
 def _node_of(cl: Cluster, address: str) -> str:

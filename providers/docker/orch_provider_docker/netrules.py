@@ -779,14 +779,7 @@ def drift(values: Mapping[str, Any], listing: Mapping[str, Any] | None) -> list[
     elif "type" in live_set and live_set.get("type") != _HAIRPIN_TYPE:
         reasons.append(f"the hairpin set has type {live_set.get('type')}")
     else:
-        have: set[str] = set()
-        diffs: list[str] = []
-        for raw in _set_elements(live_set):
-            ip = _hairpin_key(raw)
-            if ip is None:
-                diffs.append(f"hairpin set: unexpected element {json.dumps(raw, sort_keys=True)}")
-            else:
-                have.add(ip)
+        have, diffs = _address_set(live_set, "hairpin set", _hairpin_key)
         wanted = set(p.hairpin)
         diffs += [f"hairpin set: {ip} is missing" for ip in p.hairpin if ip not in have]
         diffs += [f"hairpin set: {ip} is unexpected" for ip in sorted(have - wanted, key=_ip_key)]
@@ -826,12 +819,14 @@ def _address_key(value: Any) -> str | None:
     return value if isinstance(value, str) and _IPV4.fullmatch(value) else None
 
 
-def _address_set(live: Mapping[str, Any], what: str) -> tuple[set[str], list[str]]:
-    """The addresses of a live ``ipv4_addr`` set, and a reason per element that is none."""
+def _address_set(live: Mapping[str, Any], what: str,
+                 key: Callable[[Any], str | None] = _address_key) -> tuple[set[str], list[str]]:
+    """The addresses of a live set (``ipv4_addr``, or with ``key`` the hairpin set's ``ip . ip`` pairs), and a
+    reason per element that is none."""
     have: set[str] = set()
     odd: list[str] = []
     for raw in _set_elements(live):
-        ip = _address_key(raw)
+        ip = key(raw)
         if ip is None:
             odd.append(f"{what}: unexpected element {json.dumps(raw, sort_keys=True)}")
         else:

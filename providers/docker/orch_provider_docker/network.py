@@ -26,7 +26,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from orchdsl.sdk import (UNKNOWN, ApplyRequest, ApplyResult, ChangeView, Diagnostic, ObjectStatus, PlannedObject,
-                         ResourceAddress, StateObject, World, contains_unknown, node_name)
+                         ResourceAddress, StateObject, World, contains_unknown, has_shell, node_name)
 
 from . import naming, netrules, podnet, pods
 from .hostexec import Host, HostCommandError
@@ -40,6 +40,9 @@ SERVICE = "service"
 NETWORK_POLICY = "network_policy"
 HAIRPIN_SCRIPT = ('for p in /sys/class/net/orch0/brif/*; do [ -e "$p/hairpin_mode" ] || continue; '
                   '[ "$(cat "$p/hairpin_mode")" = 1 ] || echo 1 > "$p/hairpin_mode"; done')
+# Fixed; ``sh -c SYNC_PODS_SCRIPT sh NAMESPACE HOSTS_FILE...`` with the names section on stdin: hairpin on every
+# bridge port, then netrules.HOSTS_UPDATE_SCRIPT (one SSH round trip instead of two).
+SYNC_PODS_SCRIPT = HAIRPIN_SCRIPT + "\n" + netrules.HOSTS_UPDATE_SCRIPT
 # Fixed; run as ``sh -c READ_BACK_SCRIPT sh TABLE NAMESPACE HOSTS_FILE...``: the table as one JSON line, then
 # netrules.HOSTS_READ_SCRIPT's output for the hosts files. Hairpin is not read back: the bridge is shared by
 # every namespace on the node and its ports are not labelled, so a port without hairpin cannot be told to be
@@ -50,14 +53,7 @@ READ_BACK_SCRIPT = ('tbl=$1; shift; printf \'@nft %s\\n\' "$(nft -j list table i
 
 
 def _has_pod_network(values: dict[str, Any] | None) -> bool:
-    return bool(values) and isinstance((values or {}).get("pod_cidr"), str) and _has_shell(values or {})
-
-
-def _has_shell(values: dict[str, Any]) -> bool:
-    dh = values.get("docker_host")
-    if isinstance(dh, str) and dh.startswith("ssh://"):
-        return True
-    return isinstance(values.get("address"), str) and (dh is None or (isinstance(dh, str) and dh.startswith("unix://")))
+    return bool(values) and isinstance((values or {}).get("pod_cidr"), str) and has_shell(values or {})
 
 
 def _resolve(host: Any) -> str:
@@ -380,20 +376,27 @@ class Networking:
         if prior is not None and prior.get("namespace") != values.get("namespace"):
             host.run(["nft", "-f", "-"], stdin=netrules.render_delete(str(prior.get("namespace"))).encode())
             prior = None
-        script = None if drifted or prior is None else netrules.render_delta(prior, values)
+        try:
+            script = None if drifted or prior is None else netrules.render_delta(prior, values)
+        except ValueError:
+            script = None  # the whole table says what is wrong, below
         if script is not None:
             if script.strip():
                 got = host.run(["nft", "-f", "-"], stdin=script.encode(), check=False)
                 if got.rc != 0:
                     script = None  # the table was not what the state said: load it whole
         if script is None:
-            host.run(["nft", "-f", "-"], stdin=netrules.render_table(values).encode())
-        host.run(["sh", "-c", HAIRPIN_SCRIPT])
+            try:
+                table = netrules.render_table(values)
+            except ValueError as e:  # what the core derived and nftables cannot express: said, not a traceback
+                return ApplyResult(None, [Diagnostic.error("Cannot compile the node's rules", f"node {node}: {e}",
+                                                           address=str(addr))])
+            host.run(["nft", "-f", "-"], stdin=table.encode())
         files = self._hosts_files(node)
-        if files:
+        if files:  # the namespace's pods on the node: hairpin on the bridge ports, then their names, one command
             ns = str(values.get("namespace") or "")
             section = netrules.hosts_section(ns, values.get("services") or [])
-            host.run(["sh", "-c", netrules.HOSTS_UPDATE_SCRIPT, "sh", ns, *files.values()], stdin=section.encode())
+            host.run(["sh", "-c", SYNC_PODS_SCRIPT, "sh", ns, *files.values()], stdin=section.encode())
         n = len(values.get("services") or [])
         request.progress(f"{n} service{'s' if n != 1 else ''} loaded on {node}, names in {len(files)} pod(s)")
         return ApplyResult(StateObject(addr, dict(request.planned or {}), {}, ObjectStatus("running")))
@@ -449,13 +452,21 @@ class Networking:
         """A policy is realised by every node's program; its own object records what the core decided with. sctp
         ports are refused (not supported yet by the nftables rules)."""
         diags = []
-        for direction in ("ingress", "egress"):
+        for direction, peers_key in (("ingress", "from"), ("egress", "to")):
             for rule in config.get(direction) or []:
-                for port in (rule.get("ports") or []) if isinstance(rule, dict) else []:
+                if not isinstance(rule, dict):
+                    continue
+                for port in rule.get("ports") or []:
                     if isinstance(port, dict) and port.get("protocol") == "sctp":
                         diags.append(Diagnostic.error(
                             "Not supported yet", f"{address}: sctp ports are not supported yet by the docker "
                             "provider.", address=str(address), hint='use "tcp" or "udp"'))
+                for peer in rule.get(peers_key) or []:
+                    blocks = [peer.get("cidr"), *(peer.get("except") or [])] if isinstance(peer, dict) else []
+                    if any(isinstance(b, str) and ":" in b for b in blocks):
+                        diags.append(Diagnostic.error(
+                            "Not supported yet", f"{address}: IPv6 blocks are not supported yet (pods and services "
+                            "are IPv4).", address=str(address), hint="use IPv4 blocks"))
         return PlannedObject(dict(config), diagnostics=diags)
 
     @staticmethod
@@ -466,23 +477,24 @@ class Networking:
         return ApplyResult(StateObject(request.address, values))
 
 
+# Fixed; ``sh -c OTHER_TABLES_SCRIPT sh OWN_TABLE``: every other namespace's service table, one JSON line each.
+OTHER_TABLES_SCRIPT = ('for t in $(nft list tables ip 2>/dev/null '
+                       '| sed -n "s/^table ip \\(orch-ns-[a-z0-9-]*\\)$/\\1/p"); '
+                       'do [ "$t" = "$1" ] && continue; printf \'@%s %s\\n\' "$t" "$(nft -j list table ip "$t")"; '
+                       'done')
+
+
 def netrules_others(host: Host, namespace: str) -> dict[str, tuple[set[str], set[tuple[str, int]]]]:
-    """Other namespaces' service tables on a node: namespace -> (virtual IPs, node ports)."""
-    got = host.run(["nft", "-j", "list", "tables", "ip"], check=False)
-    if got.rc != 0:
-        return {}
-    own = netrules.table_name(namespace)
+    """Other namespaces' service tables on a node (one command): namespace -> (virtual IPs, node ports)."""
+    got = host.run(["sh", "-c", OTHER_TABLES_SCRIPT, "sh", netrules.table_name(namespace)], check=False)
     out: dict[str, tuple[set[str], set[tuple[str, int]]]] = {}
-    for item in json.loads(got.stdout or "{}").get("nftables", []):
-        name = (item.get("table") or {}).get("name")
-        if not isinstance(name, str) or not name.startswith("orch-ns-") or name == own:
-            continue
-        listed = host.run(["nft", "-j", "list", "table", "ip", name], check=False)
-        if listed.rc != 0:
+    for line in got.stdout.splitlines():
+        name, _, listing = line.removeprefix("@").partition(" ")
+        if not line.startswith("@orch-ns-") or not listing.strip():
             continue
         vips: set[str] = set()
         nps: set[tuple[str, int]] = set()
-        for obj in json.loads(listed.stdout or "{}").get("nftables", []):
+        for obj in json.loads(listing).get("nftables", []):
             m = obj.get("map")
             if not isinstance(m, dict):
                 continue
