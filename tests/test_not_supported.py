@@ -27,7 +27,6 @@ BASE = {"node": ['address = "h"'], "pod": ['container "c" {', '  image = "x"', "
 USES = {
     "volume": ['volume "data" {', '  driver = "local"', "}"],
     "secret": ['secret "db" {', '  data = { password = "hunter2" }', "}"],
-    ("pod", "strategy"): ["strategy {", '  type = "recreate"', "}"],
     ("pod", "autoscale"): ["autoscale {", "  max_replicas = 5", "}"],
 }
 
@@ -96,7 +95,7 @@ def test_registry_names_real_schema_entries():
 
 def test_the_known_gaps_are_listed():
     assert set(PLANNED_TYPES) == {"secret", "volume"}
-    assert {("pod", "strategy"), ("pod", "autoscale")} <= set(PLANNED_ATTRIBUTES)
+    assert {("pod", "autoscale")} <= set(PLANNED_ATTRIBUTES)
     # realised by the Docker provider (pods.py) or the scheduler: never planned
     for path in [("pod", "container"), ("pod", "restart"), ("pod", "hostname"), ("pod", "node_selector"),
                  ("pod", "spread_by"), ("pod", "placement"), ("pod", "anti_affinity"), ("node", "address"),
@@ -176,12 +175,12 @@ def test_every_use_is_reported_at_once(tmp_path):
         'volume "data" {}',
         'pod "web" {', '  container "c" {', '    image  = "x"',
         "    mounts = [{ volume = volume.data.name, target = \"/d\" }]", "  }",
-        "  autoscale {", "    max_replicas = 3", "  }", "  strategy {", "  }", "}",
+        "  autoscale {", "    max_replicas = 3", "  }", "  strategy {", "  }", "}",  # strategy works
         'output "o" {', "  value = pod.web.nope", "}",
     ])
     _, diags = load_config(tmp_path, env={})
     located = sorted((d.subject.start.line, d.subject.start.column) for d in _not_supported(diags))
-    assert located == [(4, 1), (10, 3), (13, 3)]  # the reference to volume.data is not one more
+    assert located == [(4, 1), (10, 3)]  # the reference to volume.data is not one more
     assert "Unsupported attribute" in [d.summary for d in diags]
 
 
@@ -189,7 +188,7 @@ def test_references_to_planned_things(tmp_path):
     _write(tmp_path, [
         'pod "web" {', '  container "c" {', '    image = "x"',
         "    env   = { PW = secret.db.data.pw }", "  }",
-        "  lifecycle {", "    ignore_changes = [strategy]", "  }", "}",
+        "  lifecycle {", "    ignore_changes = [autoscale]", "  }", "}",
         'output "scale" {', "  value = pod.web.autoscale", "}",
     ])
     _, diags = load_config(tmp_path, env={})
@@ -198,7 +197,7 @@ def test_references_to_planned_things(tmp_path):
     assert sorted(got) == [(4, 20), (7, 23), (11, 18)]
     # not "declare it": a declaration would be rejected too
     assert "declare it" not in got[(4, 20)].hint and "secrets" in got[(4, 20)].detail
-    assert '"strategy"' in got[(7, 23)].detail and '"autoscale"' in got[(11, 18)].detail
+    assert '"autoscale"' in got[(7, 23)].detail and '"autoscale"' in got[(11, 18)].detail
 
 
 def test_planned_types_are_not_suggested(tmp_path):
@@ -314,6 +313,14 @@ pod "web" {
       retries      = 3
       start_period = "1s"
     }
+  }
+  strategy {
+    type             = "rolling"
+    max_surge        = 1
+    max_unavailable  = 1
+    healthy_deadline = "2m"
+    on_failure       = "rollback"
+    drain_timeout    = "3s"
   }
   lifecycle {
     create_before_destroy = true

@@ -37,6 +37,7 @@ from ..sdk.protocol import ApplyRequest, ApplyResult, Provider, StateObject
 from ..sdk.values import set_path
 from ..state import LocalBackend, ResourceInstance, State
 from ..cluster import DERIVATIONS, Derivation, Inputs
+from ..cluster.rollout import NAME as ROLLOUTS, Rollout, from_summary
 from .planner import _state_ctx, cluster_settings
 from .refresh import to_object
 
@@ -77,25 +78,55 @@ def change_key(c: ResourceChange) -> Hashable:
     return c.address if c.deposed is None else (c.address, c.deposed)
 
 
+def rollout_key(block: str) -> tuple[str, str]:
+    """A rolling update's node in the apply graph: it stands for the replacements of its replicas."""
+    return ("rollout", block)
+
+
+def plan_rollouts(plan: Plan) -> dict[Hashable, Rollout]:
+    """The plan's rolling updates by graph key, with the replacements they carry out."""
+    found = plan.summary(ROLLOUTS)
+    return {rollout_key(r.block): r for r in from_summary(found.data if found else None)}
+
+
 def change_graph(plan: Plan) -> tuple[nx.DiGraph[Hashable], dict[Hashable, ResourceChange]]:
-    """Creates and updates after what they depend on; deletes before what depended on them."""
+    """Creates and updates after what they depend on; deletes before what depended on them.
+
+    The replacements a rolling update carries out are one node of the graph (the rollout), and every object
+    the cluster layer produces (each node's program) comes after it: the rollout keeps them exact itself,
+    step by step, and they settle once it is done."""
     changes = {change_key(c): c for c in plan.changes if c.action is not Action.NOOP}
     by_addr = {c.address: c for c in plan.changes if c.action is not Action.NOOP and c.deposed is None}
-    g = graph.build({k: [] for k in changes})
+    group: dict[Hashable, Hashable] = {}
+    for rkey, r in plan_rollouts(plan).items():
+        for m in r.members:
+            c = by_addr.get(m)
+            if c is not None and c.action is Action.REPLACE:
+                group[m] = rkey
+    g = graph.build({group.get(k, k): [] for k in changes})
+
+    def edge(a: Hashable, b: Hashable) -> None:
+        a, b = group.get(a, a), group.get(b, b)
+        if a != b:
+            g.add_edge(a, b)
+
     for key, c in changes.items():
         if c.deposed is not None:
             main = by_addr.get(c.address)
             if main is not None:  # the object's new generation first, then the old one goes
-                g.add_edge(change_key(main), key)
+                edge(change_key(main), key)
             continue
         for dep in plan.dependencies.get(c.address, []):
             d = by_addr.get(dep)
             if d is None:
                 continue
             if c.action is Action.DELETE and d.action is Action.DELETE:
-                g.add_edge(key, dep)  # delete the dependent first
+                edge(key, dep)  # delete the dependent first
             elif c.action is not Action.DELETE:
-                g.add_edge(dep, key)
+                edge(dep, key)
+        if c.derived_by is not None:
+            for rkey in set(group.values()):
+                g.add_edge(rkey, key)
     return g, changes
 
 
@@ -151,6 +182,7 @@ class Executor:
         self._expansion_locks: dict[ConfigAddress, threading.Lock] = {}
         self._journal: Any = None
         self.plan_changes: dict[Hashable, ResourceChange] = {}
+        self.rollouts: dict[Hashable, Rollout] = plan_rollouts(plan)
 
     # -- state, always under self.lock ---------------------------------------------------------------
     def _record(self, inst: ResourceInstance | None, addr: ResourceAddress) -> None:
@@ -219,28 +251,40 @@ class Executor:
         planned = provider.plan(change.address, to_object(prior) if prior else None, values)
         return replace(change, after=planned.planned)
 
-    def _derived_again(self, change: ResourceChange, provider: Provider) -> ResourceChange:
-        """An object the cluster layer produces, derived again from the state as it is now: what it depends on
-        exists, so values unknown at plan time (a pod's IP) are known."""
-        dv = next((d for d in self.derivations if d.name == change.derived_by), None)
-        if dv is None or self.config is None:
-            return change
-        objects = list(self.state)
+    def derive_objects(self, dv: Derivation, status: dict[ResourceAddress, Any] | None = None
+                       ) -> dict[ResourceAddress, dict[str, Any]]:
+        """The objects ``dv`` produces, derived again from the state as it is now: what they depend on exists,
+        so values unknown at plan time (a pod's IP) are known. ``status`` overrides observed status (a replica
+        leaving the endpoints during a rolling update)."""
+        if self.config is None:
+            return {}
+        with self.lock:
+            objects = list(self.state)
         read = {i.addr: i.attributes for i in objects if i.type in dv.reads}
         mine = {i.addr: i.attributes for i in objects if i.type in dv.writes | dv.produces}
         wanted = {a: v for a, v in mine.items() if a.type in dv.writes}
         changing = {c.address for c in self.plan.changes if c.action is not Action.NOOP}
-        status = {a: st for a, st in self.plan.status.items() if a not in changing}
-        made = dv.derive(Inputs(read, wanted, mine, cluster_settings(self.config), status)
-                         ).objects.get(change.address)
+        seen = {a: st for a, st in self.plan.status.items() if a not in changing}
+        seen.update(status or {})
+        made = dv.derive(Inputs(read, wanted, mine, cluster_settings(self.config), seen)).objects
+        return {a: prune_nulls(dict(m.values)) for a, m in made.items()}
+
+    def _derived_again(self, change: ResourceChange, provider: Provider) -> ResourceChange:
+        """An object the cluster layer produces, derived again from the state as it is now."""
+        dv = next((d for d in self.derivations if d.name == change.derived_by), None)
+        if dv is None or self.config is None:
+            return change
+        made = self.derive_objects(dv).get(change.address)
         if made is None:
             return change
         prior = self.state.get(change.address) if change.action is Action.UPDATE else None
-        planned = provider.plan(change.address, to_object(prior) if prior else None, prune_nulls(dict(made.values)))
+        planned = provider.plan(change.address, to_object(prior) if prior else None, made)
         return replace(change, after=planned.planned)
 
     # -- one change ----------------------------------------------------------------------------------
     def visit(self, key: Hashable) -> None:
+        if key in self.rollouts:
+            return self._roll(self.rollouts[key])
         change = _without_facts(self.plan_changes[key])
         addr = change.address
         provider = self.providers.get(addr.type)
@@ -279,6 +323,24 @@ class Executor:
             else:
                 self.outcome.added += 1
                 self.outcome.destroyed += 1
+
+    def _roll(self, rollout: Rollout) -> None:
+        from .rollout import RolloutFailed, RolloutRunner
+
+        members = {a: _without_facts(self.plan_changes[a]) for a in rollout.members
+                   if a in self.plan_changes and self.plan_changes[a].action is Action.REPLACE}
+        self.say(f"{rollout.block}: Rolling update of {len(members)} replica(s) in {len(rollout.waves)} wave(s)...")
+        started = time.monotonic()
+        runner = RolloutRunner(self, rollout, members)
+        try:
+            runner.run()
+        except RolloutFailed as e:
+            raise ChangeFailed(e.diagnostics) from None
+        finally:
+            with self.lock:
+                self.outcome.added += len(runner.replaced)
+                self.outcome.destroyed += len(runner.replaced)
+        self.say(f"{rollout.block}: Rolling update complete after {int(time.monotonic() - started)}s")
 
     def _request(self, change: ResourceChange, prior: ResourceInstance | None, planned: dict[str, Any] | None,
                  keep: tuple[StateObject, ...] = ()) -> ApplyRequest:

@@ -14,6 +14,7 @@ from typing import Any, cast
 
 from ..addrs import ConfigAddress, ResourceAddress
 from ..cluster import DERIVATIONS, Derivation, Derived, DerivedInstance, DerivedObject, Inputs
+from ..cluster.derive import Summary
 from ..config import Config, ResourceDecl, ResourceInstanceConfig
 from ..diagnostics import Diagnostic
 from ..eval.plain import UNKNOWN, Path, prune_nulls
@@ -35,6 +36,9 @@ class PlanOptions:
     refresh: bool = True
     refresh_only: bool = False
     destroy: bool = False
+    # a rolling-update strategy (orchdsl.cluster.rollout.Strategy) for replaced replicas of blocks without
+    # one: the reconciler replaces unhealthy replicas this way
+    rolling_default: Any = None
 
 
 def _plain(v: Any) -> Any:
@@ -215,6 +219,9 @@ def make_plan(config: Config, state: State, refreshed: Refreshed, providers: dic
     for i, c in enumerate(changes):
         c.index = i
     plan.changes = changes
+    rolling = _rollouts(changes, refreshed.status, options)
+    if rolling is not None:
+        plan.summaries.append(rolling)
     # Sorted once per distinct address, not once per comparison: with depends_on between two blocks of 1,000
     # replicas each there are a million entries (ResourceAddress.__lt__ rebuilt both keys at every comparison).
     order_keys: dict[ResourceAddress, tuple[Any, ...]] = {}
@@ -245,6 +252,18 @@ def make_plan(config: Config, state: State, refreshed: Refreshed, providers: dic
     if not any(d.is_error for d in diags):  # with errors, what the configuration wants is not all known
         diags.extend(_unmatched_arguments(options, config, work, wanted, expanded=not options.destroy))
     return plan, diags
+
+
+def _rollouts(changes: list[ResourceChange], status: Mapping[ResourceAddress, Any],
+              options: PlanOptions) -> Summary | None:
+    """Replacements of replicas whose block rolls (a ``strategy``, or the reconciler's default): in waves."""
+    from ..cluster import rollout
+
+    replaced = {c.address: c.after for c in changes
+                if c.action is Action.REPLACE and c.deposed is None and c.after is not None}
+    if not replaced:
+        return None
+    return rollout.summary(rollout.plan_rollouts(replaced, status, options.rolling_default))
 
 
 def _unmatched_arguments(options: PlanOptions, config: Config, work: State, wanted: set[ResourceAddress],

@@ -270,6 +270,14 @@ class Strategy(Schema):
     max_surge: Annotated[NonNegInt, Field(description="Extra replicas allowed during a rolling update.")] = 1
     max_unavailable: Annotated[NonNegInt, Field(description="Replicas allowed to be down during a rolling "
                                                             "update.")] = 0
+    healthy_deadline: Annotated[Duration, Field(description="A new replica not healthy within this time stops "
+                                                            "the rollout.")] = 300.0
+    on_failure: Annotated[Literal["rollback", "pause"], UNKNOWN_OK, Hcl(STRING), Field(
+        description="When a new replica is not healthy in time: `rollback` (every replaced replica returns to "
+                    "the previous version) or `pause` (the replicas already replaced stay new).")] = "rollback"
+    drain_timeout: Annotated[Duration, Field(description="Time an old replica keeps serving in-flight requests "
+                                                         "after it left the service endpoints, before it is "
+                                                         "stopped.")] = 2.0
 
     @model_validator(mode="after")
     def _progress(self) -> Strategy:
@@ -281,8 +289,11 @@ class Strategy(Schema):
 class Autoscale(Schema):
     min_replicas: Annotated[Int, Field(ge=1, description="Fewest replicas.")] = 1
     max_replicas: Annotated[Int, Field(ge=1, description="Most replicas.")]
-    target_cpu: Annotated[Int, Field(ge=1, le=100, description="Target average CPU use, percent of the "
-                                                               "request.")] = 80
+    target_cpu: Annotated[Int, Field(ge=1, le=1000, description="Target average CPU use, percent of the "
+                                                                "request.")] = 80
+    scale_down_window: Annotated[Duration, Field(description="Scale down only to the highest recommendation of "
+                                                             "this window (Kubernetes' stabilization "
+                                                             "window).")] = 300.0
 
     @model_validator(mode="after")
     def _range(self) -> Autoscale:
@@ -314,9 +325,9 @@ class Pod(Resource):
                                                       "name).")] = None
     container: Annotated[list[Container], Block(labels=("name",), min_items=1), Field(
         description="The pod's containers, one block each, labelled with the container's name.")]
-    # strategy and autoscale are planned, not supported yet: configurations cannot set them (planned.py).
-    strategy: Annotated[Strategy | None, Block(), Field(description="How replicas are replaced on change "
-                                                                    "(planned, not supported yet).")] = None
+    strategy: Annotated[Strategy | None, Block(), Field(description="How replicas are replaced on change: "
+                                                                    "rolling updates gated by health.")] = None
+    # autoscale is planned, not supported yet: configurations cannot set it (planned.py).
     autoscale: Annotated[Autoscale | None, Block(), Field(description="Scale replicas on measured CPU "
                                                                       "(planned, not supported yet).")] = None
     ip: Annotated[Str | None, Computed(), Field(description="The pod's IP address (known after apply).")] = None

@@ -15,14 +15,15 @@ from ..addrs import ConfigAddress, ResourceAddress
 from ..diagnostics import Diagnostic
 from .model import IMPLICIT_NODE, has_shell, node_name
 from .protocol import (SDK_VERSION, ApplyRequest, ApplyResult, ChangeView, Facts, MemberStatus, ObjectStatus,
-                       PlannedObject, Progress, Provider, RefreshResult, ResourceTypeInfo, StateObject, World)
+                       PlannedObject, Progress, Provider, RefreshResult, ResourceTypeInfo, StateObject, Usage,
+                       World)
 from .values import (UNKNOWN, Path, configured_changes, contains_unknown, get_path, is_unknown,
                      merge_configured, prune_nulls, set_path, strip_unknown)
 
 __all__ = [
     "IMPLICIT_NODE", "SDK_VERSION", "UNKNOWN", "ApplyRequest", "ApplyResult", "ChangeView", "ConfigAddress",
     "Diagnostic", "Facts", "MemberStatus", "ObjectStatus", "Path", "PlannedObject", "Progress", "Provider",
-    "RefreshResult", "ResourceAddress", "ResourceTypeInfo", "StateObject", "World", "configured_changes",
+    "RefreshResult", "ResourceAddress", "ResourceTypeInfo", "StateObject", "Usage", "World", "configured_changes",
     "contains_unknown", "get_path", "has_shell", "is_unknown", "merge_configured", "node_name", "prune_nulls",
     "set_path", "strip_unknown",
 ]

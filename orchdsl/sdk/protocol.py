@@ -182,6 +182,16 @@ class ApplyResult:
     diagnostics: list[Diagnostic] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Usage:
+    """What a pod uses now, as the optional ``metrics`` step measures it (read-only; for the autoscaler and
+    ``orch status``)."""
+
+    cpu: float | None  # cores used (sum over the pod's app containers), e.g. 0.37; None: not measured
+    memory: int | None  # bytes used (sum), None: not measured
+    detail: str = ""  # why not measured, if not
+
+
 @runtime_checkable
 class Provider(Protocol):
     name: str
@@ -205,6 +215,8 @@ class Provider(Protocol):
     #   facts(world: World, new: list[ChangeView]) -> Facts
     #   preflight(world: World, changes: list[ChangeView]) -> list[Diagnostic]
     #   import_object(address: ResourceAddress, object_id: str, world: World) -> StateObject | None
+    #   metrics(objects: list[StateObject]) -> dict[ResourceAddress, Usage]
+    #       read-only: what objects (pods) use now; objects it cannot measure are absent or carry None with a detail
     #   close() -> None
 
 

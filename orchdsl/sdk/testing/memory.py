@@ -4,7 +4,8 @@ Each object is one file (written atomically) named by a unique object id and lab
 lineage and its address, as the Docker provider labels containers: refresh is one directory read, drift is
 made by editing files, objects survive a killed apply (crash tests), and two objects of one address (a
 create_before_destroy replacement) coexist. A file's optional ``status`` entry is reported as the object's
-observed status (tests make a pod "stopped" or "unhealthy" that way).
+observed status (tests make a pod "stopped" or "unhealthy" that way); a pod made from an
+image tagged ``:unhealthy`` is born unhealthy.
 
 Settings through the environment, so that ``orch`` run as a subprocess can use it
 (``ORCH_PROVIDER_MODULES=orchdsl.sdk.testing.memory:MemoryProvider``): ``ORCH_MEMORY_WORLD`` (the
@@ -122,7 +123,7 @@ class MemoryProvider:
                 return ApplyResult(None, [Diagnostic.error("Node refused", f"node {attrs['node']} refused "
                                                            "the pod", address=f"node.{attrs['node']}")])
         attrs = {k: v for k, v in attrs.items() if v is not UNKNOWN}
-        self._write(addr, attrs)
+        self._write(addr, attrs, status=_born_status(attrs))
         return ApplyResult(StateObject(addr, attrs))
 
     def update(self, request: ApplyRequest) -> ApplyResult:
@@ -183,8 +184,7 @@ class MemoryProvider:
         except (OSError, ValueError):
             before = {}
         doc["created"] = before.get("created", doc["created"])
-        if status is ...:
-            doc["status"] = before.get("status")
+        doc["status"] = before.get("status") if status is ... else status
         tmp = f.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_text(json.dumps({k: v for k, v in doc.items() if v is not None}))
         os.replace(tmp, f)
@@ -196,6 +196,17 @@ class MemoryProvider:
             self._file(ident).unlink()
         except FileNotFoundError:
             pass
+
+
+def _born_status(attrs: dict[str, Any]) -> dict[str, Any] | None:
+    """A pod whose container image is tagged ``:unhealthy`` never passes its health check (tests of rolling
+    updates and healing use it); any other object runs."""
+    bad = [c.get("name", "main") for c in attrs.get("container") or [] if isinstance(c, dict)
+           and str(c.get("image", "")).endswith(":unhealthy")]
+    if not bad:
+        return None
+    return {"state": "degraded", "members": [{"name": n, "health": "unhealthy", "failing_streak": 3,
+                                              "last_output": "connection refused"} for n in bad]}
 
 
 def _status(o: dict[str, Any]) -> ObjectStatus:

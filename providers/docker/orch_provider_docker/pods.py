@@ -31,7 +31,8 @@ HASH_VERSION = "v1"
 # Attributes of a pod that change without touching its containers' identity:
 # restart and resources through `docker update`; the rest lives only in orch's state.
 # scheduling attributes change nothing on Docker: a pod they displace gets a new "node", which forces the move
-IN_PLACE_POD = frozenset({"restart", "labels", "node_selector", "spread_by", "placement", "anti_affinity"})
+IN_PLACE_POD = frozenset({"restart", "labels", "node_selector", "spread_by", "placement", "anti_affinity",
+                          "strategy", "autoscale"})  # how orch manages the pod, nothing in Docker
 IN_PLACE_CONTAINER = frozenset({"resources", "pull"})
 FORCE_NEW_POD = frozenset({"hostname"})
 COMPUTED_POD = ("id", "ip", "node")

@@ -14,6 +14,8 @@ How the core's calls map to Docker:
 * ``preflight`` — read-only: a new node is connected to (a bad address or key fails the plan), and with
   ``pull = "never"`` the images of pods to create are checked on their node (one cached ``image inspect``
   per node and image), so that what cannot work fails the plan before any change.
+* ``metrics`` — read-only: what pods use now (CPU cores, memory bytes of their app containers), from Docker's
+  stats API, one call per container, all at once (:mod:`.stats`).
 * ``create`` (orch's pause image made on the node on first use, then infra and apps, started in that order),
   ``update`` (``docker update``; start stopped containers), ``delete`` (apps then infra, forced). Replacement
   is the core's: during a create_before_destroy replacement the new pod's containers get a suffix, as the old
@@ -36,9 +38,9 @@ from typing import Any, cast
 
 from orchdsl.sdk import (IMPLICIT_NODE, UNKNOWN, ApplyRequest, ApplyResult, ChangeView, Diagnostic, Facts,
                          ObjectStatus, PlannedObject, RefreshResult, ResourceAddress, ResourceTypeInfo, StateObject,
-                         World, contains_unknown, merge_configured, node_name)
+                         Usage, World, contains_unknown, merge_configured, node_name)
 
-from . import naming, network, pause, pods
+from . import naming, network, pause, pods, stats
 from .hostexec import HostCommandError
 from .podnet import PodNetworkError
 from .transport import (
@@ -324,6 +326,69 @@ class DockerProvider:
                 out[c["Id"]] = self._engine(obs.node).inspect(c["Id"])
             except (NodeError, EngineError):
                 continue  # the status then lacks the details, not the state
+        return out
+
+    # ---- metrics -------------------------------------------------------------------------------------
+    def metrics(self, objects: list[StateObject]) -> dict[ResourceAddress, Usage]:
+        """What pods use now, read-only: CPU cores and memory bytes, summed over each pod's app containers (not
+        its infra container), from Docker's stats API (``stats?stream=false``: 1-2 s per container, so every
+        container of every pod is sampled at once; each node's engine bounds its own SSH channels).
+
+        Nodes are known as at refresh, from the node objects among ``objects`` (and from what this run learnt
+        before). Only pods are measured; a pod that cannot be (its node does not answer, a container is gone)
+        gets ``Usage(None, None, why)``: nothing raises. A figure that one of a pod's containers lacks is None
+        for the pod (a partial sum would understate it), with the reason in ``detail``."""
+        for o in objects:
+            if o.address.type == "node":
+                try:
+                    self._register(o.address, o.attributes, from_config=False)
+                except NodeError:
+                    continue
+        out: dict[ResourceAddress, Usage] = {}
+        jobs: list[tuple[ResourceAddress, str, str, str]] = []  # (pod, node, container name, container id)
+        for p in objects:
+            if p.address.type != "pod":
+                continue
+            node = p.attributes.get("node") or p.private.get("node")
+            recorded = p.private.get("containers")
+            infra = p.private.get("infra")
+            apps = [(name, cid) for name, cid in recorded.items()
+                    if isinstance(cid, str) and cid != infra] if isinstance(recorded, dict) else []
+            if not isinstance(node, str):
+                out[p.address] = Usage(None, None, "no node recorded")
+            elif not apps:
+                out[p.address] = Usage(None, None, "no app container recorded")
+            else:
+                jobs += [(p.address, node, str(name), cid) for name, cid in apps]
+
+        def measure(job: tuple[ResourceAddress, str, str, str]) -> stats.Sample | str:
+            _, node, name, cid = job
+            try:
+                return stats.sample(self._engine(node).stats(cid))
+            except NodeError as e:
+                return f"{self._addr_of(node)} is not available: {e.summary}" + (f" ({e.detail})" if e.detail else "")
+            except NotFound:
+                return f"container {name} ({cid[:12]}) is gone from node {node}"
+            except EngineError as e:
+                return f"container {name}: {e}"
+            except Exception as e:  # noqa: BLE001 - metrics never fail their caller: the pod is just not measured
+                return f"container {name}: {type(e).__name__}: {e}"
+
+        if not jobs:
+            return out
+        with cf.ThreadPoolExecutor(min(32, len(jobs))) as ex:
+            results = list(ex.map(measure, jobs))
+        per_pod: dict[ResourceAddress, list[tuple[str, stats.Sample | str]]] = {}
+        for (addr, _, name, _), got in zip(jobs, results):
+            per_pod.setdefault(addr, []).append((name, got))
+        for addr, got_all in per_pod.items():
+            errors = [g for _, g in got_all if isinstance(g, str)]
+            if errors:
+                out[addr] = Usage(None, None, "; ".join(dict.fromkeys(errors)))
+                continue
+            samples = [(name, g) for name, g in got_all if isinstance(g, stats.Sample)]
+            cpu, memory = stats.total(g for _, g in samples)
+            out[addr] = Usage(cpu, memory, "; ".join(f"container {name}: {g.why}" for name, g in samples if g.why))
         return out
 
     # ---- plan ----------------------------------------------------------------------------------------

@@ -567,6 +567,12 @@ class Engine:
     def inspect(self, cid: str) -> dict[str, Any]:
         return cast("dict[str, Any]", self._call(lambda: self.api.inspect_container(cid)))
 
+    def stats(self, cid: str) -> dict[str, Any]:
+        """``GET /containers/{cid}/stats?stream=false``: one document with both samples (``precpu_stats``
+        filled; the engine takes 1-2 s for it), see :mod:`.stats`. docker-py refuses ``decode=True`` without
+        streaming: with ``stream=False`` it returns the decoded document."""
+        return cast("dict[str, Any]", self._call(lambda: self.api.stats(cid, stream=False)))
+
     def remove(self, cid: str) -> None:
         try:
             self._call(lambda: self.api.remove_container(cid, force=True, v=True))

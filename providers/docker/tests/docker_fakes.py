@@ -33,6 +33,7 @@ class FakeEngine:
         self.version_info = {"ApiVersion": "1.41", "Version": "20.10.24"}
         self.architecture = "x86_64"
         self.imported: dict[str, bytes] = {}  # image ref -> the tar it was imported from
+        self.stats_docs: dict[str, dict] = {}  # container name or id -> the document its stats call returns
 
     # -- helpers for tests ---------------------------------------------------------------------------
     def by_name(self, name: str) -> dict:
@@ -120,6 +121,22 @@ class FakeEngine:
                 "State": {"Running": c["State"] == "running", "Paused": c["State"] == "paused",
                           "Status": c["State"]},
                 "NetworkSettings": {"Networks": {"bridge": {"IPAddress": c["IP"]}}}}
+
+    def stats(self, cid: str) -> dict:
+        """``stats?stream=false``: the document set in ``stats_docs`` for the container (by name or id), else
+        what Docker says of an idle running container (two samples, no use) or of a stopped one (no samples)."""
+        c = self._find(cid)
+        self.calls.append(("stats", c["Name"]))
+        doc = self.stats_docs.get(c["Name"], self.stats_docs.get(c["Id"]))
+        if doc is not None:
+            return doc
+        if c["State"] != "running":
+            return {"cpu_stats": {"cpu_usage": {"total_usage": 0}}, "precpu_stats": {"cpu_usage": {"total_usage": 0}},
+                    "memory_stats": {}}
+        return {"cpu_stats": {"cpu_usage": {"total_usage": 5000}, "system_cpu_usage": 2_000_000_000, "online_cpus": 4},
+                "precpu_stats": {"cpu_usage": {"total_usage": 5000}, "system_cpu_usage": 1_000_000_000,
+                                 "online_cpus": 4},
+                "memory_stats": {"usage": 0, "stats": {"inactive_file": 0}}}
 
     def remove(self, cid: str) -> None:
         with self._lock:
