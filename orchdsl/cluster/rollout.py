@@ -183,6 +183,23 @@ def serving(status: Any) -> bool:
     return ready(status)
 
 
+def failed(status: Any) -> bool:
+    """Whether a replica serves nothing and will not by itself: unreachable, stopped, or unhealthy (Docker
+    never restarts an unhealthy container). A replica still starting is not failed: it serves soon."""
+    if status is None:
+        return False
+    if not getattr(status, "reachable", True) or getattr(status, "state", "running") not in ("running", "degraded"):
+        return True
+    return any(getattr(m, "health", None) == "unhealthy" or getattr(m, "state", "running") not in
+               ("running", "restarting") for m in getattr(status, "members", ()))
+
+
+def gated(values: Mapping[str, Any] | None) -> Strategy | None:
+    """The strategy of a replica whose block rolls: a new replica of it must be ready before what depends
+    on it (its node's program: the service endpoints) goes on."""
+    return Strategy.from_values(values.get("strategy")) if isinstance(values, Mapping) else None
+
+
 def plan_rollouts(replaced: Mapping[ResourceAddress, Mapping[str, Any]],
                   status: Mapping[ResourceAddress, Any],
                   default: Strategy | None = None) -> list[Rollout]:
@@ -201,10 +218,10 @@ def plan_rollouts(replaced: Mapping[ResourceAddress, Mapping[str, Any]],
     out = []
     for block in sorted(by_block):
         members = by_block[block]
-        idle = [a for a in members if a in status and not serving(status[a])]
+        idle = [a for a in members if failed(status.get(a))]
         out.append(Rollout(block, strategies[block], plan_waves(members, strategies[block], idle)))
     return out
 
 
 __all__ = ["DEFAULT_DEADLINE", "DEFAULT_DRAIN", "NAME", "Rollout", "Strategy", "Wave", "describe",
-           "from_summary", "plan_rollouts", "plan_waves", "serving", "summary"]
+           "failed", "from_summary", "gated", "plan_rollouts", "plan_waves", "serving", "summary"]

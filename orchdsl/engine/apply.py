@@ -37,7 +37,7 @@ from ..sdk.protocol import ApplyRequest, ApplyResult, Provider, StateObject
 from ..sdk.values import set_path
 from ..state import LocalBackend, ResourceInstance, State
 from ..cluster import DERIVATIONS, Derivation, Inputs
-from ..cluster.rollout import NAME as ROLLOUTS, Rollout, from_summary
+from ..cluster.rollout import NAME as ROLLOUTS, Rollout, from_summary, gated
 from .planner import _state_ctx, cluster_settings
 from .refresh import to_object
 
@@ -303,6 +303,7 @@ class Executor:
             self._delete(change, provider)
         elif change.action is Action.CREATE:
             new = self._create(self._fresh_after(change, provider), provider)
+            self._wait_ready(change, provider, new)
         elif change.action is Action.UPDATE:
             new = self._update(self._fresh_after(change, provider), provider)
         elif change.create_before_destroy:
@@ -323,6 +324,19 @@ class Executor:
             else:
                 self.outcome.added += 1
                 self.outcome.destroyed += 1
+
+    def _wait_ready(self, change: ResourceChange, provider: Provider, new: StateObject) -> None:
+        """A new replica of a block that rolls is ready (running, healthy when checked) before what depends on
+        it — its node's program, the service endpoints — goes on, as a rolling update's successors are."""
+        strategy = gated(change.after)
+        if strategy is None:
+            return
+        from .rollout import not_ready
+
+        problem = not_ready(provider, new, strategy.healthy_deadline, self.stop.is_set)
+        if problem is not None:
+            raise ChangeFailed([problem])
+        self.say(f"{change.address}: ready")
 
     def _roll(self, rollout: Rollout) -> None:
         from .rollout import RolloutFailed, RolloutRunner

@@ -78,6 +78,16 @@ def observe(provider: Provider, obj: StateObject) -> ObjectStatus | None:
     return now.status if now is not None else None
 
 
+def not_ready(provider: Provider, obj: StateObject, within: float, stop: Callable[[], bool]) -> Diagnostic | None:
+    """None once the new object serves; else the error naming it and its last health output."""
+    ok, status = wait_ready(provider, obj, time.monotonic() + within, stop)
+    if ok:
+        return None
+    return Diagnostic.error("Replica not healthy", _why_not(obj.address, status, within), address=str(obj.address),
+                            hint="look at the container's logs and health command, fix the configuration, run "
+                                 "orch apply again")
+
+
 def _why_not(addr: ResourceAddress, status: ObjectStatus | None, waited: float) -> str:
     problems = status.problems() if status is not None else []
     said = "; ".join(problems) if problems else (f"is {status.state}" if status else "was never observed")
@@ -321,4 +331,4 @@ def _same_waves(rollout: Rollout, members: list[ResourceAddress]) -> tuple[Wave,
     return tuple(w for w in waves if w.members)
 
 
-__all__ = ["LEAVING", "RolloutFailed", "RolloutRunner", "Strategy", "observe", "wait_ready"]
+__all__ = ["LEAVING", "RolloutFailed", "RolloutRunner", "Strategy", "not_ready", "observe", "wait_ready"]

@@ -18,7 +18,11 @@ A provider realises resource types (``node``, ``pod``, ...) on one kind of platf
   (a new host reachable, an image present)? Problems are plan errors, before anything changes;
 * ``create(request)`` / ``update(request)`` / ``delete(request)`` — carry out one change. Replacement is
   not the provider's business: the core sequences it (delete then create, or create then delete the
-  *deposed* object with ``create_before_destroy``), and can run changes in waves with gates.
+  *deposed* object with ``create_before_destroy``), and runs rolling updates in waves gated by health;
+* ``status(objects)`` — optional, read-only: the observed status of exactly these recorded objects (a rolling
+  update polls a new replica with it; without it the core refreshes the object);
+* ``metrics(objects)`` — optional, read-only: what objects use now (:class:`Usage`), for the autoscaler and
+  ``orch status``.
 
 Everything crossing the protocol is plain JSON-like data (``UNKNOWN`` marks values known only after
 apply) and the frozen dataclasses below; a provider keeps nothing from plan to apply in memory: what it
@@ -215,10 +219,13 @@ class Provider(Protocol):
     #   facts(world: World, new: list[ChangeView]) -> Facts
     #   preflight(world: World, changes: list[ChangeView]) -> list[Diagnostic]
     #   import_object(address: ResourceAddress, object_id: str, world: World) -> StateObject | None
+    #   status(objects: list[StateObject]) -> dict[ResourceAddress, ObjectStatus]
+    #       read-only: the status of exactly the recorded objects (their recorded ids), without a full refresh
     #   metrics(objects: list[StateObject]) -> dict[ResourceAddress, Usage]
     #       read-only: what objects (pods) use now; objects it cannot measure are absent or carry None with a detail
     #   close() -> None
 
 
 __all__ = ["SDK_VERSION", "ApplyRequest", "ApplyResult", "ChangeView", "Facts", "MemberStatus", "ObjectStatus",
-           "PlannedObject", "Progress", "Provider", "RefreshResult", "ResourceTypeInfo", "StateObject", "World"]
+           "PlannedObject", "Progress", "Provider", "RefreshResult", "ResourceTypeInfo", "StateObject", "Usage",
+           "World"]

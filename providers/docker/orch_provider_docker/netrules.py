@@ -1026,7 +1026,11 @@ for f in "$@"; do
     [ -e "$f" ] || continue
     rc=1; continue
   fi
-  if ! printf '%s%s' "${kept%x}" "$section" > "$f"; then
+  new="${kept%x}$section"
+  cur=$(cat "$f" && printf x) || { rc=1; continue; }
+  [ "${cur%x}" = "$new" ] && continue
+  # over the old bytes, then cut to length: a reader never finds the file empty (it would ask DNS instead)
+  if ! { printf '%s' "$new" 1<>"$f" && truncate -s "$(printf '%s' "$new" | wc -c)" "$f"; }; then
     [ -e "$f" ] || continue
     rc=1
   fi
@@ -1036,8 +1040,11 @@ exit $rc
 """Fixed POSIX sh: ``sh -c HOSTS_UPDATE_SCRIPT sh NAMESPACE FILE...`` with the new section on stdin.
 
 In each file, drops every section of NAMESPACE (from its begin marker to the next end marker; all copies)
-and appends stdin; the other lines, other namespaces' sections included, stay in order. Writes with ``>``
-(truncate and write: same inode, seen at once by every container of the pod). Empty stdin removes the
+and appends stdin; the other lines, other namespaces' sections included, stay in order. A file already so
+is not written (endpoints change often, names seldom); otherwise the new content is written over the old
+from its start, then the file cut to its length: same inode (seen at once by every container of the pod),
+and never empty in between — a resolver reading an empty hosts file asks DNS, which has no answer for a
+service name (a truncate-then-write made requests fail during rolling updates). Empty stdin removes the
 section. Files that do not exist (a pod removed meanwhile) are skipped; exits 1 if a file that exists
 could not be read or written, 2 for a bad namespace.
 """

@@ -523,6 +523,27 @@ def pod_status(obs: Observed, names: list[str], details: dict[str, dict[str, Any
     return ObjectStatus("degraded" if bad else "running", members=tuple(members))
 
 
+def status_from_inspect(names: list[str], docs: dict[str, dict[str, Any] | None]) -> ObjectStatus:
+    """A pod's status from its app containers' inspect documents (by container block name; None: gone) — what
+    a rolling update polls while it waits for a new replica to be healthy: exactly the containers recorded."""
+    members = []
+    for n in names:
+        doc = docs.get(n)
+        if doc is None:
+            members.append(MemberStatus(n, "missing"))
+            continue
+        st = doc.get("State") or {}
+        h = st.get("Health") or {}
+        log = h.get("Log") or []
+        last = " ".join(str(log[-1].get("Output") or "").split())[:200] if log and isinstance(log[-1], dict) else ""
+        state = str(st.get("Status") or "unknown")
+        members.append(MemberStatus(n, state, int(st.get("ExitCode") or 0) if state == "exited" else None,
+                                    h.get("Status") or None, int(h.get("FailingStreak") or 0),
+                                    int(doc.get("RestartCount") or 0), last))
+    bad = any(m.state not in RUNNING_STATES or m.health == "unhealthy" for m in members)
+    return ObjectStatus("degraded" if bad else "running", members=tuple(members))
+
+
 def needs_inspect(c: dict[str, Any]) -> bool:
     """Whether refresh inspects this container for details: only when something is wrong with it."""
     return c.get("State") not in RUNNING_STATES or "(unhealthy)" in (c.get("Status") or "")

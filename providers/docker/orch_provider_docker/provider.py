@@ -329,6 +329,44 @@ class DockerProvider:
         return out
 
     # ---- metrics -------------------------------------------------------------------------------------
+    def status(self, objects: list[StateObject]) -> dict[ResourceAddress, ObjectStatus]:
+        """The status of exactly the recorded containers of these pods (one inspect each, all at once): what a
+        rolling update polls for a new replica, beside which an older generation of the same address may run.
+        A pod whose node does not answer is not reachable; nothing raises."""
+        jobs: list[tuple[ResourceAddress, str, str, str]] = []
+        names: dict[ResourceAddress, list[str]] = {}
+        out: dict[ResourceAddress, ObjectStatus] = {}
+        for p in objects:
+            if p.address.type != "pod":
+                continue
+            node = p.attributes.get("node") or p.private.get("node")
+            ids = p.private.get("containers") or {}
+            if not isinstance(node, str) or not isinstance(ids, dict):
+                continue
+            names[p.address] = [c["name"] for c in pods.containers_of(p.attributes)]
+            jobs += [(p.address, node, n, ids[n]) for n in names[p.address] if isinstance(ids.get(n), str)]
+
+        def inspect(job: tuple[ResourceAddress, str, str, str]) -> dict[str, Any] | None | Exception:
+            try:
+                return self._engine(job[1]).inspect(job[3])
+            except NotFound:
+                return None
+            except (NodeError, EngineError) as e:
+                return e
+
+        docs: dict[ResourceAddress, dict[str, dict[str, Any] | None]] = {a: {} for a in names}
+        if jobs:
+            with cf.ThreadPoolExecutor(min(16, len(jobs))) as ex:
+                for job, got in zip(jobs, ex.map(inspect, jobs), strict=True):
+                    if isinstance(got, Exception):
+                        out[job[0]] = ObjectStatus("unknown", reachable=False, message=str(got))
+                    else:
+                        docs[job[0]][job[2]] = got
+        for addr, found in docs.items():
+            if addr not in out:
+                out[addr] = pods.status_from_inspect(names[addr], found)
+        return out
+
     def metrics(self, objects: list[StateObject]) -> dict[ResourceAddress, Usage]:
         """What pods use now, read-only: CPU cores and memory bytes, summed over each pod's app containers (not
         its infra container), from Docker's stats API (``stats?stream=false``: 1-2 s per container, so every

@@ -882,10 +882,12 @@ def test_hosts_update_script(tmp_path: Path, shell: str) -> None:
     assert (one.stat().st_ino, two.stat().st_ino) == inodes
     assert not gone.exists()
 
-    # idempotent; a changed section replaces the old one (duplicates too), in place
+    # idempotent, and a file already right is not written at all (a reader never sees it change); a changed
+    # section replaces the old one (duplicates too), in place, also when the file gets shorter
     before = two.read_text()
+    os.utime(two, ns=(0, 0))
     assert run_script(shell, nr.HOSTS_UPDATE_SCRIPT, ["shop", str(two)], section).returncode == 0
-    assert two.read_text() == before
+    assert two.read_text() == before and two.stat().st_mtime_ns == 0
     two.write_text(two.read_text() + section)  # a stray duplicate
     new = nr.hosts_section("shop", [service("web", "198.18.130.7"), service("api", "198.18.130.8")])
     assert run_script(shell, nr.HOSTS_UPDATE_SCRIPT, ["shop", str(two)], new).returncode == 0
@@ -899,9 +901,10 @@ def test_hosts_update_script(tmp_path: Path, shell: str) -> None:
     out = run_script(shell, nr.HOSTS_READ_SCRIPT, ["third", str(one), str(two)])
     assert nr.parse_hosts_read(out.stdout) == {str(one): "", str(two): ""}
 
-    # empty stdin removes the section; the other namespace's stays
+    # empty stdin removes the section (the file shrinks); the other namespace's stays
     assert run_script(shell, nr.HOSTS_UPDATE_SCRIPT, ["shop", str(two)], "").returncode == 0
     assert two.read_text() == DOCKER_HOSTS + other_ns + "10.0.0.1 no-newline-at-end\n"
+    assert two.stat().st_ino == inodes[1]
 
 
 @pytest.mark.parametrize("shell", SHELLS)
