@@ -646,8 +646,10 @@ def build_parser() -> argparse.ArgumentParser:
     im.set_defaults(func=cmd_import)
 
     from .explain import add_parser as add_explain
+    from .reconcile.command import add_parser as add_reconcile
 
     add_explain(sub)
+    add_reconcile(sub)
 
     from .state.commands import register as register_state_commands
 

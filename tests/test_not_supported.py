@@ -95,9 +95,9 @@ def test_registry_names_real_schema_entries():
 
 def test_the_known_gaps_are_listed():
     assert set(PLANNED_TYPES) == {"secret", "volume"}
-    assert {("pod", "autoscale")} <= set(PLANNED_ATTRIBUTES)
+    assert not PLANNED_ATTRIBUTES  # rolling updates and autoscaling landed
     # realised by the Docker provider (pods.py) or the scheduler: never planned
-    for path in [("pod", "container"), ("pod", "restart"), ("pod", "hostname"), ("pod", "node_selector"),
+    for path in [("pod", "container"), ("pod", "restart"), ("pod", "strategy"), ("pod", "autoscale"), ("pod", "hostname"), ("pod", "node_selector"),
                  ("pod", "spread_by"), ("pod", "placement"), ("pod", "anti_affinity"), ("node", "address"),
                  ("node", "capacity"), ("node", "labels"), ("node", "schedulable"), ("node", "docker_host")]:
         assert path not in PLANNED_ATTRIBUTES
@@ -175,12 +175,12 @@ def test_every_use_is_reported_at_once(tmp_path):
         'volume "data" {}',
         'pod "web" {', '  container "c" {', '    image  = "x"',
         "    mounts = [{ volume = volume.data.name, target = \"/d\" }]", "  }",
-        "  autoscale {", "    max_replicas = 3", "  }", "  strategy {", "  }", "}",  # strategy works
-        'output "o" {', "  value = pod.web.nope", "}",
+        "  autoscale {", "    max_replicas = 3", "  }", "  strategy {", "  }", "}",  # both work
+        'output "o" {', "  value = pod.web[0].nope", "}",
     ])
     _, diags = load_config(tmp_path, env={})
     located = sorted((d.subject.start.line, d.subject.start.column) for d in _not_supported(diags))
-    assert located == [(4, 1), (10, 3)]  # the reference to volume.data is not one more
+    assert located == [(4, 1)]  # the reference to volume.data is not one more
     assert "Unsupported attribute" in [d.summary for d in diags]
 
 
@@ -194,10 +194,9 @@ def test_references_to_planned_things(tmp_path):
     _, diags = load_config(tmp_path, env={})
     got = {(d.subject.start.line, d.subject.start.column): d for d in diags if d.is_error}
     assert all(d.summary == NOT_SUPPORTED for d in got.values()), [d.render() for d in got.values()]
-    assert sorted(got) == [(4, 20), (7, 23), (11, 18)]
+    assert sorted(got) == [(4, 20)]  # pod.web.autoscale and ignore_changes = [autoscale] work
     # not "declare it": a declaration would be rejected too
     assert "declare it" not in got[(4, 20)].hint and "secrets" in got[(4, 20)].detail
-    assert '"autoscale"' in got[(7, 23)].detail and '"autoscale"' in got[(11, 18)].detail
 
 
 def test_planned_types_are_not_suggested(tmp_path):
@@ -221,7 +220,8 @@ def test_in_a_module_too(tmp_path):
 def test_plan_stops_at_the_same_errors(tmp_path, capsys):
     """plan loads the configuration as validate does: it stops there, before any node or state is touched
     (providers are only constructed, which does no I/O)."""
-    lines, line, col = _attribute_config(("pod", "autoscale"))
+    lines = PREAMBLE + USES["volume"]
+    line, col = len(PREAMBLE) + 1, 1
     f = _write(tmp_path, lines)
     code = main(["plan", str(tmp_path)])
     out, err = capsys.readouterr()
@@ -325,6 +325,18 @@ pod "web" {
   lifecycle {
     create_before_destroy = true
     ignore_changes        = [labels]
+  }
+}
+
+pod "api" {
+  container "api" {
+    image = "orch/busybox:test"
+  }
+  autoscale {
+    min_replicas      = 1
+    max_replicas      = 4
+    target_cpu        = 60
+    scale_down_window = "2m"
   }
 }
 

@@ -10,7 +10,7 @@ import pytest
 
 from orchdsl.addrs import ResourceAddress
 from orchdsl.cluster.rollout import Rollout, Strategy, Wave, plan_rollouts, plan_waves
-from orchdsl.sdk import ObjectStatus
+from orchdsl.sdk import MemberStatus, ObjectStatus
 from tests.support.memory_provider import memory_config_dir, orch, world_objects
 
 A = [ResourceAddress.parse(f"pod.web[{i}]") for i in range(6)]
@@ -52,7 +52,9 @@ def test_zero_budget_from_a_hand_made_plan_still_progresses():
 def test_rollouts_group_by_block_and_skip_blocks_without_strategy():
     other = ResourceAddress.parse("pod.db[0]")
     replaced = {A[0]: {"strategy": {"max_surge": 1}}, A[1]: {"strategy": {"max_surge": 1}}, other: {}}
-    unhealthy = ObjectStatus("degraded")
+    unhealthy = ObjectStatus("degraded", members=(MemberStatus("httpd", "running", health="unhealthy"),))
+    starting = ObjectStatus("running", members=(MemberStatus("httpd", "running", health="starting"),))
+    assert plan_rollouts(replaced, {A[0]: starting})[0].waves[0] == Wave(surge=(A[0],))  # soon serving: in turn
     rollouts = plan_rollouts(replaced, {A[1]: unhealthy})
     assert [r.block for r in rollouts] == ["pod.web"]
     assert rollouts[0].waves[0].unavailable == (A[1],)  # the unhealthy one first

@@ -100,6 +100,7 @@ class PodPlacement:
     placement: Placement
     nodes: dict[str, NodeInfo] = field(default_factory=dict)
     current: dict[ResourceAddress, str] = field(default_factory=dict)  # replica -> node it runs on now
+    lost: dict[str, str] = field(default_factory=dict)  # nodes the reconciler gave up on -> why
 
     def node_of(self, address: ResourceAddress) -> str | None:
         return self.placement.assignments.get(str(address))
@@ -111,7 +112,9 @@ class PodPlacement:
         if was is None or now is None or was == now:
             return None
         info = self.nodes.get(was)
-        if info is None:
+        if was in self.lost:
+            why = f"node.{was} is lost: {self.lost[was]}"
+        elif info is None:
             why = f"node.{was} is no longer configured"
         elif not info.schedulable:
             why = f"node.{was} is cordoned"
@@ -279,7 +282,10 @@ class PlacementDerivation:
     def derive(self, inputs: Inputs) -> Derived:
         current = {a: v["node"] for a, v in inputs.current.items() if isinstance(v.get("node"), str)}
         strategy = inputs.settings.get("scheduler_strategy") or "spread"
-        placed = schedule_pods(inputs.read, inputs.wanted, current, strategy)
+        lost: dict[str, str] = dict(inputs.settings.get("lost_nodes") or {})
+        nodes = {a: ({**v, "schedulable": False} if node_name(a) in lost else v) for a, v in inputs.read.items()}
+        placed = schedule_pods(nodes, inputs.wanted, current, strategy)
+        placed.lost = lost
         node_addr = {node_name(a): a for a in inputs.read}
         out = Derived(diagnostics=list(placed.placement.errors), summary=placed.summary())
         for addr in inputs.wanted:

@@ -302,6 +302,10 @@ def expand(decl: ResourceDecl, ctx_values: dict, *, validate: bool = False, scop
             keys = [(None, {"count": object_val({"index": unknown(NUMBER)})})]
         elif n is not None:
             keys = [(i, {"count": object_val({"index": number_val(i)})}) for i in range(n)]
+    elif decl.autoscale_block is not None:
+        n, d = _autoscaled_count(decl, base, config.scale.get(decl.address))
+        diags.extend(d)
+        keys = [(i, {"count": object_val({"index": number_val(i)})}) for i in range(n)]
     else:
         keys = [(None, {})]
 
@@ -568,6 +572,32 @@ def _path_text(loc: tuple) -> str:
     for x in loc:
         out += f"[{x}]" if isinstance(x, int) else (f".{x}" if out else str(x))
     return out
+
+
+def autoscale_bounds(decl: ResourceDecl, ctx: EvalContext) -> tuple[int, int, list[Diagnostic]]:
+    """An autoscaled pod's (min_replicas, max_replicas), evaluated in its module (variables and locals; not
+    per replica). Values that are not whole numbers are reported by the schema; here they fall back."""
+    assert decl.autoscale_block is not None
+    out: dict[str, int] = {"min_replicas": 1, "max_replicas": 1}
+    diags: list[Diagnostic] = []
+    for name in out:
+        attr = decl.autoscale_block.body.attributes.get(name)
+        if attr is None:
+            continue
+        v, d = evaluate(attr.expr, ctx)
+        diags.extend(x for x in d if x.is_error)
+        if isinstance(v.raw, (int, float)) and not isinstance(v.raw, bool) and v.raw >= 1:
+            out[name] = min(int(v.raw), MAX_INSTANCES)
+    if "max_replicas" not in decl.autoscale_block.body.attributes:
+        out["max_replicas"] = out["min_replicas"]
+    return out["min_replicas"], max(out["min_replicas"], out["max_replicas"]), diags
+
+
+def _autoscaled_count(decl: ResourceDecl, ctx: EvalContext, now: int | None) -> tuple[int, list[Diagnostic]]:
+    """How many replicas an autoscaled pod has: as it is now (or as the reconciler decided), within its
+    bounds; min_replicas when it has none yet."""
+    low, high, diags = autoscale_bounds(decl, ctx)
+    return (low if now is None else min(max(now, low), high)), diags
 
 
 def _count(decl: ResourceDecl, ctx: EvalContext) -> tuple[int | None, list[Diagnostic], bool]:

@@ -395,6 +395,17 @@ class _Loader:
             decl.count_expr = count.expr
         elif replicas is not None:
             decl.count_expr, decl.count_argument = replicas.expr, replicas.name
+        scaled = next((b for b in body.blocks if b.type == "autoscale"), None) if model.count_attribute else None
+        if scaled is not None:
+            given = replicas or count or for_each
+            if given is not None:
+                _err(self.diags, given, f'Invalid combination of "{given.name}" and "autoscale"',
+                     f'The autoscaler owns the number of replicas of an autoscaled {rtype}: it starts at '
+                     "min_replicas and orch reconcile changes it within min_replicas..max_replicas.",
+                     hint=f"remove {given.name}; set autoscale {{ min_replicas = N }} instead",
+                     end=given.name_end)
+            else:
+                decl.autoscale_block = scaled
         if "depends_on" in body.attributes:
             self._pending_depends.append((decl, mod, body.attributes["depends_on"]))
         lifecycles = [b for b in body.blocks if b.type == "lifecycle"]

@@ -145,6 +145,9 @@ class ResourceDecl:
     count_expr: A.Expr | None = None  # ``count``, or a pod's ``replicas``
     for_each_expr: A.Expr | None = None
     count_argument: str = "count"  # which argument count_expr came from
+    # a pod's ``autoscale`` block: the autoscaler owns its replica count (``Config.scale``), within the block's
+    # min_replicas..max_replicas
+    autoscale_block: A.Block | None = None
     depends_on: list[ConfigAddress] = field(default_factory=list)
     lifecycle: Lifecycle = field(default_factory=Lifecycle)
     references: set[ConfigAddress] = field(default_factory=set)
@@ -171,7 +174,7 @@ class ResourceDecl:
         """``single``, ``count`` (instances keyed 0..n-1) or ``for_each`` (keyed by string)."""
         if self.for_each_expr is not None:
             return "for_each"
-        if self.count_expr is not None:
+        if self.count_expr is not None or self.autoscale_block is not None:
             return "count"
         return "single"
 
@@ -229,6 +232,9 @@ class Config:
     scheduler_block: Any = field(default=None, repr=False)
     settings: dict[str, str] = field(default_factory=dict)  # the root's orch { ... } block (literal strings)
     orch_block: Any = field(default=None, repr=False)
+    # the replica count of each autoscaled pod as it is now (or as the reconciler decided): set by the planner
+    # from the state before it expands blocks; without an entry, an autoscaled pod has min_replicas
+    scale: dict[ConfigAddress, int] = field(default_factory=dict)
     _functions: dict = field(default_factory=dict, repr=False)
 
     def functions(self, module: ModulePath = ()) -> dict:

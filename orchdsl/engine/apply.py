@@ -38,7 +38,7 @@ from ..sdk.values import set_path
 from ..state import LocalBackend, ResourceInstance, State
 from ..cluster import DERIVATIONS, Derivation, Inputs
 from ..cluster.rollout import NAME as ROLLOUTS, Rollout, from_summary, gated
-from .planner import _state_ctx, cluster_settings
+from .planner import AUTOSCALE, _state_ctx, cluster_settings
 from .refresh import to_object
 
 Say = Callable[[str], None]
@@ -183,6 +183,11 @@ class Executor:
         self._journal: Any = None
         self.plan_changes: dict[Hashable, ResourceChange] = {}
         self.rollouts: dict[Hashable, Rollout] = plan_rollouts(plan)
+        scaled = plan.summary(AUTOSCALE)
+        if config is not None and scaled is not None:  # the replica counts the plan used (a saved plan too)
+            for block, c in (scaled.data.get("counts") or {}).items():
+                if isinstance(c, dict) and isinstance(c.get("planned"), int):
+                    config.scale[ResourceAddress.parse(block).config] = c["planned"]
 
     # -- state, always under self.lock ---------------------------------------------------------------
     def _record(self, inst: ResourceInstance | None, addr: ResourceAddress) -> None:

@@ -39,6 +39,10 @@ class PlanOptions:
     # a rolling-update strategy (orchdsl.cluster.rollout.Strategy) for replaced replicas of blocks without
     # one: the reconciler replaces unhealthy replicas this way
     rolling_default: Any = None
+    # nodes the reconciler gave up on (name -> why): the scheduler moves their replicas elsewhere
+    lost_nodes: dict[str, str] = field(default_factory=dict)
+    # the reconciler's replica count for autoscaled pods (others keep the count they have now)
+    scale: dict[ConfigAddress, int] = field(default_factory=dict)
 
 
 def _plain(v: Any) -> Any:
@@ -91,6 +95,9 @@ def make_plan(config: Config, state: State, refreshed: Refreshed, providers: dic
     diags.extend(order_diags)
     if order_diags:
         return plan, diags
+    scaled = set_scale(config, work, options.scale)
+    if scaled is not None:
+        plan.summaries.append(scaled)
 
     ctx: dict[ConfigAddress, Any] = {}
     wanted: set[ResourceAddress] = set()
@@ -254,6 +261,38 @@ def make_plan(config: Config, state: State, refreshed: Refreshed, providers: dic
     return plan, diags
 
 
+AUTOSCALE = "autoscale"
+
+
+def set_scale(config: Config, work: State, decided: Mapping[ConfigAddress, int]) -> Summary | None:
+    """Autoscaled pods keep the replica count they have (the autoscaler owns it: a plan never undoes it),
+    unless the reconciler decided another; the plan records the counts it used (``orch.autoscale``), for
+    the apply of a saved plan and for the reader."""
+    counts: dict[str, Any] = {}
+    lines = []
+    for caddr, decl in config.resources.items():
+        if decl.autoscale_block is None:
+            continue
+        now = len(work.resources_of(caddr))
+        if caddr in decided:
+            config.scale[caddr] = decided[caddr]
+        elif now:
+            config.scale[caddr] = now
+        else:
+            config.scale.pop(caddr, None)
+        want = config.scale.get(caddr)
+        counts[str(caddr)] = {"now": now, "planned": want}
+        lines.append(f"  {caddr}: {now} replica{'s' if now != 1 else ''} now" +
+                     (f", {want} planned by orch reconcile" if want is not None and want != now else "") +
+                     " (autoscaled: orch reconcile sets the count from measured CPU; plan keeps it)")
+    if not counts:
+        return None
+    concerns = frozenset(f"{block}[{i}]" for block, c in counts.items()
+                         for i in range(max(c["now"], c["planned"] or 0)))
+    return Summary(AUTOSCALE, "Autoscaled pods:\n" + "\n".join(lines), {"counts": counts}, concerns,
+                   any_change=True)
+
+
 def _rollouts(changes: list[ResourceChange], status: Mapping[ResourceAddress, Any],
               options: PlanOptions) -> Summary | None:
     """Replacements of replicas whose block rolls (a ``strategy``, or the reconciler's default): in waves."""
@@ -307,7 +346,10 @@ def _derive(dv: Derivation, config: Config, order: list[ConfigAddress], ctx: dic
         current.update({i.addr: i.attributes for i in work if i.type == t})
     read = {a: v for t in dv.reads for a, v in planned_by_type.get(t, {}).items()}
     recorded = {i.addr: i.attributes for i in work if i.type in dv.reads}
-    return dv.derive(Inputs(read, wanted, current, cluster_settings(config), status or {}, recorded)), expanded
+    settings = cluster_settings(config)
+    if options.lost_nodes:
+        settings["lost_nodes"] = dict(options.lost_nodes)
+    return dv.derive(Inputs(read, wanted, current, settings, status or {}, recorded)), expanded
 
 
 def cluster_settings(config: Config) -> dict[str, Any]:

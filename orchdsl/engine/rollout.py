@@ -28,7 +28,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ..addrs import ResourceAddress
-from ..cluster.rollout import Rollout, Strategy, Wave, serving
+from ..cluster.rollout import Rollout, Strategy, Wave, failed, serving
 from ..diagnostics import Diagnostic
 from ..eval.plain import UNKNOWN, strip_unknown
 from ..plan.model import Action, ResourceChange
@@ -105,6 +105,7 @@ class RolloutRunner:
         self.leaving: set[ResourceAddress] = set()  # out of the endpoints while their object still exists
         self.replaced: list[ResourceAddress] = []  # members whose successor serves and whose old object is gone
         self.deposed: dict[ResourceAddress, str] = {}  # this wave's surge members: the key of their old object
+        self.away: set[ResourceAddress] = set()  # members whose node did not answer at plan time
         self.before: dict[ResourceAddress, dict[str, Any]] = {
             a: dict(c.before or {}) for a, c in changes.items()}
 
@@ -117,6 +118,13 @@ class RolloutRunner:
         waves = [Wave(tuple(a for a in w.surge if a in self.changes),
                       tuple(a for a in w.unavailable if a in self.changes)) for w in self.rollout.waves]
         waves = [w for w in waves if w.members]
+        status = self.ex.plan.status
+        # replicas that serve nothing (unhealthy, on a lost node) leave every node's endpoints at once
+        idle = {a for a in self.changes if failed(status.get(a))}
+        self.away = {a for a in idle if not getattr(status.get(a), "reachable", True)}  # their node is not answering
+        if idle:
+            self.leaving |= idle
+            self.sync()
         for i, wave in enumerate(waves, 1):
             if self.ex.stop.is_set():
                 raise RolloutFailed([Diagnostic.error(
@@ -124,10 +132,10 @@ class RolloutRunner:
                     f"{len(self.replaced)} replica(s) replaced, the others keep the previous version.",
                     address=self.rollout.block, hint="run orch apply again to finish it")])
             self.say(f"wave {i}/{len(waves)}: {', '.join(str(a) for a in wave.members)}")
-            failed = self._wave(wave, {a: self.changes[a] for a in wave.members})
-            if failed:
+            problems = self._wave(wave, {a: self.changes[a] for a in wave.members})
+            if problems:
                 self._undo_wave(wave)
-                diags = failed
+                diags = problems
                 if self.strategy.on_failure == "rollback" and self.replaced:
                     diags = diags + self._rollback()
                 raise RolloutFailed(diags)
@@ -138,17 +146,21 @@ class RolloutRunner:
         drain and stop the surge ones' old objects. Returns the errors (the wave failed) or []."""
         s = self.strategy
         self.deposed = {}
-        if wave.unavailable:
-            self.leaving |= set(wave.unavailable)
+        # a replica whose node does not answer cannot be stopped: it stays recorded (deposed) beside its
+        # successor, and goes when its node answers again (the next plan deletes deposed objects)
+        stop_first = [a for a in wave.unavailable if a not in self.away]
+        if stop_first:
+            self.leaving |= set(stop_first)
             self.sync()
             self._drain()
-            self._each(wave.unavailable, lambda a: self._delete_current(changes[a]))
-            self.leaving -= set(wave.unavailable)
+            self._each(stop_first, lambda a: self._delete_current(changes[a]))
         made: dict[ResourceAddress, StateObject] = {}
         errors: list[Diagnostic] = []
 
         def start(a: ResourceAddress) -> None:
-            made[a] = self._start_successor(changes[a], keep_old=a in wave.surge)
+            made[a] = self._start_successor(changes[a], keep_old=a not in stop_first)
+            with self.ex.lock:
+                self.leaving.discard(a)  # the old object is deposed or gone: the address is the successor's
 
         errors += self._each(wave.members, start)
         deadline = time.monotonic() + s.healthy_deadline
@@ -166,9 +178,13 @@ class RolloutRunner:
         if errors:
             return errors
         self.sync()  # successors in, surge replicas' old objects out
-        if self.deposed:
+        for a in sorted(set(self.deposed) & self.away):
+            self.say(f"{a}: the old object stays recorded on its node, which does not answer; orch removes it "
+                     "when the node answers again")
+        gone = [a for a in self.deposed if a not in self.away]
+        if gone:
             self._drain()
-            errors += self._each(list(self.deposed), lambda a: self._delete_old(changes[a], self.deposed[a]))
+            errors += self._each(gone, lambda a: self._delete_old(changes[a], self.deposed[a]))
         if not errors:
             self.replaced.extend(wave.members)
             self.deposed = {}
@@ -234,8 +250,8 @@ class RolloutRunner:
             made = ex.derive_objects(dv, status)
             for addr, values in sorted(made.items()):
                 inst = ex.state.get(addr)
-                if inst is None:
-                    continue
+                if inst is None or not getattr(ex.plan.status.get(addr), "reachable", True):
+                    continue  # not made yet, or on a node that does not answer (the next plan catches up)
                 provider = ex.providers.get(addr.type)
                 if provider is None:
                     continue

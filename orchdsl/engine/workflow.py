@@ -77,7 +77,7 @@ def open_session(directory: str | Path, var_overrides: dict[str, str] | None = N
     return Session(d, config, backend, by_type, diags)
 
 
-def _configure(session: Session, state: State) -> list[Diagnostic]:
+def configure_providers(session: Session, state: State) -> list[Diagnostic]:
     """Providers learn the state's lineage and the configuration's cluster settings (its namespace...)."""
     from .planner import cluster_settings
 
@@ -89,7 +89,7 @@ def _configure(session: Session, state: State) -> list[Diagnostic]:
 
 
 def plan(session: Session, state: State, options: PlanOptions) -> tuple[Plan | None, list[Diagnostic]]:
-    diags = list(_configure(session, state))
+    diags = list(configure_providers(session, state))
     if session.config is None or any(d.is_error for d in diags):
         return None, diags
     refreshed = refresh(state, session.providers) if options.refresh else Refreshed(state.copy())
@@ -242,7 +242,7 @@ class Interrupts:
 def prime(session: Session, state: State) -> list[Diagnostic]:
     """Configure the providers and let them read the state (which tells them e.g. how to reach nodes),
     for commands that act without planning first: applying a saved plan, import."""
-    diags = _configure(session, state)
+    diags = configure_providers(session, state)
     if not any(d.is_error for d in diags):
         diags += refresh(state, session.providers).diagnostics
     return diags

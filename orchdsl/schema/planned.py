@@ -42,8 +42,6 @@ PLANNED_TYPES: Mapping[str, Planned] = MappingProxyType({
 # resource type, the nested block types, then the argument or block name (("pod", "container", "x") would
 # be the argument x of a pod's container blocks).
 PLANNED_ATTRIBUTES: Mapping[tuple[str, ...], Planned] = MappingProxyType({
-    # No reconcile loop measures CPU or changes replicas.
-    ("pod", "autoscale"): Planned("autoscaling"),
 })
 
 

@@ -327,9 +327,8 @@ class Pod(Resource):
         description="The pod's containers, one block each, labelled with the container's name.")]
     strategy: Annotated[Strategy | None, Block(), Field(description="How replicas are replaced on change: "
                                                                     "rolling updates gated by health.")] = None
-    # autoscale is planned, not supported yet: configurations cannot set it (planned.py).
     autoscale: Annotated[Autoscale | None, Block(), Field(description="Scale replicas on measured CPU "
-                                                                      "(planned, not supported yet).")] = None
+                                                                      "(orch reconcile).")] = None
     ip: Annotated[Str | None, Computed(), Field(description="The pod's IP address (known after apply).")] = None
     node: Annotated[Str | None, Computed(), Field(description="Name of the node the pod is placed on.")] = None
 

@@ -27,6 +27,8 @@ from .duration import format_duration
 from .model import current_orch_version
 
 _MAX_RETRY_DELAY = 0.5  # seconds between attempts, at most: a waiter starts soon after a release
+# how long any command waits, beyond its own --lock-timeout, for a running reconcile cycle to end
+RECONCILE_CYCLE_WAIT = 600.0
 
 
 def lock_path_for(state_path: str | os.PathLike[str]) -> Path:
@@ -183,10 +185,18 @@ class StateLock:
                 self.info = info
                 return info
             now = time.monotonic()
-            if now >= deadline:
+            if now >= deadline and not self._cycle_ending(now - deadline):
                 raise DiagnosticsError([self._held_diag(max(0.0, timeout))])
             time.sleep(min(delay, deadline - now))
             delay = min(delay * 2, _MAX_RETRY_DELAY)
+
+    def _cycle_ending(self, overdue: float) -> bool:
+        """Whether to wait on past the timeout: the holder is an ``orch reconcile`` cycle, which holds the lock
+        for one short cycle only (a command started meanwhile goes next instead of failing), and is alive."""
+        if overdue >= RECONCILE_CYCLE_WAIT:
+            return False
+        holder = _read(self.path)
+        return isinstance(holder, LockInfo) and holder.Operation == "reconcile" and holder.holder_running() is not False
 
     def _try_create(self, operation: str) -> LockInfo | None:
         try:

@@ -11,7 +11,9 @@ Settings through the environment, so that ``orch`` run as a subprocess can use i
 (``ORCH_PROVIDER_MODULES=orchdsl.sdk.testing.memory:MemoryProvider``): ``ORCH_MEMORY_WORLD`` (the
 directory), ``ORCH_MEMORY_DELAY`` (seconds per change), ``ORCH_MEMORY_FAIL`` (addresses whose changes
 fail; ``delete:ADDR`` fails only that verb), ``ORCH_MEMORY_LOG`` (a file that gets one line per call:
-"create pod.web[0]").
+"create pod.web[0]"), ``ORCH_MEMORY_DOWN`` (nodes that do not answer: their objects and the pods on them
+cannot be read or changed, as when a host is down). A file's optional ``usage`` entry (``{"cpu": cores}``) is
+what ``metrics`` reports for the object (the autoscaler's tests set it with :func:`edit_world`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any
 
 from ..model import IMPLICIT_NODE
 from ..protocol import (ApplyRequest, ApplyResult, MemberStatus, ObjectStatus, PlannedObject, RefreshResult,
-                        ResourceTypeInfo, StateObject, World)
+                        ResourceTypeInfo, StateObject, Usage, World)
 from ..values import UNKNOWN, configured_changes, merge_configured
 from ...addrs import ResourceAddress
 from ...diagnostics import Diagnostic
@@ -48,6 +50,7 @@ class MemoryProvider:
         self.log_path = os.environ.get("ORCH_MEMORY_LOG")
         self._lock = threading.Lock()
         self._next_ip = 0
+        self.down: set[str] = set(filter(None, os.environ.get("ORCH_MEMORY_DOWN", "").split(",")))
 
     # -- protocol --------------------------------------------------------------------------------------
     def resource_types(self) -> dict[str, ResourceTypeInfo]:
@@ -67,6 +70,12 @@ class MemoryProvider:
             by_addr.setdefault(o["address"], []).append(o)
         claimed: set[str] = set()
         for obj in prior:
+            node = self._node_of(obj.address, obj.attributes)
+            if node in self.down:
+                out.diagnostics.append(Diagnostic.error("Cannot reach node", f"node {node} does not answer",
+                                                        address=str(obj.address)))
+                claimed.add(obj.attributes.get("id", ""))
+                continue
             ident = obj.attributes.get("id")
             now = by_id.get(ident) if isinstance(ident, str) else None
             if now is None:  # an intent without id: the newest object of the address (an older one is deposed)
@@ -80,6 +89,8 @@ class MemoryProvider:
             claimed.add(now["attributes"].get("id", ""))
             out.current[obj.address] = StateObject(obj.address, now["attributes"], status=_status(now))
         for o in by_id.values():
+            if self._node_of(ResourceAddress.parse(o["address"]), o["attributes"]) in self.down:
+                continue
             if o["attributes"].get("id") not in claimed and o["address"] not in {str(p.address) for p in prior}:
                 out.orphans.append(StateObject(ResourceAddress.parse(o["address"]), o["attributes"]))
         return out
@@ -104,9 +115,17 @@ class MemoryProvider:
             repair = "because " + "; ".join(prior.status.problems()).removeprefix("is stopped: ")
         return PlannedObject(planned, requires_replace=replace, repair=repair)
 
+    def _unreachable(self, request: ApplyRequest) -> ApplyResult | None:
+        for values in (request.planned or {}, request.prior.attributes if request.prior else {}):
+            node = self._node_of(request.address, values)
+            if node in self.down:
+                return ApplyResult(None, [Diagnostic.error("Cannot reach node", f"node {node} does not answer",
+                                                           address=str(request.address))])
+        return None
+
     def create(self, request: ApplyRequest) -> ApplyResult:
         addr = request.address
-        failed = self._call("create", addr)
+        failed = self._call("create", addr) or self._unreachable(request)
         if failed is not None:
             return failed
         attrs = dict(request.planned or {})
@@ -128,7 +147,7 @@ class MemoryProvider:
 
     def update(self, request: ApplyRequest) -> ApplyResult:
         addr = request.address
-        failed = self._call("update", addr)
+        failed = self._call("update", addr) or self._unreachable(request)
         if failed is not None:
             return failed
         assert request.prior is not None
@@ -139,7 +158,7 @@ class MemoryProvider:
 
     def delete(self, request: ApplyRequest) -> ApplyResult:
         addr = request.address
-        failed = self._call("delete", addr)
+        failed = self._call("delete", addr) or self._unreachable(request)
         if failed is not None:
             return failed
         if request.prior is not None:
@@ -153,7 +172,26 @@ class MemoryProvider:
                 return StateObject(address, o["attributes"])
         return None
 
+    def metrics(self, objects: list[StateObject]) -> dict[ResourceAddress, Usage]:
+        """What each object uses: the ``usage`` entry of its file (nothing measured without one)."""
+        by_id = {o["attributes"].get("id"): o for o in self._objects()}
+        out: dict[ResourceAddress, Usage] = {}
+        for obj in objects:
+            usage = (by_id.get(obj.attributes.get("id")) or {}).get("usage")
+            if isinstance(usage, dict):
+                out[obj.address] = Usage(usage.get("cpu"), usage.get("memory"))
+            else:
+                out[obj.address] = Usage(None, None, "no usage recorded")
+        return out
+
     # -- the world -------------------------------------------------------------------------------------
+    @staticmethod
+    def _node_of(addr: ResourceAddress, attrs: dict[str, Any]) -> str | None:
+        if addr.type == "node":
+            return addr.name
+        node = attrs.get("node")
+        return node if isinstance(node, str) else None
+
     def _call(self, verb: str, addr: ResourceAddress) -> ApplyResult | None:
         if self.log_path:
             with self._lock, open(self.log_path, "a") as f:
@@ -237,17 +275,20 @@ def world_objects(world: Path) -> dict[str, dict[str, Any]]:
 
 
 def edit_world(world: Path, address: str, change: Callable[[dict[str, Any]], None] | None,
-               status: dict[str, Any] | None = None) -> None:
-    """Change an object behind orch's back (drift; ``change=None`` deletes it), or set its observed status."""
+               status: dict[str, Any] | None = None, usage: dict[str, Any] | None = None) -> None:
+    """Change an object behind orch's back (drift; ``change=None`` deletes it), or set its observed status or
+    what it uses (``usage``: ``{"cpu": cores}``)."""
     for f, o in _read_all(Path(world)):
         if o["address"] == address:
-            if change is None and status is None:
+            if change is None and status is None and usage is None:
                 f.unlink()
                 return
             if change is not None:
                 change(o["attributes"])
             if status is not None:
                 o["status"] = status
+            if usage is not None:
+                o["usage"] = usage
             f.write_text(json.dumps(o))
             return
     raise KeyError(address)
