@@ -97,7 +97,8 @@ def test_the_known_gaps_are_listed():
     assert set(PLANNED_TYPES) == {"secret", "volume"}
     assert not PLANNED_ATTRIBUTES  # rolling updates and autoscaling landed
     # realised by the Docker provider (pods.py) or the scheduler: never planned
-    for path in [("pod", "container"), ("pod", "restart"), ("pod", "strategy"), ("pod", "autoscale"), ("pod", "hostname"), ("pod", "node_selector"),
+    for path in [("pod", "container"), ("pod", "restart"), ("pod", "strategy"), ("pod", "autoscale"),
+                 ("pod", "hostname"), ("pod", "node_selector"),
                  ("pod", "spread_by"), ("pod", "placement"), ("pod", "anti_affinity"), ("node", "address"),
                  ("node", "capacity"), ("node", "labels"), ("node", "schedulable"), ("node", "docker_host")]:
         assert path not in PLANNED_ATTRIBUTES
