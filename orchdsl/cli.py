@@ -646,9 +646,11 @@ def build_parser() -> argparse.ArgumentParser:
     im.set_defaults(func=cmd_import)
 
     from .explain import add_parser as add_explain
+    from .status import add_parser as add_status
     from .reconcile.command import add_parser as add_reconcile
 
     add_explain(sub)
+    add_status(sub)
     add_reconcile(sub)
 
     from .state.commands import register as register_state_commands

@@ -250,7 +250,7 @@ class RolloutRunner:
             made = ex.derive_objects(dv, status)
             for addr, values in sorted(made.items()):
                 inst = ex.state.get(addr)
-                if inst is None or not getattr(ex.plan.status.get(addr), "reachable", True):
+                if inst is None or self._away(addr, values):
                     continue  # not made yet, or on a node that does not answer (the next plan catches up)
                 provider = ex.providers.get(addr.type)
                 if provider is None:
@@ -261,6 +261,13 @@ class RolloutRunner:
                 change = ResourceChange(addr, Action.UPDATE, dict(inst.attributes), planned, derived_by=dv.name)
                 ex._update(change, provider)
                 self.say(f"{addr} updated (endpoints)")
+
+    def _away(self, addr: ResourceAddress, values: dict[str, Any]) -> bool:
+        """Whether the object, or the node it is on, did not answer at plan time."""
+        status = self.ex.plan.status
+        node = values.get("node")
+        return not getattr(status.get(addr), "reachable", True) or (
+            isinstance(node, str) and not getattr(status.get(ResourceAddress("node", node)), "reachable", True))
 
     # -- failure --------------------------------------------------------------------------------------
     def _undo_wave(self, wave: Wave) -> None:

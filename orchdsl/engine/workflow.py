@@ -77,11 +77,13 @@ def open_session(directory: str | Path, var_overrides: dict[str, str] | None = N
     return Session(d, config, backend, by_type, diags)
 
 
-def configure_providers(session: Session, state: State) -> list[Diagnostic]:
-    """Providers learn the state's lineage and the configuration's cluster settings (its namespace...)."""
+def configure_providers(session: Session, state: State, extra: dict[str, Any] | None = None) -> list[Diagnostic]:
+    """Providers learn the state's lineage and the configuration's cluster settings (its namespace...);
+    ``extra``: settings of the command (the reconcile loop's shorter ``connect_timeout``)."""
     from .planner import cluster_settings
 
     settings = cluster_settings(session.config) if session.config is not None else {}
+    settings.update(extra or {})
     diags = []
     for p in {id(p): p for p in session.providers.values()}.values():
         diags += p.configure(dict(settings), state.lineage)

@@ -42,6 +42,9 @@ from .decide import Heal, NodeSeen, ReplicaView, heal, track_unreachable
 
 POD = "pod"
 NODE = "node"
+# how long a cycle waits for a node's SSH connection (orch apply waits 10s): a node that does not answer must
+# not hold every cycle — and the endpoints of every other node — for long
+CONNECT_TIMEOUT = 3.0
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,49 @@ class Event:
     def to_json(self) -> str:
         stamp = datetime.fromtimestamp(self.at, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         return json.dumps({"time": stamp, "action": self.kind, "subject": self.subject, "reason": self.reason})
+
+
+HISTORY_LINES = 200  # the reconciler's last actions kept beside the state, for orch status
+
+
+def history_path(state_path: str | Path) -> Path:
+    """Where the reconciler keeps its last actions (JSON lines, data only): beside the state file."""
+    return Path(f"{state_path}.reconcile.jsonl")
+
+
+def record(state_path: str | Path, events: list[Event]) -> None:
+    """Append events to the history beside the state, keeping the last :data:`HISTORY_LINES`."""
+    if not events:
+        return
+    path = history_path(state_path)
+    try:
+        old = path.read_text().splitlines() if path.exists() else []
+    except OSError:
+        old = []
+    lines = (old + [e.to_json() for e in events])[-HISTORY_LINES:]
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    try:
+        tmp.write_text("\n".join(lines) + "\n")
+        tmp.replace(path)
+    except OSError:
+        pass  # the history is a convenience for orch status; the loop goes on without it
+
+
+def read_history(state_path: str | Path, last: int = 10) -> list[dict[str, Any]]:
+    """The reconciler's last actions, newest last (lines that are not what it writes are skipped)."""
+    try:
+        raw = history_path(state_path).read_text().splitlines()
+    except OSError:
+        return []
+    out = []
+    for line in raw[-last * 4:]:
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(doc, dict) and all(isinstance(doc.get(k), str) for k in ("time", "action", "subject")):
+            out.append(doc)
+    return out[-last:]
 
 
 @dataclass
@@ -145,8 +191,8 @@ def _kind(c: ResourceChange, was: set[ResourceAddress], replace_why: dict[Resour
     if c.address in replace_why and c.action is Action.REPLACE:
         return "replace", replace_why[c.address]
     if c.action is Action.REPLACE and node_of(c.before) in lost:
-        return "reschedule", f"node {node_of(c.before)} is lost ({lost[node_of(c.before) or '']}); to " \
-                             f"node {node_of(c.after) or '?'}"
+        return "reschedule", f"to node {node_of(c.after) or '?'}: node {node_of(c.before)} is lost " \
+                             f"({lost[node_of(c.before) or '']})"
     if c.deposed is not None and c.action is Action.DELETE:
         return "remove", "the old object of an earlier replacement (its node answers again)"
     if c.address.config in scaled and c.action in (Action.CREATE, Action.DELETE):
@@ -170,7 +216,8 @@ class Reconciler:
                  clock: Callable[[], float] = time.monotonic):
         self.directory = Path(directory)
         self.settings = settings
-        self.emit = emit
+        self._out = emit
+        self._events: list[Event] = []  # this cycle's, for the history beside the state
         self.stop = stop or threading.Event()
         self.var_overrides = var_overrides or {}
         self.var_files = var_files or []
@@ -181,10 +228,16 @@ class Reconciler:
         self._said: dict[str, str] = {}  # what was last said about a standing condition (a waiting node)
         self.last: CycleResult | None = None
 
-    def say_once(self, key: str, event: Event) -> None:
-        """A standing condition (a node not answering, pending changes) is said when it changes, not every cycle."""
-        if self._said.get(key) != event.reason:
-            self._said[key] = event.reason
+    def emit(self, event: Event) -> None:
+        self._events.append(event)
+        self._out(event)
+
+    def say_once(self, key: str, event: Event, same: str | None = None) -> None:
+        """A standing condition (a node not answering, pending changes) is said when it changes, not every cycle
+        (``same``: what makes it the same condition, when its reason changes with time)."""
+        seen = same if same is not None else event.reason
+        if self._said.get(key) != seen:
+            self._said[key] = seen
             self.emit(event)
 
     def forget(self, key: str) -> None:
@@ -204,6 +257,7 @@ class Reconciler:
     def cycle(self) -> CycleResult:
         started = self.clock()
         result = CycleResult()
+        self._events = []
         try:
             self._cycle(result)
         except DiagnosticsError as e:
@@ -215,6 +269,9 @@ class Reconciler:
             self._fail(result, Diagnostic.error("Reconcile cycle failed", f"{type(e).__name__}: {e}"))
         result.seconds = self.clock() - started
         self.last = result
+        from ..state import LocalBackend
+
+        record(self.state_path or LocalBackend.for_config_dir(self.directory).path, self._events)
         return result
 
     def _fail(self, result: CycleResult, d: Diagnostic) -> None:
@@ -242,7 +299,7 @@ class Reconciler:
                                                  "apply first; the reconciler keeps what was applied"))
                     return
                 self.forget("empty")
-                diags = workflow.configure_providers(session, state)
+                diags = workflow.configure_providers(session, state, {"connect_timeout": CONNECT_TIMEOUT})
                 if any(d.is_error for d in diags):
                     raise DiagnosticsError(diags)
                 refreshed = refresh(state, session.providers)
@@ -305,9 +362,9 @@ class Reconciler:
         replicas = [replica_view(i.addr, i.attributes, status.get(i.addr)) for i in state if i.type == POD]
         decided = heal(replicas, self.unreachable_since, now, self.settings.lost_after)
         for name, why in decided.waiting:
-            self.say_once(f"node:{name}", Event("waiting", f"node.{name}", why))
+            self.say_once(f"node:{name}", Event("waiting", f"node.{name}", why), same="waiting")
         for name, why in decided.lost_nodes:
-            self.say_once(f"node:{name}", Event("lost", f"node.{name}", why))
+            self.say_once(f"node:{name}", Event("lost", f"node.{name}", why), same="lost")
         for n in nodes:
             if n.reachable and f"node:{n.name}" in self._said:
                 self.forget(f"node:{n.name}")
@@ -346,4 +403,5 @@ class Reconciler:
                                        "review them with orch plan, apply with orch apply"))
 
 
-__all__ = ["CycleResult", "Event", "Reconciler", "Selection", "Settings", "replica_view", "select"]
+__all__ = ["CycleResult", "Event", "HISTORY_LINES", "Reconciler", "Selection", "Settings", "history_path",
+           "read_history", "record", "replica_view", "select"]

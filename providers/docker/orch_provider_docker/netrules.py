@@ -55,8 +55,9 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 __all__ = [
-    "HOSTS_READ_SCRIPT", "HOSTS_UPDATE_SCRIPT", "MASQ_MARK", "drift", "forward_delete", "forward_drift",
-    "forward_restore", "hosts_section", "parse_docker_user", "parse_hosts_read", "render_delete",
+    "CONNTRACK_SCRIPT", "HOSTS_READ_SCRIPT", "HOSTS_UPDATE_SCRIPT", "MASQ_MARK", "drift", "forward_delete",
+    "forward_drift", "forward_restore", "gone_endpoints", "hosts_section", "parse_docker_user", "parse_hosts_read",
+    "render_delete",
     "render_delta", "render_pending", "render_table", "table_name",
 ]
 
@@ -1048,6 +1049,29 @@ service name (a truncate-then-write made requests fail during rolling updates). 
 section. Files that do not exist (a pod removed meanwhile) are skipped; exits 1 if a file that exists
 could not be read or written, 2 for a bad namespace.
 """
+
+# Fixed; ``sh -c CONNTRACK_SCRIPT sh IP...``: forget the connection attempts still waiting for an answer from
+# endpoints that left (and their udp flows), as kube-proxy does for udp. A client that reuses its source port
+# (busybox does, within seconds) would otherwise have its new SYN taken for a retransmission of the old one and
+# sent, for up to two minutes, to the address of a replica that is gone (a node that stopped answering).
+# Established connections are kept: an old replica drains its requests in flight.
+CONNTRACK_SCRIPT = r"""for ip in "$@"; do
+  case $ip in *[!0-9.]*|'') continue;; esac
+  conntrack -D -p tcp --state SYN_SENT --reply-src "$ip" >/dev/null 2>&1
+  conntrack -D -p udp --reply-src "$ip" >/dev/null 2>&1
+done
+exit 0
+"""
+
+
+def gone_endpoints(prior: dict[str, Any] | None, values: dict[str, Any]) -> list[str]:
+    """Endpoint addresses of the prior program that the new one no longer has (any service)."""
+    def ips(v: dict[str, Any] | None) -> set[str]:
+        return {str(e["ip"]) for s in (v or {}).get("services") or [] for e in s.get("endpoints") or []
+                if isinstance(e, dict) and isinstance(e.get("ip"), str)}
+
+    return sorted(ips(prior) - ips(values))
+
 
 HOSTS_READ_SCRIPT = _SH_PRELUDE + r"""sect() {
   on=0

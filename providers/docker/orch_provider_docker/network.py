@@ -392,6 +392,9 @@ class Networking:
                 return ApplyResult(None, [Diagnostic.error("Cannot compile the node's rules", f"node {node}: {e}",
                                                            address=str(addr))])
             host.run(["nft", "-f", "-"], stdin=table.encode())
+        gone = netrules.gone_endpoints(request.prior.attributes if request.prior is not None else None, values)
+        if gone:
+            host.run(["sh", "-c", netrules.CONNTRACK_SCRIPT, "sh", *gone], check=False)
         files = self._hosts_files(node)
         if files:  # the namespace's pods on the node: hairpin on the bridge ports, then their names, one command
             ns = str(values.get("namespace") or "")

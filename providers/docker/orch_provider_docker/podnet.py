@@ -50,7 +50,7 @@ RESTORE = ("iptables-restore", "-w", "5", "--noflush")
 PROBE = r"""PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"; export PATH
 echo "@@ env"
 echo "uid=$(id -u)"
-for t in ip nft iptables iptables-restore; do
+for t in ip nft iptables iptables-restore conntrack; do
   if command -v "$t" >/dev/null 2>&1; then echo "have.$t=1"; else echo "have.$t=0"; fi
 done
 echo "bridge-nf-call-iptables=$(cat /proc/sys/net/bridge/bridge-nf-call-iptables 2>/dev/null)"
@@ -64,7 +64,8 @@ echo "@@ orch-table"; nft list table ip orch 2>&1; echo "@@ rc $?"
 """
 PROBE_ARGV = ("sh", "-c", PROBE)
 
-_TOOLS = (("ip", "iproute2"), ("nft", "nftables"), ("iptables", "iptables"), ("iptables-restore", "iptables"))
+_TOOLS = (("ip", "iproute2"), ("nft", "nftables"), ("iptables", "iptables"), ("iptables-restore", "iptables"),
+          ("conntrack", "conntrack"))
 BR_NETFILTER_FIX = "modprobe br_netfilter; sysctl -w net.bridge.bridge-nf-call-iptables=1"
 
 

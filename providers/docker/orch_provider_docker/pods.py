@@ -358,8 +358,10 @@ def group(containers_by_node: dict[str, list[dict[str, Any]]],
     """
     prefer = prefer or {}
     out: dict[tuple[str, str], Observed] = {}
+    where: dict[str, str] = {}  # container id -> node
     for node, containers in sorted(containers_by_node.items()):
         for c in containers:
+            where[c.get("Id", "")] = node
             lb = _labels(c)
             if not lb.get(naming.LINEAGE) or not lb.get(naming.ADDRESS):
                 continue
@@ -382,7 +384,8 @@ def group(containers_by_node: dict[str, list[dict[str, Any]]],
                     obs.extra.append(c)
                 else:
                     obs.apps[name] = c
-    # an app container belongs with the infra container it was made with (same config hash)
+    # an app container belongs with the infra container it was made with: same config hash, same node (a
+    # replica moved off a node that stopped answering has an older generation there, made from the same spec)
     for obs in out.values():
         if obs.infra is None:
             continue
@@ -390,12 +393,17 @@ def group(containers_by_node: dict[str, list[dict[str, Any]]],
         for c in list(obs.extra):
             name = _labels(c).get(naming.CONTAINER) or ""
             cur = obs.apps.get(name)
-            if _role(c) == naming.ROLE_APP and cur is not None and _labels(cur).get(naming.CONFIG_HASH) != h \
-                    and _labels(c).get(naming.CONFIG_HASH) == h:
+            if _role(c) == naming.ROLE_APP and cur is not None and \
+                    _belongs(c, h, obs.node, where) > _belongs(cur, h, obs.node, where):
                 obs.extra.remove(c)
                 obs.extra.append(cur)
                 obs.apps[name] = c
     return out
+
+
+def _belongs(c: dict[str, Any], config_hash: Any, node: str, where: dict[str, str]) -> tuple[bool, bool]:
+    """How well an app container matches an infra container: (same spec, same node), compared as a tuple."""
+    return _labels(c).get(naming.CONFIG_HASH) == config_hash, where.get(c.get("Id", "")) == node
 
 
 def ip_of(c: dict[str, Any]) -> str | None:

@@ -53,6 +53,7 @@ from .transport import (
     NodeSettings,
     NotFound,
 )
+from .transport import connect as transport_connect
 
 Progress = Callable[[str], None]
 
@@ -91,7 +92,10 @@ class DockerProvider:
                  max_channels: int = DEFAULT_MAX_CHANNELS):
         self.lineage = ""
         self.namespace = ""
-        self._conns = Connections(connect, max_channels)
+        self._connect_timeout: float | None = None  # None: the transport's default (CONNECT_TIMEOUT)
+        self._conns = Connections(connect or (lambda s: transport_connect(s, max_channels,
+                                                                          timeout=self._connect_timeout)),
+                                  max_channels)
         self._net = network.Networking(self)
         self._lock = threading.RLock()
         self._config_nodes: dict[str, NodeSettings] = {}  # node resources of the run (the requests' world)
@@ -120,6 +124,9 @@ class DockerProvider:
         self.lineage = lineage
         ns = settings.get("namespace")
         self.namespace = ns if isinstance(ns, str) else ""
+        # the reconcile loop waits less for a node that does not answer: a lost node must not stall every cycle
+        timeout = settings.get("connect_timeout")
+        self._connect_timeout = float(timeout) if isinstance(timeout, (int, float)) and timeout > 0 else None
         return []
 
     def close(self) -> None:

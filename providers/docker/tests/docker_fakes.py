@@ -269,7 +269,7 @@ class FakeHost:
     probe reads). ``fail[argv0] = CommandResult(...)`` makes every command starting with argv0 fail that way."""
 
     def __init__(self, node: str = "n1", uid: int = 0,
-                 tools: tuple[str, ...] = ("ip", "nft", "iptables", "iptables-restore")):
+                 tools: tuple[str, ...] = ("ip", "nft", "iptables", "iptables-restore", "conntrack")):
         from orch_provider_docker.hostexec import CommandResult
 
         self.node = node
@@ -419,7 +419,8 @@ class FakeHost:
             return [f"@@ {name}", *([text] if text else []), f"@@ rc {rc}"]
 
         out = ["@@ env", f"uid={self.uid}"]
-        out += [f"have.{t}={int(t in self.tools)}" for t in ("ip", "nft", "iptables", "iptables-restore")]
+        out += [f"have.{t}={int(t in self.tools)}" for t in ("ip", "nft", "iptables", "iptables-restore",
+                                                             "conntrack")]
         out += [f"{k}={v}" for k, v in self.sysctl.items()]
         out += ["@@ rc 0"]
         routes = [{"dst": d, "gateway": g, "dev": "eth0", "protocol": "211", "flags": []}

@@ -921,3 +921,28 @@ def test_parse_hosts_read() -> None:
     out = "=/a/hosts\n># orch services begin (namespace shop)\n>1.2.3.4 web\n># orch services end\n!/b/hosts\n=/c\n"
     assert nr.parse_hosts_read(out) == {
         "/a/hosts": "# orch services begin (namespace shop)\n1.2.3.4 web\n# orch services end\n", "/c": ""}
+
+
+def test_gone_endpoints_are_those_the_new_program_lacks() -> None:
+    def program(*ips: str) -> dict:
+        return {"services": [{"name": "web", "endpoints": [{"pod": f"pod.web[{i}]", "ip": ip}
+                                                           for i, ip in enumerate(ips)]}]}
+
+    assert nr.gone_endpoints(program("198.19.128.2", "198.19.129.2"), program("198.19.128.2")) == ["198.19.129.2"]
+    assert nr.gone_endpoints(None, program("198.19.128.2")) == []
+    assert nr.gone_endpoints(program("198.19.128.2"), program("198.19.128.2", "198.19.130.2")) == []
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_conntrack_script_forgets_unanswered_attempts_only(tmp_path: Path, shell: str) -> None:
+    """Only SYN_SENT tcp entries (a new SYN on a reused port would follow them to a gone replica) and udp flows;
+    established connections drain. Anything that is not an IPv4 address is never passed on."""
+    log = tmp_path / "calls"
+    fake = tmp_path / "conntrack"
+    fake.write_text(f'#!/bin/sh\necho "$*" >> {log}\nexit 1\n')  # exit 1: nothing deleted, not an error
+    fake.chmod(0o755)
+    script = f"PATH={tmp_path}:$PATH\n" + nr.CONNTRACK_SCRIPT
+    done = run_script(shell, script, ["198.19.129.2", "-D;x", ""])
+    assert done.returncode == 0, done.stderr
+    assert log.read_text().splitlines() == ["-D -p tcp --state SYN_SENT --reply-src 198.19.129.2",
+                                            "-D -p udp --reply-src 198.19.129.2"]

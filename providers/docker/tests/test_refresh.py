@@ -199,3 +199,22 @@ def test_a_down_node_fails_only_its_own_changes(tmp_path):
     failed = {d.address for d in outcome.diagnostics if d.is_error}
     assert failed == {down_pod}  # the down node's pod fails, named; nothing else does
     assert outcome.added == 2 and outcome.destroyed == 2
+
+
+def test_group_keeps_each_app_container_with_its_infra_on_the_same_node() -> None:
+    """A replica moved off a node that stopped answering: when the node answers again, its older generation
+    (same spec, same address) is listed too; the current pod's app container is the one beside its infra."""
+    from orch_provider_docker import naming, pods
+
+    def c(cid: str, role: str, created: int = 0) -> dict:
+        labels = {naming.LINEAGE: "L", naming.ADDRESS: "pod.web[1]", naming.ROLE: role, naming.CONFIG_HASH: "h"}
+        if role == naming.ROLE_APP:
+            labels[naming.CONTAINER] = "httpd"
+        return {"Id": cid, "Labels": labels, "Created": created, "State": "running"}
+
+    listed = {"n2": [c("old-infra", naming.ROLE_INFRA, 1), c("old-app", naming.ROLE_APP, 1)],
+              "n3": [c("new-infra", naming.ROLE_INFRA, 2), c("new-app", naming.ROLE_APP, 2)]}
+    obs = pods.group(listed, prefer={("L", "pod.web[1]"): "new-infra"})[("L", "pod.web[1]")]
+    assert obs.node == "n3" and obs.infra is not None and obs.infra["Id"] == "new-infra"
+    assert obs.apps["httpd"]["Id"] == "new-app"
+    assert sorted(x["Id"] for x in obs.extra) == ["old-app", "old-infra"]

@@ -67,11 +67,12 @@ DEFAULT_NODES = 3
 DEFAULT_DIR = "/tmp/orch-lab"
 NETNS_DIR = Path("/var/run/netns")
 LOCK_FILE = Path("/run/orch-lab.lock")
-APT_PACKAGES = ("docker.io", "openssh-server", "busybox-static", "iptables", "iproute2", "nftables")
+APT_PACKAGES = ("docker.io", "openssh-server", "busybox-static", "iptables", "iproute2", "nftables", "conntrack")
 SSHD = "/usr/sbin/sshd"
 # (binary, Debian package providing it)
 _BINARIES = (("dockerd", "docker.io"), ("docker", "docker.io"), (SSHD, "openssh-server"),
-             ("iptables", "iptables"), ("ip", "iproute2"), ("nft", "nftables"), ("nsenter", "util-linux"),
+             ("iptables", "iptables"), ("ip", "iproute2"), ("nft", "nftables"), ("conntrack", "conntrack"),
+             ("nsenter", "util-linux"),
              ("setsid", "util-linux"), ("umount", "mount"))
 _SBIN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _MAX_SOCKET_PATH = 107  # sun_path, less the terminating NUL
