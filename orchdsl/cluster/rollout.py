@@ -194,6 +194,13 @@ def failed(status: Any) -> bool:
                ("running", "restarting") for m in getattr(status, "members", ()))
 
 
+def away(addr: ResourceAddress, values: Mapping[str, Any], status: Mapping[ResourceAddress, Any]) -> bool:
+    """Whether an object, or the node it is on (its ``node`` value), did not answer at plan time."""
+    node = values.get("node")
+    return not getattr(status.get(addr), "reachable", True) or (
+        isinstance(node, str) and not getattr(status.get(ResourceAddress("node", node)), "reachable", True))
+
+
 def gated(values: Mapping[str, Any] | None) -> Strategy | None:
     """The strategy of a replica whose block rolls: a new replica of it must be ready before what depends
     on it (its node's program: the service endpoints) goes on."""
@@ -223,5 +230,5 @@ def plan_rollouts(replaced: Mapping[ResourceAddress, Mapping[str, Any]],
     return out
 
 
-__all__ = ["DEFAULT_DEADLINE", "DEFAULT_DRAIN", "NAME", "Rollout", "Strategy", "Wave", "describe",
+__all__ = ["DEFAULT_DEADLINE", "DEFAULT_DRAIN", "NAME", "Rollout", "Strategy", "Wave", "away", "describe",
            "failed", "from_summary", "gated", "plan_rollouts", "plan_waves", "serving", "summary"]

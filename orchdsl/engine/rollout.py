@@ -28,7 +28,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ..addrs import ResourceAddress
-from ..cluster.rollout import Rollout, Strategy, Wave, failed, serving
+from ..cluster.rollout import Rollout, Strategy, Wave, away, failed, serving
 from ..diagnostics import Diagnostic
 from ..eval.plain import UNKNOWN, strip_unknown
 from ..plan.model import Action, ResourceChange
@@ -263,11 +263,7 @@ class RolloutRunner:
                 self.say(f"{addr} updated (endpoints)")
 
     def _away(self, addr: ResourceAddress, values: dict[str, Any]) -> bool:
-        """Whether the object, or the node it is on, did not answer at plan time."""
-        status = self.ex.plan.status
-        node = values.get("node")
-        return not getattr(status.get(addr), "reachable", True) or (
-            isinstance(node, str) and not getattr(status.get(ResourceAddress("node", node)), "reachable", True))
+        return away(addr, values, self.ex.plan.status)
 
     # -- failure --------------------------------------------------------------------------------------
     def _undo_wave(self, wave: Wave) -> None:
