@@ -106,6 +106,7 @@ class RolloutRunner:
         self.replaced: list[ResourceAddress] = []  # members whose successor serves and whose old object is gone
         self.deposed: dict[ResourceAddress, str] = {}  # this wave's surge members: the key of their old object
         self.away: set[ResourceAddress] = set()  # members whose node did not answer at plan time
+        self.idle: set[ResourceAddress] = set()  # members that served nothing at plan time (unhealthy, away)
         self.before: dict[ResourceAddress, dict[str, Any]] = {
             a: dict(c.before or {}) for a, c in changes.items()}
 
@@ -120,7 +121,7 @@ class RolloutRunner:
         waves = [w for w in waves if w.members]
         status = self.ex.plan.status
         # replicas that serve nothing (unhealthy, on a lost node) leave every node's endpoints at once
-        idle = {a for a in self.changes if failed(status.get(a))}
+        idle = self.idle = {a for a in self.changes if failed(status.get(a))}
         self.away = {a for a in idle if not getattr(status.get(a), "reachable", True)}  # their node is not answering
         if idle:
             self.leaving |= idle
@@ -152,7 +153,8 @@ class RolloutRunner:
         if stop_first:
             self.leaving |= set(stop_first)
             self.sync()
-            self._drain()
+            if set(stop_first) - self.idle:  # replicas that serve nothing (unhealthy) have nothing to drain
+                self._drain()
             self._each(stop_first, lambda a: self._delete_current(changes[a]))
         made: dict[ResourceAddress, StateObject] = {}
         errors: list[Diagnostic] = []

@@ -97,3 +97,88 @@ def total(samples: Iterable[Sample]) -> tuple[float | None, int | None]:
     cpu = None if any(c is None for c in cpus) else sum(c for c in cpus if c is not None)
     memory = None if any(m is None for m in mems) else sum(m for m in mems if m is not None)
     return cpu, memory
+
+
+# ---- the fast path: the node's cgroups, read over SSH -------------------------------------------------------
+# Docker's stats call samples for 1-2 s per container, and a node's SSH connection carries a few channels at
+# once: 90 containers took 11 s. The kernel keeps the same counters in the containers' cgroups; one command per
+# node reads them twice, INTERVAL seconds apart, for every container at once.
+#
+# Fixed; ``sh -c CGROUP_SCRIPT sh INTERVAL ID...`` (IDs: 64 hex digits, anything else is skipped). Prints
+# ``t NANOSECONDS`` then per container ``a ID CPU_NS`` (first reading), and after the interval ``t ...`` again
+# and ``b ID CPU_NS MEMORY_BYTES``. cgroup v1 (cgroupfs or systemd driver) and v2 are looked up in turn; a
+# container found in none is not printed (the caller falls back to the stats API for it).
+CGROUP_SCRIPT = r"""iv=$1; shift
+R=${ORCH_CGROUP_ROOT:-/sys/fs/cgroup}  # another root only in tests
+now() {
+  d=$(date +%s%N 2>/dev/null)
+  case $d in *[!0-9]*|'') read u _ < /proc/uptime; d=${u%.*}${u#*.}0000000;; esac
+  echo "t $d"
+}
+cpu() {
+  for f in $R/cpuacct/docker/$1/cpuacct.usage $R/cpu,cpuacct/docker/$1/cpuacct.usage \
+           $R/cpuacct/system.slice/docker-$1.scope/cpuacct.usage \
+           $R/cpu,cpuacct/system.slice/docker-$1.scope/cpuacct.usage; do
+    if [ -r "$f" ]; then read v < "$f"; echo "$v"; return 0; fi
+  done
+  for d in $R/system.slice/docker-$1.scope $R/docker/$1; do
+    if [ -r "$d/cpu.stat" ]; then
+      while read k v; do [ "$k" = usage_usec ] && { echo "${v}000"; return 0; }; done < "$d/cpu.stat"
+    fi
+  done
+  return 1
+}
+mem() {
+  for d in $R/memory/docker/$1 $R/memory/system.slice/docker-$1.scope; do
+    if [ -r "$d/memory.usage_in_bytes" ]; then
+      read u < "$d/memory.usage_in_bytes"; c=0
+      while read k v; do [ "$k" = total_inactive_file ] && c=$v; done < "$d/memory.stat"
+      echo $((u - c)); return 0
+    fi
+  done
+  for d in $R/system.slice/docker-$1.scope $R/docker/$1; do
+    if [ -r "$d/memory.current" ]; then
+      read u < "$d/memory.current"; c=0
+      while read k v; do [ "$k" = inactive_file ] && c=$v; done < "$d/memory.stat"
+      echo $((u - c)); return 0
+    fi
+  done
+  echo -
+}
+ids=
+for id in "$@"; do case $id in *[!0-9a-f]*) ;; *) [ ${#id} -eq 64 ] && ids="$ids $id";; esac; done
+now
+for id in $ids; do v=$(cpu "$id") && echo "a $id $v"; done
+sleep "$iv"
+now
+for id in $ids; do v=$(cpu "$id") && echo "b $id $v $(mem "$id")"; done
+exit 0
+"""
+
+
+def parse_cgroup_samples(text: str) -> dict[str, Sample]:
+    """CGROUP_SCRIPT's output -> each container's use over the interval (by full id)."""
+    times: list[int] = []
+    first: dict[str, int] = {}
+    out: dict[str, Sample] = {}
+    second: dict[str, tuple[int, int | None]] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        try:
+            if parts[:1] == ["t"] and len(parts) == 2:
+                times.append(int(parts[1]))
+            elif parts[:1] == ["a"] and len(parts) == 3:
+                first[parts[1]] = int(parts[2])
+            elif parts[:1] == ["b"] and len(parts) == 4:
+                second[parts[1]] = (int(parts[2]), int(parts[3]) if parts[3].lstrip("-").isdigit() else None)
+        except ValueError:
+            continue
+    if len(times) != 2 or times[1] <= times[0]:
+        return out
+    elapsed = times[1] - times[0]
+    for cid, (usage, memory) in second.items():
+        before = first.get(cid)
+        if before is None or usage < before:
+            continue
+        out[cid] = Sample((usage - before) / elapsed, memory if memory is not None and memory >= 0 else None)
+    return out

@@ -177,3 +177,47 @@ def test_metrics_pods_it_cannot_place():
     assert got[A("pod.b")].cpu is None and "Unknown node" in got[A("pod.b")].detail
     assert got[A("pod.c")] == Usage(None, None, "no app container recorded")
     assert p.metrics([]) == {}
+
+
+CID = "ab" * 32
+
+
+def test_cgroup_samples_parse() -> None:
+    text = (f"t 1000000000\na {CID} 5000000000\nt 2000000000\nb {CID} 5500000000 1048576\n"
+            f"a {'cd' * 32} 10\nb {'cd' * 32} 5 -\ngarbage\nb {'ef' * 32} 9 9\n")
+    got = stats.parse_cgroup_samples(text)
+    assert got == {CID: stats.Sample(0.5, 1048576)}  # counter went back (a restart) or never read first: skipped
+    assert stats.parse_cgroup_samples(f"t 5\na {CID} 1\nb {CID} 2 3\n") == {}  # one time stamp only
+
+
+@pytest.mark.parametrize("layout", ["v1", "v1-combined", "v2"])
+def test_cgroup_script_reads_each_layout_twice(tmp_path, layout: str) -> None:
+    import subprocess
+
+    root = tmp_path / "cgroup"
+    if layout == "v1":
+        cpu = root / "cpuacct" / "docker" / CID
+        cpu.mkdir(parents=True)
+        (cpu / "cpuacct.usage").write_text("123000\n")
+    elif layout == "v1-combined":
+        cpu = root / "cpu,cpuacct" / "system.slice" / f"docker-{CID}.scope"
+        cpu.mkdir(parents=True)
+        (cpu / "cpuacct.usage").write_text("123000\n")
+    else:
+        cpu = root / "system.slice" / f"docker-{CID}.scope"
+        cpu.mkdir(parents=True)
+        (cpu / "cpu.stat").write_text("usage_usec 123\nuser_usec 100\n")
+        (cpu / "memory.current").write_text("4096\n")
+        (cpu / "memory.stat").write_text("anon 1\ninactive_file 1024\n")
+    if layout.startswith("v1"):
+        mem = root / "memory" / "docker" / CID
+        mem.mkdir(parents=True)
+        (mem / "memory.usage_in_bytes").write_text("4096\n")
+        (mem / "memory.stat").write_text("cache 9\ntotal_inactive_file 1024\n")
+    out = subprocess.run(["sh", "-c", stats.CGROUP_SCRIPT, "sh", "0.01", CID, "not-an-id", "cd" * 32],
+                         capture_output=True, text=True, env={"ORCH_CGROUP_ROOT": str(root), "PATH": "/usr/bin:/bin"},
+                         timeout=10)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert [x.split()[0] for x in lines] == ["t", "a", "t", "b"], lines  # the unknown container is not printed
+    assert lines[1] == f"a {CID} 123000" and lines[3] == f"b {CID} 123000 3072"

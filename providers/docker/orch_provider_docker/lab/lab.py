@@ -69,6 +69,18 @@ NETNS_DIR = Path("/var/run/netns")
 LOCK_FILE = Path("/run/orch-lab.lock")
 APT_PACKAGES = ("docker.io", "openssh-server", "busybox-static", "iptables", "iproute2", "nftables", "conntrack")
 SSHD = "/usr/sbin/sshd"
+# `ip netns exec` gives its command a fresh /sys (the namespace's network devices) without the cgroup mounts a
+# real host has; sshd's sessions (orch's host commands) then see no container cgroups. Mounted again, read-only,
+# in that mount namespace only, before sshd starts: each v1 controller alone or as the host combines them, or v2.
+SSHD_WITH_CGROUPS = r"""if mount -t tmpfs -o mode=755 orch-lab-cgroup /sys/fs/cgroup 2>/dev/null; then
+  for c in cpu cpuacct cpu,cpuacct memory; do
+    mkdir -p "/sys/fs/cgroup/$c" && mount -t cgroup -o "ro,$c" cgroup "/sys/fs/cgroup/$c" 2>/dev/null ||
+      rmdir "/sys/fs/cgroup/$c"
+  done
+  if ! ls /sys/fs/cgroup | grep -q .; then mount -t cgroup2 -o ro cgroup2 /sys/fs/cgroup 2>/dev/null; fi
+fi
+exec "$@"
+"""
 # (binary, Debian package providing it)
 _BINARIES = (("dockerd", "docker.io"), ("docker", "docker.io"), (SSHD, "openssh-server"),
              ("iptables", "iptables"), ("ip", "iproute2"), ("nft", "nftables"), ("conntrack", "conntrack"),
@@ -936,6 +948,7 @@ class _Lab:
     def sshd_config_text(self, i: int) -> str:
         return "\n".join([
             f"# sshd of lab node {node_name(i)}, written by `orch lab up`",
+            "# started with the cgroup hierarchies mounted read-only, as a host's shell sees them",
             f"ListenAddress {node_address(i)}",
             "Port 22",
             f"HostKey {self.p.hostkey(i)}",
@@ -970,7 +983,8 @@ class _Lab:
             return
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
         self.p.sshd_pid(i).unlink(missing_ok=True)
-        argv = ["ip", "netns", "exec", name, SSHD, "-f", str(cfg), "-E", str(self.p.sshd_log(i))]
+        argv = ["ip", "netns", "exec", name, "sh", "-c", SSHD_WITH_CGROUPS, "sh",
+                SSHD, "-f", str(cfg), "-E", str(self.p.sshd_log(i))]
         p = self.run(argv, name, check=False, timeout=30)
         if p.returncode != 0:
             raise self.step_error(name, argv, p.returncode,
