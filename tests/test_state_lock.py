@@ -143,3 +143,23 @@ def test_backend_lock_round_trip(state_path):
         s = b.read()
         b.write(s)
     assert read_lock(state_path) is None
+
+
+def test_a_command_waits_for_a_reconcile_cycle_beyond_its_timeout(state_path):
+    """A reconcile cycle holds the lock briefly: an apply started meanwhile goes next instead of failing."""
+    p, release = _start_holder(state_path, operation="reconcile", hold_seconds=0.6)
+    started = time.monotonic()
+    with StateLock(state_path, "apply", 0):  # no --lock-timeout given
+        waited = time.monotonic() - started
+    p.join(10)
+    assert 0.2 < waited < 10
+
+
+def test_no_waiting_beyond_the_timeout_for_other_holders(state_path):
+    p, release = _start_holder(state_path, operation="apply", hold_seconds=5)
+    try:
+        with pytest.raises(DiagnosticsError):
+            StateLock(state_path, "apply", 0).acquire()
+    finally:
+        release.set()
+        p.join(10)

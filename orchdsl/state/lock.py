@@ -187,7 +187,7 @@ class StateLock:
             now = time.monotonic()
             if now >= deadline and not self._cycle_ending(now - deadline):
                 raise DiagnosticsError([self._held_diag(max(0.0, timeout))])
-            time.sleep(min(delay, deadline - now))
+            time.sleep(min(delay, deadline - now) if now < deadline else delay)
             delay = min(delay * 2, _MAX_RETRY_DELAY)
 
     def _cycle_ending(self, overdue: float) -> bool:
