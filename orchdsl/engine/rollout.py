@@ -134,6 +134,10 @@ class RolloutRunner:
                     address=self.rollout.block, hint="run orch apply again to finish it")])
             self.say(f"wave {i}/{len(waves)}: {', '.join(str(a) for a in wave.members)}")
             problems = self._wave(wave, {a: self.changes[a] for a in wave.members})
+            if problems and self.ex.stop.is_set():
+                # interrupted (Ctrl+C, SIGTERM): the step in flight is finished and recorded, nothing is undone;
+                # the next plan shows what is left
+                raise RolloutFailed(problems)
             if problems:
                 self._undo_wave(wave)
                 diags = problems
@@ -169,6 +173,10 @@ class RolloutRunner:
 
         def gate(a: ResourceAddress) -> None:
             ok, status = wait_ready(self._provider(a), made[a], deadline, self.ex.stop.is_set)
+            if not ok and self.ex.stop.is_set():
+                raise RolloutFailed([Diagnostic.error(
+                    "Rolling update interrupted", f"{a} was made and is recorded; its health was not awaited.",
+                    address=str(a), hint="run orch apply (or orch reconcile) again to finish the rollout")])
             if not ok:
                 raise RolloutFailed([Diagnostic.error(
                     "Replica not healthy", _why_not(a, status, s.healthy_deadline), address=str(a),
