@@ -220,3 +220,17 @@ def test_recreate_stops_every_replica_first(cfg, capsys):
     last_delete = max(steps.index(f"delete pod.web[{i}]") for i in range(4))
     first_create = min(steps.index(f"create pod.web[{i}]") for i in range(4))
     assert last_delete < first_create
+
+
+def test_an_old_replica_that_cannot_stop_gets_no_successor_and_the_state_stays_exact(cfg, capsys, monkeypatch):
+    setup(cfg, capsys, config(surge=0, unavailable=1))
+    monkeypatch.setenv("ORCH_MEMORY_FAIL", "delete:pod.web[1]")
+    code, _, err = orch(capsys, "apply", "-auto-approve", "-var", "image=orch/busybox:v2", str(cfg))
+    assert code == 1 and "pod.web[1] failed on purpose" in err
+    world = world_objects(cfg.parent / "world")
+    assert sorted(a for a in world if a.startswith("pod.web")) == [f"pod.web[{i}]" for i in range(4)]
+    # rolled back: pod.web[0] (replaced in wave 1) is old again, pod.web[1] never stopped
+    assert {o["container"][0]["image"] for a, o in world.items() if a.startswith("pod.web")} == {"orch/busybox:v1"}
+    monkeypatch.delenv("ORCH_MEMORY_FAIL")
+    code, out, _ = orch(capsys, "plan", "--detailed-exitcode", str(cfg))
+    assert code == 0, out  # what the state says is what exists

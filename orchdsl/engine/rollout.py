@@ -159,7 +159,9 @@ class RolloutRunner:
             self.sync()
             if set(stop_first) - self.idle:  # replicas that serve nothing (unhealthy) have nothing to drain
                 self._drain()
-            self._each(stop_first, lambda a: self._delete_current(changes[a]))
+            stopped = self._each(stop_first, lambda a: self._delete_current(changes[a]))
+            if stopped:
+                return stopped  # an old replica that could not be stopped gets no successor beside it
         made: dict[ResourceAddress, StateObject] = {}
         errors: list[Diagnostic] = []
 
@@ -325,6 +327,9 @@ class RolloutRunner:
         ex = self.ex
         for addr in addrs:
             inst = ex.state.get(addr)
+            if inst is not None and inst.attributes.get("id") is not None and \
+                    inst.attributes.get("id") == self.before[addr].get("id"):
+                continue  # still the previous version (it could not be stopped): nothing to undo
             if inst is not None and inst.attributes:  # its failed successor first
                 ex._delete(replace(self.changes[addr], action=Action.DELETE), self._provider(addr))
             try:
