@@ -235,11 +235,17 @@ def test_reconcile_heals_moves_and_cleans_up(lab, cluster, capsys):
         while time.monotonic() < deadline and cl.node_of(victim) == victim_node:
             time.sleep(0.5)
         assert cl.node_of(victim) != victim_node, "\n".join(line for _, line in watch.lines[-30:])
-        time.sleep(4)  # the moved replica is ready and in the endpoints
+        mark = len(cl.log())  # answers again (a request sent to the lost replica meanwhile timed out)...
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any(ANSWER.fullmatch(x) for x in cl.log()[mark:]):
+            time.sleep(0.5)
+        time.sleep(3)  # ... and from healthy replicas only, the moved one included once it is ready
         mark = len(cl.log())
-        time.sleep(4)
+        time.sleep(6)
         after = cl.log()[mark:]
-        assert after and all(ANSWER.fullmatch(line) for line in after), after[:10]
+        assert after and all(ANSWER.fullmatch(line) for line in after), (
+            after[:10], cl.app("pod.client").exec_run(["cat", "/etc/hosts"])[1].decode(errors="replace"),
+            "\n".join(line for _, line in watch.lines[-12:]))
         assert next(i for i in cl.state() if str(i.addr) == victim).deposed  # its stale object stays recorded
 
         # 3. the node comes back: its stale containers go
