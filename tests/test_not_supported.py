@@ -26,7 +26,6 @@ BASE = {"node": ['address = "h"'], "pod": ['container "c" {', '  image = "x"', "
 # an argument `NAME = null`), so that a new entry is checked without touching this file.
 USES = {
     "volume": ['volume "data" {', '  driver = "local"', "}"],
-    "secret": ['secret "db" {', '  data = { password = "hunter2" }', "}"],
     ("pod", "autoscale"): ["autoscale {", "  max_replicas = 5", "}"],
 }
 
@@ -94,7 +93,7 @@ def test_registry_names_real_schema_entries():
 
 
 def test_the_known_gaps_are_listed():
-    assert set(PLANNED_TYPES) == {"secret", "volume"}
+    assert set(PLANNED_TYPES) == {"volume"}
     assert not PLANNED_ATTRIBUTES  # rolling updates and autoscaling landed
     # realised by the Docker provider (pods.py) or the scheduler: never planned
     for path in [("pod", "container"), ("pod", "restart"), ("pod", "strategy"), ("pod", "autoscale"),
@@ -159,14 +158,14 @@ def test_load_config_gives_one_located_error(tmp_path, entry, case):
 
 
 def test_validate_json_reports_the_range(tmp_path, capsys):
-    lines, line, col = _type_config("secret")
+    lines, line, col = _type_config("volume")
     _write(tmp_path, lines)
     assert main(["validate", "--json", str(tmp_path)]) == 1
     doc = json.loads(capsys.readouterr().out)
     [d] = doc["diagnostics"]
     assert d["summary"] == NOT_SUPPORTED and d["range"]["start"]["line"] == line
-    assert d["range"]["start"]["column"] == col and d["range"]["end"]["column"] == col + len('secret "db"')
-    assert "secrets" in d["detail"]
+    assert d["range"]["start"]["column"] == col and d["range"]["end"]["column"] == col + len('volume "data"')
+    assert "volumes" in d["detail"]
 
 
 def test_every_use_is_reported_at_once(tmp_path):
@@ -188,16 +187,16 @@ def test_every_use_is_reported_at_once(tmp_path):
 def test_references_to_planned_things(tmp_path):
     _write(tmp_path, [
         'pod "web" {', '  container "c" {', '    image = "x"',
-        "    env   = { PW = secret.db.data.pw }", "  }",
+        "    env   = { V = volume.data.name }", "  }",
         "  lifecycle {", "    ignore_changes = [autoscale]", "  }", "}",
         'output "scale" {', "  value = pod.web.autoscale", "}",
     ])
     _, diags = load_config(tmp_path, env={})
     got = {(d.subject.start.line, d.subject.start.column): d for d in diags if d.is_error}
     assert all(d.summary == NOT_SUPPORTED for d in got.values()), [d.render() for d in got.values()]
-    assert sorted(got) == [(4, 20)]  # pod.web.autoscale and ignore_changes = [autoscale] work
+    assert sorted(got) == [(4, 19)]  # pod.web.autoscale and ignore_changes = [autoscale] work
     # not "declare it": a declaration would be rejected too
-    assert "declare it" not in got[(4, 20)].hint and "secrets" in got[(4, 20)].detail
+    assert "declare it" not in got[(4, 19)].hint and "volumes" in got[(4, 19)].detail
 
 
 def test_planned_types_are_not_suggested(tmp_path):
@@ -205,12 +204,12 @@ def test_planned_types_are_not_suggested(tmp_path):
     _, diags = load_config(tmp_path, env={})
     block, ref = diags
     assert block.summary == "Unsupported block type" and "volume" not in block.hint
-    assert ref.summary == "Unknown variable" and "secret" not in ref.detail and "pod" in ref.detail
+    assert ref.summary == "Unknown variable" and "volume" not in ref.detail and "pod" in ref.detail
 
 
 def test_in_a_module_too(tmp_path):
     (tmp_path / "m").mkdir()
-    (tmp_path / "m" / "main.orch").write_text('secret "s" {\n  data = { a = "b" }\n}\n')
+    (tmp_path / "m" / "main.orch").write_text('volume "s" {\n  driver = "local"\n}\n')
     _write(tmp_path, ['module "m" {', '  source = "./m"', "}"])
     _, diags = load_config(tmp_path, env={})
     [d] = diags
@@ -307,6 +306,10 @@ pod "web" {
         memory = "128Mi"
       }
     }
+    file "/etc/app/app.conf" {
+      content = "password = ${secret.db.data.password}\\n"
+      mode    = "0400"
+    }
     health {
       command      = ["nc", "-z", "127.0.0.1", "8080"]
       interval     = "5s"
@@ -327,6 +330,11 @@ pod "web" {
     create_before_destroy = true
     ignore_changes        = [labels]
   }
+}
+
+secret "db" {
+  data   = { password = var.password }
+  labels = { team = "web" }
 }
 
 pod "api" {

@@ -82,7 +82,7 @@ def test_apply_plan_and_outputs_never_show_the_secret(env, capsys):
     assert "<sensitive>" not in out
 
 
-def test_plan_text_and_markdown_redact_and_json_keeps_terraforms_contract(env, capsys):
+def test_plan_text_markdown_and_json_never_hold_the_secret(env, capsys):
     applied(capsys, env)
     code, out, err = orch(capsys, "plan", "--no-color", "--var", "pw=n3w-s3cr3t-value", str(env))
     assert code == 0 and "n3w-s3cr3t-value" not in out + err and SECRET not in out + err
@@ -90,9 +90,10 @@ def test_plan_text_and_markdown_redact_and_json_keeps_terraforms_contract(env, c
     code, out, err = orch(capsys, "plan", "--format", "markdown", "--var", "pw=n3w-s3cr3t-value", str(env))
     assert code == 0 and "n3w-s3cr3t-value" not in out + err and SECRET not in out + err
     code, out, _ = orch(capsys, "plan", "--json", "--var", "pw=n3w-s3cr3t-value", str(env))
+    assert "n3w-s3cr3t-value" not in out and SECRET not in out  # unlike terraform show -json: never written
     doc = json.loads(out)
     change = doc["resource_changes"][0]["change"]
-    assert change["after"]["container"][0]["env"]["PASSWORD"] == "n3w-s3cr3t-value"  # JSON: values present
+    assert change["after"]["container"][0]["env"]["PASSWORD"] is None  # null where sensitive...
     assert change["after_sensitive"]["container"][0]["env"]["PASSWORD"] is True  # ... and marked
     assert doc["output_changes"]["pw"]["after_sensitive"] is True
 

@@ -365,7 +365,8 @@ class Executor:
                  keep: tuple[StateObject, ...] = ()) -> ApplyRequest:
         addr = change.address
         return ApplyRequest(addr, planned, to_object(prior) if prior is not None else None, self.world,
-                            lambda msg: self.say(f"{addr}: {msg}"), keep)
+                            lambda msg: self.say(f"{addr}: {msg}"), keep,
+                            tuple(tuple(p) for p in change.after_sensitive))
 
     def _errors(self, result: ApplyResult, addr: ResourceAddress) -> list[Diagnostic]:
         errors = [d for d in result.diagnostics if d.is_error]

@@ -86,7 +86,9 @@ def make_plan(config: Config, state: State, refreshed: Refreshed, providers: dic
     plan = Plan(drift=list(refreshed.drift), lineage=state.lineage, serial=state.serial,
                 refresh_only=options.refresh_only, destroy=options.destroy,
                 timestamp=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                variables={k: _plain(v) for k, v in config.variables.items()},
+                # a sensitive variable's value is never carried into the plan (its JSON, plan files)
+                variables={k: (None if getattr(v, "sensitive", False) else _plain(v))
+                           for k, v in config.variables.items()},
                 status=dict(refreshed.status))
     if options.refresh_only:
         return plan, _unmatched_arguments(options, config, refreshed.state, set(), expanded=False)

@@ -14,8 +14,9 @@ policies written for it work on orch plans:
 - ``planned_values``, ``output_changes``, ``variables``, ``timestamp``,
   ``applyable``, ``complete``, ``errored``.
 
-As in Terraform, ``before``/``after`` hold sensitive values in clear; the
-``*_sensitive`` mirrors say which ones a display must hide. orch's own data
+Unlike Terraform, sensitive values are never written: ``before``/``after``, ``planned_values``, sensitive
+outputs and variables hold ``null`` where a value is sensitive, and the ``*_sensitive`` mirrors say where (a
+plan JSON is pasted into CI logs and PR tools; a secret must not travel with it). orch's own data
 (placement, reasons, lineage, serial) is under the ``orch`` key, which
 Terraform consumers ignore as an unknown property.
 """
@@ -141,14 +142,32 @@ def _mode(action: Action) -> str:
     return "data" if action is Action.READ else "managed"
 
 
+def hide_sensitive(value: Any, paths: Sequence[Sequence[str | int]]) -> Any:
+    """``value`` with ``None`` at each sensitive path (a path covers what is below it)."""
+    marked = frozenset(tuple(p) for p in paths)
+    if not marked:
+        return value
+    return _hide(value, marked, ())
+
+
+def _hide(value: Any, marked: frozenset[Path], at: Path) -> Any:
+    if at in marked:
+        return None
+    if isinstance(value, dict):
+        return {k: _hide(v, marked, at + (k,)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_hide(v, marked, at + (i,)) for i, v in enumerate(value)]
+    return value
+
+
 def change_object(actions: list[str], before: dict[str, Any] | None, after: dict[str, Any] | None,
                   before_sensitive: Sequence[Path] = (), after_sensitive: Sequence[Path] = (),
                   replace_paths: Sequence[Path] = ()) -> dict[str, JSONValue]:
     """The ``change`` object of a resource change or drift."""
     out: dict[str, JSONValue] = {
         "actions": actions,
-        "before": omit_unknowns(before),
-        "after": omit_unknowns(after),
+        "before": omit_unknowns(hide_sensitive(before, before_sensitive)),
+        "after": omit_unknowns(hide_sensitive(after, after_sensitive)),
         # Terraform: {} when the whole value is known, else the full mirror (with {} and false in it)
         "after_unknown": {} if _is_wholly_known(after) else unknown_as_bool(after),
         "before_sensitive": sensitive_as_bool(before, before_sensitive) if before is not None else False,
@@ -189,7 +208,7 @@ def _planned_resource(rc: ResourceChange) -> dict[str, JSONValue]:
     out = _identity(rc.address, rc.provider, _mode(rc.action), module_address=False)
     out["schema_version"] = 0
     if rc.after is not None:
-        out["values"] = omit_unknowns(rc.after)
+        out["values"] = omit_unknowns(hide_sensitive(rc.after, rc.after_sensitive))
         out["sensitive_values"] = sensitive_as_bool(rc.after, rc.after_sensitive)
     return out
 
@@ -226,7 +245,7 @@ def _planned_outputs(outputs: Sequence[OutputChange]) -> dict[str, JSONValue]:
             continue
         entry: dict[str, JSONValue] = {"sensitive": oc.sensitive}
         if _is_wholly_known(oc.after):
-            entry["value"] = omit_unknowns(oc.after)
+            entry["value"] = None if oc.sensitive else omit_unknowns(oc.after)
         out[oc.name] = entry
     return out
 
@@ -245,9 +264,10 @@ def planned_values(plan: Plan) -> dict[str, JSONValue]:
 
 
 def output_change(oc: OutputChange) -> dict[str, JSONValue]:
-    out: dict[str, JSONValue] = {"actions": oc.action.terraform_actions(), "before": omit_unknowns(oc.before)}
+    out: dict[str, JSONValue] = {"actions": oc.action.terraform_actions(),
+                                 "before": None if oc.sensitive else omit_unknowns(oc.before)}
     if oc.after is not UNKNOWN:  # Terraform leaves "after" out when the whole value is unknown
-        out["after"] = omit_unknowns(oc.after)
+        out["after"] = None if oc.sensitive else omit_unknowns(oc.after)
     out["after_unknown"] = False if _is_wholly_known(oc.after) else unknown_as_bool(oc.after)
     out["before_sensitive"] = oc.sensitive
     out["after_sensitive"] = oc.sensitive

@@ -34,8 +34,6 @@ class Planned:
 PLANNED_TYPES: Mapping[str, Planned] = MappingProxyType({
     "volume": Planned("volumes", 'remove it; a container mount can name a Docker volume directly: '
                                  'mounts = [{ volume = "NAME", target = "/path" }] (see docs/resources.md)'),
-    "secret": Planned("secrets", "remove it; pass the value through a variable declared sensitive = true "
-                                 "(see docs/resources.md)"),
 })
 
 # Arguments and blocks of supported types that nothing reads, keyed by their path in the schema: the

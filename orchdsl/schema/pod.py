@@ -189,6 +189,34 @@ class Health(Schema):
         return v
 
 
+_OCTAL_MODE = re.compile(r"0?[0-7]{3,4}")
+
+
+class ContainerFile(Schema):
+    path: Annotated[Str, Field(description="The block label: the file's absolute path in the container.")]
+    content: Annotated[Str, Field(description="The file's content: any string expression, e.g. templatefile() or "
+                                              "jinjafile(); a sensitive one is delivered on a tmpfs.")]
+    mode: Annotated[Str | None, Field(description="Octal permissions, e.g. \"0644\"; default \"0644\", or "
+                                                  "\"0400\" when the content is sensitive.")] = None
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            if not v.startswith("/") or v.endswith("/") or "\x00" in v:
+                raise ValueError(f'"{v[:100]}" is not an absolute file path (e.g. /etc/nginx/nginx.conf)')
+            if any(part in (".", "..") for part in v.split("/")):
+                raise ValueError(f'"{v[:100]}": a file path must not contain . or .. components')
+        return v
+
+    @field_validator("mode")
+    @classmethod
+    def _mode(cls, v: Any) -> Any:
+        if isinstance(v, str) and not _OCTAL_MODE.fullmatch(v):
+            raise ValueError(f'"{v[:20]}" is not an octal file mode (e.g. "0644", "0400")')
+        return v
+
+
 class Container(Schema):
     name: Annotated[Str, Field(description="The block label.")]
     image: Annotated[Str, Field(description="Image reference, e.g. `orch/busybox:test`.")]
@@ -215,6 +243,9 @@ class Container(Schema):
     health: Annotated[Health | None, Block(), Field(description="Health check (Docker HEALTHCHECK): "
                                                                 "Docker reports the container healthy or "
                                                                 "not.")] = None
+    file: Annotated[list[ContainerFile], Block(labels=("path",)), Field(
+        description="Files put into the container before its process starts, one block each, labelled with "
+                    "the file's path.")] = []
 
     @field_validator("image")
     @classmethod
@@ -261,6 +292,16 @@ class Container(Schema):
         _no_reserved_labels(v)
         _no_nul(v, "a label")
         return v
+
+    @field_validator("file")
+    @classmethod
+    def _unique_files(cls, files: list[ContainerFile]) -> list[ContainerFile]:
+        seen: set[str] = set()
+        for f in files:
+            if all_known(f.path) and f.path in seen:
+                raise ValueError(f'two file blocks are for "{f.path}"; one file block per path')
+            seen.add(f.path)
+        return files
 
 
 class Strategy(Schema):
@@ -369,5 +410,5 @@ class Pod(Resource):
         return v
 
 
-__all__ = ["Pod", "Container", "ContainerPort", "Mount", "Resources", "Limits", "Health", "Strategy",
+__all__ = ["Pod", "Container", "ContainerFile", "ContainerPort", "Mount", "Resources", "Limits", "Health", "Strategy",
            "Autoscale", "Memory"]

@@ -178,6 +178,9 @@ class ApplyRequest:
     # other objects of this address that this request must leave alone (a create_before_destroy replacement:
     # the deposed object while the new one is created, then the new one while the deposed one is deleted)
     keep: tuple[StateObject, ...] = ()
+    # paths of ``planned`` whose values are sensitive (a secret): a provider keeps them out of what others can
+    # read (labels, container configuration, disks) — a path covers everything below it
+    sensitive: tuple[tuple[Any, ...], ...] = ()
 
 
 @dataclass

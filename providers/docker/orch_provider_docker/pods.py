@@ -21,7 +21,7 @@ from typing import Any, cast
 
 from orchdsl.sdk import UNKNOWN, MemberStatus, ObjectStatus, Path, ResourceAddress, configured_changes
 
-from . import naming, pause
+from . import files, naming, pause
 
 NETWORK = "bridge"  # Docker's default bridge: pods of nodes without orch's pod network (no SSH)
 POD_NETWORK = "orch"  # orch's pod network on a node (providers/docker/orch_provider_docker/podnet.py)
@@ -98,7 +98,8 @@ def config_hash(attrs: dict[str, Any]) -> str:
 
 def spec_label(attrs: dict[str, Any]) -> str:
     """The pod's attributes as created, stored on the infra container to adopt it after a crash."""
-    return canonical_json({k: v for k, v in attrs.items() if k not in COMPUTED_POD and v is not UNKNOWN})
+    plain = files.without_contents(attrs)  # a label is readable by anyone who can inspect: no file content
+    return canonical_json({k: v for k, v in plain.items() if k not in COMPUTED_POD and v is not UNKNOWN})
 
 
 # ---- Docker requests ------------------------------------------------------------------------------
@@ -208,7 +209,13 @@ class Identity:
         return out
 
 
-def infra_config(attrs: dict[str, Any], ident: Identity, pause_image: str | None = None) -> dict[str, Any]:
+def secret_mount(volume: str, target: str) -> dict[str, Any]:
+    return {"Type": "volume", "Source": volume, "Target": target, "ReadOnly": not target.startswith(
+        files.SECRETS_ROOT)}
+
+
+def infra_config(attrs: dict[str, Any], ident: Identity, pause_image: str | None = None,
+                 mounts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Create body of the infra container: orch's pause program from ``pause_image`` (it handles SIGTERM itself,
     as PID 1, and needs nothing else); without one (an architecture orch has no pause program for), ``sleep``
     from the first container's image under Docker's init."""
@@ -230,12 +237,13 @@ def infra_config(attrs: dict[str, Any], ident: Identity, pause_image: str | None
             "Init": pause_image is None,
             "RestartPolicy": {"Name": "always"},
             "PortBindings": bindings,
+            **({"Mounts": mounts} if mounts else {}),
         },
     }
 
 
 def app_config(attrs: dict[str, Any], container: dict[str, Any], infra_id: str,
-               ident: Identity) -> dict[str, Any]:
+               ident: Identity, extra_mounts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Create body of one app container, joined to the infra container's namespaces."""
     labels = {str(k): str(v) for k, v in (container.get("labels") or {}).items()}
     labels.update(ident.labels(naming.ROLE_APP, container["name"]))
@@ -245,7 +253,7 @@ def app_config(attrs: dict[str, Any], container: dict[str, Any], infra_id: str,
         "RestartPolicy": restart_policy(attrs.get("restart")),
         "Init": container.get("init") is True,
         "ReadonlyRootfs": container.get("read_only") is True,
-        "Mounts": mounts(container),
+        "Mounts": mounts(container) + list(extra_mounts or []),
         **resource_limits(container.get("resources")),
     }
     body: dict[str, Any] = {

@@ -40,7 +40,7 @@ from orchdsl.sdk import (IMPLICIT_NODE, UNKNOWN, ApplyRequest, ApplyResult, Chan
                          ObjectStatus, PlannedObject, RefreshResult, ResourceAddress, ResourceTypeInfo, StateObject,
                          Usage, World, contains_unknown, merge_configured, node_name)
 
-from . import naming, network, pause, pods, stats
+from . import files, naming, network, pause, pods, stats
 from .hostexec import HostCommandError
 from .podnet import PodNetworkError
 from .transport import (
@@ -56,6 +56,10 @@ from .transport import (
 from .transport import connect as transport_connect
 
 Progress = Callable[[str], None]
+# Types the provider records without a Docker object of their own: what they mean is realised by the pods and
+# each node's program (services, policies), or delivered into the pods that use them (secrets, as files).
+SECRET = "secret"
+RECORDS = (network.SERVICE, network.NETWORK_POLICY, SECRET)
 METRICS_INTERVAL = 1.0  # seconds between the two readings of the containers' CPU counters (docker stats: ~1 s)
 
 LOCAL_DOCKER_HOST = "unix:///var/run/docker.sock"
@@ -118,6 +122,7 @@ class DockerProvider:
             "pod": ResourceTypeInfo("pod", pods.FORCE_NEW_POD, frozenset(pods.COMPUTED_POD)),
             network.SERVICE: ResourceTypeInfo(network.SERVICE),
             network.NETWORK_POLICY: ResourceTypeInfo(network.NETWORK_POLICY),
+            SECRET: ResourceTypeInfo(SECRET),
             network.NODE_SERVICES: ResourceTypeInfo(network.NODE_SERVICES),
         }
 
@@ -275,7 +280,7 @@ class DockerProvider:
 
         # services (records) and each node's service program
         for o in prior:
-            if o.address.type in (network.SERVICE, network.NETWORK_POLICY):
+            if o.address.type in RECORDS:
                 out.current[o.address] = o
         out.current.update(self._net.refresh_services([o for o in prior if o.address.type == network.NODE_SERVICES]))
 
@@ -304,6 +309,8 @@ class DockerProvider:
             if attrs is None:
                 out.current[p.address] = None
                 continue
+            if p.private.get("volumes"):  # its secret files' tmpfs volumes: not in the container list
+                private["volumes"] = p.private["volumes"]
             if key[0] != self.lineage or key[1] != str(p.address):
                 private.update(lineage=key[0], label_address=key[1])
             status = pods.pod_status(obs, [c["name"] for c in pods.containers_of(attrs)],
@@ -476,6 +483,8 @@ class DockerProvider:
             return self._net.plan_service(address, prior, config)
         if address.type == network.NETWORK_POLICY:
             return self._net.plan_policy(address, prior, config)
+        if address.type == SECRET:
+            return PlannedObject(dict(config))
         if address.type == network.NODE_SERVICES:
             return self._net.plan_services(address, prior, config)
         return PlannedObject(dict(config), diagnostics=[Diagnostic.error(
@@ -651,7 +660,7 @@ class DockerProvider:
                 return self._apply_node(verb, request)
             if addr.type == "pod":
                 return self._apply_pod(verb, request)
-            if addr.type in (network.SERVICE, network.NETWORK_POLICY):
+            if addr.type in RECORDS:
                 return self._net.apply_service(verb, request)
             if addr.type == network.NODE_SERVICES:
                 return (self._net.delete_services(request) if verb == "delete"
@@ -709,12 +718,13 @@ class DockerProvider:
             return ApplyResult(StateObject(addr, attrs, private))
         # beside a deposed object (create_before_destroy) the usual names are taken: a suffix tells them apart
         attrs, private = self._create_pod(addr, after, progress, temp=secrets.token_hex(3) if request.keep else None,
-                                          world=request.world)
+                                          world=request.world, sensitive=request.sensitive)
         return ApplyResult(StateObject(addr, attrs, private))
 
     # create ----------------------------------------------------------------------------------------------
     def _create_pod(self, addr: ResourceAddress, after: dict[str, Any], progress: Progress,
-                    temp: str | None = None, world: World | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+                    temp: str | None = None, world: World | None = None,
+                    sensitive: tuple[tuple[Any, ...], ...] = ()) -> tuple[dict[str, Any], dict[str, Any]]:
         node = after["node"]
         eng = self._engine(node)
         attrs = {k: v for k, v in after.items() if v is not UNKNOWN}
@@ -732,11 +742,21 @@ class DockerProvider:
                 self._remove_leftovers(eng, node, addr)
             made: list[str] = []
             ids: dict[str, str] = {}
+            specs = files.files_of(attrs, sensitive)
+            groups = files.secret_groups(specs)
+            volumes = [name_of(f"{naming.infra_name(base)}-secrets-{g.key}") for g in groups]
             try:
-                infra_id = self._create_named(eng, pods.infra_config(attrs, ident, pause_image),
-                                              name_of(naming.infra_name(base)), addr)
+                for name in volumes:  # tmpfs: a secret file never reaches the node's disk
+                    eng.create_volume(name, files.TMPFS_OPTS, ident.labels(naming.ROLE_INFRA))
+                infra_id = self._create_named(
+                    eng, pods.infra_config(attrs, ident, pause_image, [
+                        pods.secret_mount(v, f"{files.SECRETS_ROOT}/{g.key}") for g, v in zip(groups, volumes,
+                                                                                               strict=True)]),
+                    name_of(naming.infra_name(base)), addr)
                 made.append(infra_id)
                 eng.start(infra_id)
+                for g in groups:
+                    eng.put_archive(infra_id, f"{files.SECRETS_ROOT}/{g.key}", files.group_tar(g))
                 # under an isolating network policy, the pod's address is closed before its apps start (the
                 # node's policy rules for it come with the node's program, later in this apply)
                 isolation = self._net.isolation_of(addr, node, world or {})
@@ -745,16 +765,26 @@ class DockerProvider:
                     if ip:
                         self._net.close_pending(node, ip, *isolation)
                 for c in pods.containers_of(attrs):
-                    cid = self._create_named(eng, pods.app_config(attrs, c, infra_id, ident),
+                    mounts = [pods.secret_mount(v, g.directory) for g, v in zip(groups, volumes, strict=True)
+                              if g.container == c["name"]]
+                    cid = self._create_named(eng, pods.app_config(attrs, c, infra_id, ident, mounts),
                                              name_of(naming.app_name(base, c["name"])), addr)
                     made.append(cid)
                     ids[c["name"]] = cid
+                    plain = files.plain_tar(specs.get(c["name"], []))
+                    if plain is not None:  # before its process starts
+                        eng.put_archive(cid, "/", plain)
                     eng.start(cid)
                 info = eng.inspect(infra_id)
             except EngineError:
                 for cid in reversed(made):  # leave nothing half-made behind
                     try:
                         eng.remove(cid)
+                    except EngineError:
+                        pass
+                for name in volumes:
+                    try:
+                        eng.remove_volume(name)
                     except EngineError:
                         pass
                 raise
@@ -764,7 +794,10 @@ class DockerProvider:
             attrs["ip"] = ip
         attrs["node"] = node
         progress(f"infra {infra_id[:12]} and {len(ids)} container(s) running on {node}")
-        return attrs, {"node": node, "infra": infra_id, "containers": ids}
+        private: dict[str, Any] = {"node": node, "infra": infra_id, "containers": ids}
+        if volumes:
+            private["volumes"] = volumes
+        return attrs, private
 
     def _create_named(self, eng: Engine, body: dict[str, Any], name: str, addr: ResourceAddress) -> str:
         try:
@@ -860,6 +893,16 @@ class DockerProvider:
         with _Ticker(progress, "destroying"):
             for cid in apps + ([infra] if infra else []):
                 eng.remove(cid)
+            # the tmpfs volumes of its secret files (their content is gone with the last container using them)
+            kept_volumes = {v for k in keep for v in (k.private.get("volumes") or [])}
+            names = list(prior.private.get("volumes") or [])
+            if not keep:  # also those of an interrupted create, by label
+                key = self._pod_keys.get(addr, (self.lineage, str(addr)))
+                names += [v.get("Name") for v in eng.volumes(naming.lineage_filter(key[0]))
+                          if (v.get("Labels") or {}).get(naming.ADDRESS) == key[1]]
+            for name in dict.fromkeys(names):
+                if isinstance(name, str) and name not in kept_volumes:
+                    eng.remove_volume(name)
 
     # update ----------------------------------------------------------------------------------------------
     def _update_pod(self, addr: ResourceAddress, prior: StateObject, after: dict[str, Any],

@@ -627,6 +627,25 @@ class Engine:
 
         return SSHHost(self.link, self.node, become)
 
+    def put_archive(self, cid: str, path: str, data: bytes) -> None:
+        """``PUT /containers/{id}/archive``: extract a tar into a container (created or running) at ``path``."""
+        self._call(lambda: self.api.put_archive(cid, path, data))
+
+    def create_volume(self, name: str, driver_opts: Mapping[str, str], labels: Mapping[str, str]) -> None:
+        """``POST /volumes/create`` with the local driver."""
+        self._call(lambda: self.api.create_volume(name, "local", dict(driver_opts), dict(labels)))
+
+    def volumes(self, label: str) -> list[dict[str, Any]]:
+        """``GET /volumes`` filtered by a label."""
+        found = self._call(lambda: self.api.volumes(filters={"label": [label]}))
+        return list((found or {}).get("Volumes") or [])
+
+    def remove_volume(self, name: str) -> None:
+        try:
+            self._call(lambda: self.api.remove_volume(name, force=True))
+        except NotFound:
+            pass
+
     def networks(self, label: str) -> list[dict[str, Any]]:
         """``GET /networks`` filtered by a label (``KEY`` or ``KEY=VALUE``)."""
         return cast("list[dict[str, Any]]", self._call(lambda: self.api.networks(filters={"label": [label]})))

@@ -34,6 +34,8 @@ class FakeEngine:
         self.architecture = "x86_64"
         self.imported: dict[str, bytes] = {}  # image ref -> the tar it was imported from
         self.stats_docs: dict[str, dict] = {}  # container name or id -> the document its stats call returns
+        self.archives: list[tuple[str, str, bytes]] = []  # (container name, path, tar) put into containers
+        self.volumes_made: dict[str, dict] = {}  # volume name -> {"opts", "labels"}
 
     # -- helpers for tests ---------------------------------------------------------------------------
     def by_name(self, name: str) -> dict:
@@ -137,6 +139,27 @@ class FakeEngine:
                 "precpu_stats": {"cpu_usage": {"total_usage": 5000}, "system_cpu_usage": 1_000_000_000,
                                  "online_cpus": 4},
                 "memory_stats": {"usage": 0, "stats": {"inactive_file": 0}}}
+
+    def put_archive(self, cid: str, path: str, data: bytes) -> None:
+        with self._lock:
+            c = self._find(cid)
+            self.calls.append(("put_archive", c["Name"], path))
+            self.archives.append((c["Name"], path, data))
+
+    def create_volume(self, name: str, driver_opts: dict, labels: dict) -> None:
+        with self._lock:
+            self.calls.append(("create_volume", name))
+            self.volumes_made[name] = {"opts": dict(driver_opts), "labels": dict(labels)}
+
+    def volumes(self, label: str) -> list[dict]:
+        key, _, value = label.partition("=")
+        return [{"Name": n, "Labels": v["labels"]} for n, v in self.volumes_made.items()
+                if key in v["labels"] and (not value or v["labels"][key] == value)]
+
+    def remove_volume(self, name: str) -> None:
+        with self._lock:
+            self.calls.append(("remove_volume", name))
+            self.volumes_made.pop(name, None)
 
     def remove(self, cid: str) -> None:
         with self._lock:

@@ -1,0 +1,124 @@
+"""Config files and secrets on the lab, end to end through `orch`: a page rendered by templatefile() served by
+httpd (a template variable changed: the pod is replaced and the new page served), a sensitive variable ->
+secret -> file in the container, readable there with its mode, and absent from docker inspect of every
+container, from the plan in every format and from the apply's output."""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import shutil
+from pathlib import Path
+
+import docker
+import pytest
+
+from orchdsl.cli import main
+from orchdsl.state import LocalBackend
+
+from .conftest import destroy_or_remove
+
+pytestmark = pytest.mark.lab
+
+SECRET = "s3cr3t-" + secrets.token_hex(8)
+
+APP = """
+variable "greeting" {
+  default = "hello"
+}
+variable "db_password" {
+  type      = string
+  sensitive = true
+}
+secret "db" {
+  data = { password = var.db_password }
+}
+pod "web" {
+  labels = { app = "web" }
+  container "httpd" {
+    image   = "orch/busybox:test"
+    pull    = "never"
+    init    = true
+    command = ["httpd", "-f", "-p", "8080", "-h", "/www"]
+    file "/www/index.html" {
+      content = templatefile("${path.module}/index.tftpl", { greeting = var.greeting, items = ["a", "b"] })
+    }
+    file "/run/secrets/db/password" {
+      content = secret.db.data.password
+    }
+  }
+}
+"""
+
+TEMPLATE = "<h1>${greeting}</h1>\n%{ for i in items ~}\n<li>${i}</li>\n%{ endfor ~}\n"
+
+
+@pytest.fixture
+def app_dir(lab, tmp_path, monkeypatch):
+    monkeypatch.delenv("ORCH_PROVIDER_MODULES", raising=False)
+    monkeypatch.setenv("ORCH_VAR_db_password", SECRET)
+    d = tmp_path / f"files-{secrets.token_hex(2)}"
+    d.mkdir()
+    shutil.copy(lab.nodes_file, d / "nodes.orch")
+    (d / "main.orch").write_text(APP)
+    (d / "index.tftpl").write_text(TEMPLATE)
+    yield d
+    destroy_or_remove(lab, d)
+
+
+def _containers(lab, d: Path) -> list:
+    lineage = LocalBackend.for_config_dir(d).read().lineage
+    out = []
+    for n in lab.nodes:
+        cli = docker.DockerClient(base_url=f"unix://{n.socket_path}")
+        out += cli.containers.list(all=True, filters={"label": f"orch.lineage={lineage}"})
+    return out
+
+
+def _app(lab, d: Path):
+    return next(c for c in _containers(lab, d) if c.labels.get("orch.role") == "app")
+
+
+def _page(lab, d: Path) -> str:
+    return _app(lab, d).exec_run(["sh", "-c", "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 127.0.0.1 8080"]
+                                 )[1].decode(errors="replace")
+
+
+def test_files_and_secrets(lab, app_dir, capsys):
+    d = app_dir
+    for fmt in ("text", "json", "markdown"):
+        assert main(["plan", "--format", fmt, str(d)]) in (0, 2)
+        out, err = capsys.readouterr()
+        assert SECRET not in out + err, fmt
+    assert main(["apply", "--auto-approve", str(d)]) == 0
+    out, err = capsys.readouterr()
+    assert SECRET not in out + err
+    page = _page(lab, d)
+    assert "<h1>hello</h1>" in page and "<li>a</li>" in page and "<li>b</li>" in page
+    # the secret: readable at its path with mode 0400, on a tmpfs, nowhere in any container's configuration
+    app = _app(lab, d)
+    code, got = app.exec_run(["cat", "/run/secrets/db/password"])
+    assert code == 0 and got.decode() == SECRET
+    assert app.exec_run(["stat", "-c", "%a", "/run/secrets/db/password"])[1].decode().strip() == "400"
+    mounts = app.exec_run(["cat", "/proc/mounts"])[1].decode()
+    assert re.search(r"^\S+ /run/secrets/db tmpfs ro,", mounts, re.M), mounts
+    for c in _containers(lab, d):
+        c.reload()
+        assert SECRET not in json.dumps(c.attrs), c.name
+    # a template variable changes: the pod is replaced, the new page served
+    assert main(["plan", "--detailed-exitcode", "--var", "greeting=bonjour", str(d)]) == 2
+    out, _ = capsys.readouterr()
+    assert "forces replacement" in out and "bonjour" in out and SECRET not in out
+    assert main(["apply", "--auto-approve", "--var", "greeting=bonjour", str(d)]) == 0
+    capsys.readouterr()
+    assert "<h1>bonjour</h1>" in _page(lab, d)
+    assert _app(lab, d).exec_run(["cat", "/run/secrets/db/password"])[1].decode() == SECRET
+    assert main(["plan", "--detailed-exitcode", "--var", "greeting=bonjour", str(d)]) == 0
+    capsys.readouterr()
+    # destroy leaves no volume behind
+    lineage = LocalBackend.for_config_dir(d).read().lineage
+    assert main(["destroy", "--auto-approve", str(d)]) == 0
+    for n in lab.nodes:
+        cli = docker.DockerClient(base_url=f"unix://{n.socket_path}")
+        assert cli.volumes.list(filters={"label": f"orch.lineage={lineage}"}) == []
