@@ -137,7 +137,30 @@ def file_functions(base_dir: str, functions: dict[str, Function]) -> dict[str, F
     add("templatefile(path: string, vars: any) -> any",
         "Renders a file as a template with the given variables (a map or object).",
         lambda p, v: _templatefile(base_dir, functions, p.raw, v))
+    add("jinjafile(path: string, vars: any) -> string",
+        "Renders a file as a Jinja2 template (an Ansible .j2 file, say) with the given variables (a map or "
+        "object; the template sees them as strings, whole numbers as int and others as float, bools, None, "
+        "lists and dicts). Differences from templatefile: Jinja2 syntax with Jinja2's own filters, tests and "
+        "globals (no orch functions, no Ansible filters), and the result is always a string. The path is "
+        "relative to the module directory; the file is read as UTF-8. Rendering runs in Jinja2's sandbox "
+        "(no access to internals such as __class__) with StrictUndefined (a missing variable or attribute is "
+        "an error unless handled by default() or is defined), no autoescaping, the file's trailing newline "
+        "kept and Jinja2's default whitespace control (trim_blocks off, unlike Ansible's template module: "
+        "use {%- and -%}). include, import, from and extends are refused: one file only. Errors name the "
+        "template's file and line: a syntax error is an invalid path argument (invalid template: "
+        "nginx.conf.j2:3: unexpected '}'), a variable missing from vars an invalid vars argument (vars map "
+        "does not contain key, referenced at file:line), any other failure while rendering (undefined "
+        "attribute, sandbox refusal, a Python error) an error in the call. range() gives at most 100,000 "
+        "elements in one rendering. As with templatefile, the result is unknown while any var is not known, "
+        "and the whole result is sensitive when any var holds a sensitive value.",
+        lambda p, v: _jinjafile(base_dir, p.raw, v))
     return out
+
+
+def _jinjafile(base_dir: str, path: str, vars_: Value) -> Value:
+    from .jinja import jinjafile  # imports jinja2 only when a configuration uses it
+
+    return jinjafile(base_dir, path, vars_)
 
 
 def _fileexists(base_dir: str, path: str) -> Value:
