@@ -265,3 +265,16 @@ def test_secrets_of_deeply_nested_values_need_no_recursion():
         data = [data]
     s.add(data)
     assert s.redact("d33p-s3cret d33p-pl4in") == f"{SENSITIVE} {SENSITIVE}"
+
+
+def test_validate_warns_of_a_secret_in_an_environment_variable(tmp_path, capsys):
+    from orchdsl.cli import main
+
+    (tmp_path / "main.orch").write_text(
+        'variable "pw" {\n  type = string\n  sensitive = true\n  default = "x"\n}\n'
+        'pod "db" {\n  container "db" {\n    image = "orch/busybox:test"\n'
+        '    env = { PASSWORD = var.pw, USER = "u" }\n  }\n}\n')
+    assert main(["validate", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert "Warning: Sensitive value in an environment variable" in err
+    assert 'env PASSWORD' in err and "USER" not in err and 'file "/run/secrets/password"' in err

@@ -741,11 +741,41 @@ def validate(config: Config) -> list[Diagnostic]:
             all_nodes = all_nodes and (bool(instances) or decl.mode == "single")
         elif decl.type == "pod":
             pods.update((i.address, i.values) for i in instances)
+            diags.extend(_secrets_in_env(decl, instances))
         elif decl.type == "service":
             services.update((i.address, i.values) for i in instances)
     if not any(x.is_error for x in diags):
         diags.extend(_whole_configuration_checks(config, nodes, pods, all_nodes, services))
     return unique(scope.diags + diags)
+
+
+def _secrets_in_env(decl: ResourceDecl, instances: list[ResourceInstanceConfig]) -> list[Diagnostic]:
+    """A sensitive value in a container's environment works, but anyone who can inspect the container reads
+    it: said once per variable, with the way to keep it secret (a file on a tmpfs)."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for inst in instances[:1]:  # every replica has the same containers
+        containers = inst.values.get("container") or []
+        for path in sorted(inst.sensitive_paths, key=str):
+            if len(path) < 3 or path[0] != "container" or path[2] != "env" or not isinstance(path[1], int):
+                continue
+            if path[1] >= len(containers):
+                continue
+            cname = str(containers[path[1]].get("name"))
+            var = str(path[3]) if len(path) > 3 else "*"
+            if (cname, var) in seen:
+                continue
+            seen.add((cname, var))
+            d = Diagnostic.error(
+                "Sensitive value in an environment variable",
+                f'{decl.address}: container "{cname}" gets a sensitive value in env {var}: anyone who can run '
+                "docker inspect on the node reads it.", decl.block.src, decl.block.start,
+                decl.block.start + len(decl.type),
+                hint=f'deliver it as a file instead: file "/run/secrets/{var.lower()}" {{ content = ... }} '
+                     "(on a tmpfs, mode 0400; see docs/resources.md#file-blocks)")
+            d.severity = "warning"
+            out.append(d)
+    return out
 
 
 def static_instances(config: Config, types: frozenset[str]) -> tuple[dict[ResourceAddress, dict], list[Diagnostic]]:

@@ -1,7 +1,8 @@
-"""Config files and secrets on the lab, end to end through `orch`: a page rendered by templatefile() served by
-httpd (a template variable changed: the pod is replaced and the new page served), a sensitive variable ->
-secret -> file in the container, readable there with its mode, and absent from docker inspect of every
-container, from the plan in every format and from the apply's output."""
+"""Config files and secrets on the lab, end to end through `orch`: pages rendered by templatefile() and by
+jinjafile() (loops, filters, a conditional) served by httpd (a template variable changed: the pod is
+replaced and the new pages served), a sensitive variable -> secret -> file in the container, readable there
+with its mode, and absent from docker inspect of every container, from the plan in every format and from the
+apply's output."""
 
 from __future__ import annotations
 
@@ -44,6 +45,12 @@ pod "web" {
     file "/www/index.html" {
       content = templatefile("${path.module}/index.tftpl", { greeting = var.greeting, items = ["a", "b"] })
     }
+    file "/www/list.html" {
+      content = jinjafile("${path.module}/list.html.j2", {
+        greeting  = var.greeting, port = 8080,
+        upstreams = [{ host = "a", port = 81 }, { host = "b", port = 82 }],
+      })
+    }
     file "/run/secrets/db/password" {
       content = secret.db.data.password
     }
@@ -52,6 +59,8 @@ pod "web" {
 """
 
 TEMPLATE = "<h1>${greeting}</h1>\n%{ for i in items ~}\n<li>${i}</li>\n%{ endfor ~}\n"
+JINJA = ("<h2>{{ greeting | upper }}</h2>\n{% for u in upstreams %}server {{ u.host }}:{{ u.port }};\n{% endfor %}"
+         "{% if port > 1024 %}high{% else %}low{% endif %} {{ missing | default('fallback') }}\n")
 
 
 @pytest.fixture
@@ -63,6 +72,7 @@ def app_dir(lab, tmp_path, monkeypatch):
     shutil.copy(lab.nodes_file, d / "nodes.orch")
     (d / "main.orch").write_text(APP)
     (d / "index.tftpl").write_text(TEMPLATE)
+    (d / "list.html.j2").write_text(JINJA)
     yield d
     destroy_or_remove(lab, d)
 
@@ -80,8 +90,8 @@ def _app(lab, d: Path):
     return next(c for c in _containers(lab, d) if c.labels.get("orch.role") == "app")
 
 
-def _page(lab, d: Path) -> str:
-    return _app(lab, d).exec_run(["sh", "-c", "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 127.0.0.1 8080"]
+def _page(lab, d: Path, path: str = "/") -> str:
+    return _app(lab, d).exec_run(["sh", "-c", f"printf 'GET {path} HTTP/1.0\\r\\n\\r\\n' | nc -w 2 127.0.0.1 8080"]
                                  )[1].decode(errors="replace")
 
 
@@ -96,6 +106,9 @@ def test_files_and_secrets(lab, app_dir, capsys):
     assert SECRET not in out + err
     page = _page(lab, d)
     assert "<h1>hello</h1>" in page and "<li>a</li>" in page and "<li>b</li>" in page
+    listing = _page(lab, d, "/list.html")
+    assert "<h2>HELLO</h2>" in listing and "server a:81;" in listing and "server b:82;" in listing
+    assert "high fallback" in listing
     # the secret: readable at its path with mode 0400, on a tmpfs, nowhere in any container's configuration
     app = _app(lab, d)
     code, got = app.exec_run(["cat", "/run/secrets/db/password"])
@@ -112,7 +125,7 @@ def test_files_and_secrets(lab, app_dir, capsys):
     assert "forces replacement" in out and "bonjour" in out and SECRET not in out
     assert main(["apply", "--auto-approve", "--var", "greeting=bonjour", str(d)]) == 0
     capsys.readouterr()
-    assert "<h1>bonjour</h1>" in _page(lab, d)
+    assert "<h1>bonjour</h1>" in _page(lab, d) and "<h2>BONJOUR</h2>" in _page(lab, d, "/list.html")
     assert _app(lab, d).exec_run(["cat", "/run/secrets/db/password"])[1].decode() == SECRET
     assert main(["plan", "--detailed-exitcode", "--var", "greeting=bonjour", str(d)]) == 0
     capsys.readouterr()
