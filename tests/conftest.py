@@ -47,6 +47,12 @@ def lab_exclusive() -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
+def _no_state_passphrase_from_the_shell(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A passphrase exported in a developer's shell would encrypt every test's state: tests set it themselves."""
+    monkeypatch.delenv("ORCH_STATE_PASSPHRASE", raising=False)
+
+
+@pytest.fixture(autouse=True)
 def _one_lab_test_at_a_time(request: pytest.FixtureRequest) -> Iterator[None]:
     if request.node.get_closest_marker("lab") is None:
         yield

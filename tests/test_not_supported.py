@@ -284,7 +284,7 @@ pod "web" {
     image        = "orch/busybox:test"
     command      = ["httpd", "-f", "-p", "8080"]
     entrypoint   = ["/bin/sh", "-c"]
-    env          = { PASSWORD = var.password, GREETING = "hi from ${node.n1.name}" }
+    env          = { GREETING = "hi from ${node.n1.name}" }
     working_dir  = "/www"
     user         = "1000:1000"
     ports        = [8080, "53/udp", "80:8081", { container_port = 9090, protocol = "tcp", name = "admin" }]

@@ -20,7 +20,10 @@ one-key object, for what JSON cannot say: ``{"$unknown": true}`` (known only aft
 ``"$$x"``), so tags and data never mix up.
 
 The file holds the state's values (``prior_state``) and the plan's values in clear, sensitive ones too: it
-is written 0600, atomically (a temporary file in the target's directory, renamed over it).
+is written 0600, atomically (a temporary file in the target's directory, renamed over it). When the plan holds
+sensitive values and ``ORCH_STATE_PASSPHRASE`` is set, the whole document above is written encrypted as the
+state is (``orchdsl/state/encryption.py``: a plain JSON header line, then the sealed document); reading one
+needs the same passphrase.
 """
 
 from __future__ import annotations
@@ -40,6 +43,15 @@ from ..diagnostics import Diagnostic, DiagnosticsError
 from ..eval.plain import UNKNOWN
 from ..eval.values import UNKNOWN as EVAL_UNKNOWN
 from ..sdk.protocol import MemberStatus, ObjectStatus
+from ..state.encryption import (
+    INVALID,
+    EncryptionError,
+    decrypt_document,
+    encrypt_document,
+    is_encrypted,
+    locked_diagnostic,
+    passphrase_from_env,
+)
 from ..state.fileio import fsync_dir, replace_atomically
 from ..state.model import State, StateFormatError, current_orch_version, gc_paused
 from .model import Action, DriftChange, OutputChange, Plan, ResourceChange
@@ -487,9 +499,20 @@ def check_target(path: str | os.PathLike[str]) -> list[Diagnostic]:
     return []
 
 
+def holds_sensitive_values(plan: Plan) -> bool:
+    """Whether the plan holds a value marked sensitive: in a change, an output, or the prior state."""
+    if any(c.before_sensitive or c.after_sensitive for c in plan.changes) or any(o.sensitive for o in plan.outputs):
+        return True
+    prior = plan.prior_state
+    if isinstance(prior, State):
+        return any(r.sensitive_attributes for r in prior) or any(o.sensitive for o in prior.outputs.values())
+    return False
+
+
 def write_plan_file(path: str | os.PathLike[str], saved: SavedPlan) -> None:
-    """Write ``saved`` to ``path``: atomically, mode 0600 (it holds the state's values). Raises
-    DiagnosticsError, with nothing left behind (no temporary file; an existing file at ``path`` intact)."""
+    """Write ``saved`` to ``path``: atomically, mode 0600 (it holds the state's values); encrypted when it holds
+    sensitive values and ``ORCH_STATE_PASSPHRASE`` is set. Raises DiagnosticsError, with nothing left behind (no
+    temporary file; an existing file at ``path`` intact)."""
     problems = check_target(path)
     if problems:
         raise DiagnosticsError(problems)
@@ -498,6 +521,9 @@ def write_plan_file(path: str | os.PathLike[str], saved: SavedPlan) -> None:
     except PlanFileError as e:
         raise _error("Cannot save the plan", f"The plan holds something a plan file cannot: {e}.",
                      hint="this is a bug in orch; please report it") from None
+    passphrase = passphrase_from_env()
+    if passphrase is not None and holds_sensitive_values(saved.plan):
+        data = encrypt_document(data, passphrase)
     p = Path(path)
     try:
         replace_atomically(p, data, PLAN_FILE_MODE)
@@ -508,7 +534,15 @@ def write_plan_file(path: str | os.PathLike[str], saved: SavedPlan) -> None:
 
 
 def loads_plan_file(data: bytes, name: str = "the plan file") -> SavedPlan:
-    """Decode a plan file's bytes. Raises DiagnosticsError (one diagnostic) for anything orch did not write."""
+    """Decode a plan file's bytes (decrypted with ``ORCH_STATE_PASSPHRASE`` when encrypted). Raises
+    DiagnosticsError (one diagnostic) for anything orch did not write."""
+    if is_encrypted(data):
+        try:
+            data = decrypt_document(data, passphrase_from_env())
+        except EncryptionError as e:
+            if e.reason != INVALID:
+                raise DiagnosticsError([locked_diagnostic(e, name, "plan file")]) from None
+            raise _error("Damaged plan file", f"{name} is encrypted, but {e}.") from None
     with gc_paused():  # hundreds of thousands of containers, none of them garbage (as loading a state)
         return _loads_plan_file(data, name)
 
@@ -589,4 +623,5 @@ def _foreign_hint(doc: Any) -> str:
 
 __all__ = ["LEGACY_PICKLE_MAGIC", "PLAN_FILE_MODE", "PLAN_FORMAT", "PLAN_FORMAT_VERSION", "PlanFileError",
            "SavedPlan", "check_target", "decode_plan", "decode_value", "dumps_plan_file", "encode_plan",
-           "encode_value", "loads_plan_file", "parse_address_exact", "read_plan_file", "write_plan_file"]
+           "encode_value", "holds_sensitive_values", "loads_plan_file", "parse_address_exact", "read_plan_file",
+           "write_plan_file"]

@@ -21,6 +21,13 @@ keeps the state as it was before this command as ``<path>.backup``: the file
 it replaces, as Terraform does (not the previous of many writes of one
 apply, which would make a useless backup), or, when a killed command left a
 journal, that file with the journal replayed (what this command read).
+
+Encryption: with ``ORCH_STATE_PASSPHRASE`` set, the file, its backup and the
+journal are written encrypted (encryption.py), and a plain file is read as
+before, so setting the passphrase migrates a plain state at its next write
+(its backup too: re-encoded, never left plain). Without it, an encrypted file
+is an error for every reader, never "no state". ``rewrite`` is the migration
+of ``orch state encrypt``/``decrypt``: the same content in the other encoding.
 """
 
 from __future__ import annotations
@@ -33,6 +40,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..diagnostics import Diagnostic, DiagnosticsError
+from .encryption import (
+    INVALID,
+    MAGIC,
+    EncryptionError,
+    decrypt_document,
+    encrypt_document,
+    is_encrypted,
+    locked_diagnostic,
+    passphrase_from_env,
+    writer,
+)
 from .fileio import append_durably, fsync_dir, replace_atomically, unlink_quietly
 from .journal import (
     JournalContents,
@@ -80,6 +98,10 @@ class LocalBackend:
         self._journal: StateJournal | None = None  # ours, while open
         self._backed_up = False
         self._mode: int | None = None
+        # The passphrase reads encrypted files; with one, every write is encrypted (``orch state decrypt``
+        # clears encrypt_writes to write plain text while still reading with it).
+        self.passphrase = passphrase_from_env()
+        self.encrypt_writes = self.passphrase is not None
 
     @classmethod
     def for_config_dir(cls, config_dir: str | os.PathLike[str]) -> LocalBackend:
@@ -130,6 +152,9 @@ class LocalBackend:
         journal: JournalContents | None = None
         for _ in range(_READ_ATTEMPTS):
             data, identity = self._read_file()
+            if data is not None and is_encrypted(data):
+                # Before the journal: a missing or wrong passphrase is reported for the state file.
+                data = self._decrypt(data, self.path)
             journal = self._read_journal()
             if _identity(self.path) == identity:
                 break
@@ -147,9 +172,31 @@ class LocalBackend:
                 "Failed to read the state", f"Cannot read {self.path}: {e.strerror or e}.",
                 hint="check the path (--state) and its permissions")]) from None
 
+    def _decrypt(self, data: bytes, path: Path) -> bytes:
+        """The plaintext of an encrypted state file or backup; raises DiagnosticsError."""
+        try:
+            return decrypt_document(data, self.passphrase)
+        except EncryptionError as e:
+            if e.reason != INVALID:
+                raise DiagnosticsError([locked_diagnostic(e, path, "state")]) from None
+            if path == self.path:
+                raise DiagnosticsError([self._corrupt_diag(str(e))]) from None
+            raise DiagnosticsError([Diagnostic.error(
+                "Failed to read the state backup", f"The state backup {path} is not valid: {e}.",
+                hint=f"orch never writes such a file; move {path.name} away and retry")]) from None
+
+    def _encode(self, plaintext: bytes) -> bytes:
+        """The bytes of a state file or backup: encrypted when writes are."""
+        if not self.encrypt_writes:
+            return plaintext
+        assert self.passphrase is not None
+        return encrypt_document(plaintext, self.passphrase)
+
     def _read_journal(self) -> JournalContents | None:
         try:
-            return load_journal(self.journal_path)
+            return load_journal(self.journal_path, self.passphrase)
+        except EncryptionError as e:  # INVALID is a JournalFormatError
+            raise DiagnosticsError([locked_diagnostic(e, self.journal_path, "state")]) from None
         except OSError as e:
             raise DiagnosticsError([Diagnostic.error(
                 "Failed to read the state journal", f"Cannot read {self.journal_path}: {e.strerror or e}.",
@@ -229,7 +276,11 @@ class LocalBackend:
             self._write(state)
             assert self._disk is not None and self._disk.file_serial is not None
             serial = self._disk.file_serial
-        self._journal = StateJournal(self, state, serial, self._journal_mode())
+        cipher = None
+        if self.encrypt_writes:
+            assert self.passphrase is not None
+            cipher = writer(self.passphrase)
+        self._journal = StateJournal(self, state, serial, self._journal_mode(), cipher)
         return self._journal
 
     def _journal_mode(self) -> int:
@@ -263,7 +314,43 @@ class LocalBackend:
             return journal.checkpoint()
         return self._write(state)
 
-    def _write(self, state: State, journal: StateJournal | None = None) -> bool:
+    def rewrite(self, state: State) -> None:
+        """Write ``state`` (what ``read()`` returned) encoded as ``encrypt_writes`` says, also when its content is
+        unchanged: the migration of ``orch state encrypt``/``decrypt``. Hold the lock. The lineage and serial
+        stay (a leftover journal is folded in, under the serial ``read()`` showed); the backup keeps its content
+        (the state before the last command that changed it), re-encoded. Raises DiagnosticsError, with nothing
+        written when the backup cannot be read."""
+        if self._journal is not None:
+            raise RuntimeError(f"a journal of {self.path} is open")
+        backup = self._read_backup()  # first: a backup orch cannot decrypt stops the command before any write
+        if not self._backed_up:
+            self._first_write_housekeeping(make_backup=False)  # the backup is re-encoded below instead
+        self._write(state, force=True)
+        if backup is None:
+            return
+        data, mode = backup
+        try:
+            replace_atomically(self.backup_path, self._encode(data), mode)
+            fsync_dir(self.backup_path.parent)
+        except OSError as e:
+            raise DiagnosticsError([Diagnostic.error(
+                "Failed to write the state backup", f"Cannot write {self.backup_path}: {e.strerror or e}.",
+                hint=f"{self.path.name} is written; check free space and permissions, then run the command "
+                     "again to re-encode the backup")]) from None
+
+    def _read_backup(self) -> tuple[bytes, int] | None:
+        try:
+            data = self.backup_path.read_bytes()
+            mode = self.backup_path.stat().st_mode & 0o777
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise DiagnosticsError([Diagnostic.error(
+                "Failed to read the state backup", f"Cannot read {self.backup_path}: {e.strerror or e}.",
+                hint="check its permissions, or move it away")]) from None
+        return (self._decrypt(data, self.backup_path) if is_encrypted(data) else data), mode
+
+    def _write(self, state: State, journal: StateJournal | None = None, force: bool = False) -> bool:
         if not self._known:
             self.read()  # learn lineage and serial of what we are about to replace
         disk = self._disk
@@ -276,7 +363,7 @@ class LocalBackend:
         leftover = self._leftover if self._journal is None else None  # our own journal seals itself
         body = _body(state)
         if disk is not None and body == disk.body:
-            if not disk.replayed:  # the file already holds this content
+            if not disk.replayed and not force:  # the file already holds this content
                 state.serial = disk.serial
                 if leftover is not None or (journal is not None and journal.has_file):
                     self._remove_journal()  # nothing in it that the file lacks
@@ -285,6 +372,7 @@ class LocalBackend:
         else:
             serial = max(state.serial, disk.serial if disk is not None else 0) + 1
         text = body.replace('"serial": 0,', f'"serial": {serial},', 1)  # the first one is top-level
+        data = self._encode(text.encode())
 
         def seal() -> None:  # after the new file is on disk, before it replaces the old one
             if journal is not None:
@@ -292,7 +380,7 @@ class LocalBackend:
             elif leftover is not None:
                 self._seal_leftover(leftover, serial, folding=disk is not None and disk.replayed)
 
-        self._replace(text.encode(), seal)
+        self._replace(data, seal)
         if journal is not None or leftover is not None:
             self._remove_journal()
         state.serial = serial
@@ -310,7 +398,7 @@ class LocalBackend:
         fd = os.open(self.journal_path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
         try:
             os.ftruncate(fd, leftover.valid_size)  # drop a torn last write, so the marker is readable
-            append_durably(fd, marker_line(leftover.lineage, leftover.serial, serial))
+            append_durably(fd, marker_line(leftover.lineage, leftover.serial, serial, leftover.cipher))
         finally:
             os.close(fd)
 
@@ -333,7 +421,7 @@ class LocalBackend:
                 hint="the previous state file is unchanged; check free space and permissions, then retry")]) \
                 from None
 
-    def _first_write_housekeeping(self) -> None:
+    def _first_write_housekeeping(self, make_backup: bool = True) -> None:
         directory = self.path.parent
         _remove_stale_temp_files(directory, self.path.name)
         try:
@@ -341,13 +429,28 @@ class LocalBackend:
         except FileNotFoundError:
             self._mode = None  # new file: mkstemp's 0600, since the state may hold secrets
         disk = self._disk
+        if not make_backup:
+            self._backed_up = True
+            return
         if disk is not None and disk.replayed:
             # What this command read is the file plus the journal of a killed command.
             text = disk.body.replace('"serial": 0,', f'"serial": {disk.serial},', 1)
-            _write_backup(self.backup_path, text.encode(), self._mode)
+            _write_backup(self.backup_path, self._encode(text.encode()), self._mode)
         elif self._mode is not None:
-            _make_backup(self.path, self.backup_path)
+            self._backup_file()
         self._backed_up = True
+
+    def _backup_file(self) -> None:
+        with open(self.path, "rb") as f:
+            encrypted = is_encrypted(f.read(len(MAGIC)))
+        if encrypted == self.encrypt_writes:
+            _make_backup(self.path, self.backup_path)
+            return
+        # The file is plain and this write is encrypted (the passphrase was just set): a hard link would leave
+        # its secrets in clear in the backup. Re-encode it (a file orch cannot decrypt was refused by read()).
+        data = self.path.read_bytes()
+        plain = self._decrypt(data, self.path) if encrypted else data
+        _write_backup(self.backup_path, self._encode(plain), self._mode)
 
 
 def _body(state: State) -> str:

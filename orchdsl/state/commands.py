@@ -1,4 +1,4 @@
-"""``orch state list|show|rm|mv``, ``orch force-unlock`` and ``orch output``.
+"""``orch state list|show|rm|mv|encrypt|decrypt``, ``orch force-unlock`` and ``orch output``.
 
 ``register(subparsers)`` adds them to the ``orch`` argument parser; each sets
 ``func`` to a function taking the parsed arguments and returning the exit
@@ -20,6 +20,7 @@ from ..addrs import AddressError
 from ..diagnostics import WARNING, Diagnostic, DiagnosticsError
 from .backend import DEFAULT_STATE_FILE, LocalBackend
 from .duration import parse_duration
+from .encryption import PASSPHRASE_ENV
 from .lock import force_unlock
 from .model import State
 from .render import render_instance, render_output, type_name, type_of
@@ -67,6 +68,18 @@ def register(subparsers: Any) -> None:
     _state_flag(p)
     _lock_flag(p)
     p.set_defaults(func=cmd_state_mv)
+
+    for name, fn, what in (("encrypt", cmd_state_encrypt, f"encrypt the state at rest with {PASSPHRASE_ENV}"),
+                           ("decrypt", cmd_state_decrypt, "store an encrypted state in plain text again")):
+        p = st_sub.add_parser(name, help=what,
+                              description=f"{what[:1].upper()}{what[1:]}: the state file and its backup are "
+                                          "rewritten and a leftover journal folded in (same lineage and "
+                                          "serial).")
+        p.add_argument("dir", nargs="?", default=".", metavar="DIR",
+                       help="configuration directory whose DIR/orch.orchstate to rewrite (default: .)")
+        p.add_argument("--state", metavar="PATH", help="state file (default: DIR/orch.orchstate)")
+        _lock_flag(p)
+        p.set_defaults(func=fn)
 
     p = subparsers.add_parser("force-unlock", help="remove a stale state lock",
                               description="Remove the state lock left by a command that was killed. Only "
@@ -265,6 +278,52 @@ def cmd_state_mv(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- state encrypt / decrypt ------------------------------------------------------------
+
+def _dir_state_path(args: argparse.Namespace) -> Path:
+    from ..engine.arguments import check_directory
+
+    if args.state is None:
+        bad = check_directory(args.dir)
+        if bad:
+            raise DiagnosticsError(bad)
+        args.state = os.path.join(args.dir, DEFAULT_STATE_FILE)
+    return state_path(args)
+
+
+def _migrate(args: argparse.Namespace, encrypt: bool) -> int:
+    timeout = _lock_timeout(args)
+    backend = LocalBackend(_dir_state_path(args))
+    if encrypt and backend.passphrase is None:
+        raise _error("No passphrase to encrypt with",
+                     f"orch state encrypt derives the key from {PASSPHRASE_ENV}, which is not set (or empty).",
+                     hint=f"export {PASSPHRASE_ENV}=<a long passphrase> and run it again; every orch command on "
+                          "this state then needs it")
+    backend.encrypt_writes = encrypt
+    verb = "state encrypt" if encrypt else "state decrypt"
+    with backend.lock(verb, timeout):
+        state = _existing_state(backend)  # decrypt: an encrypted state needs the passphrase to be read
+        backend.rewrite(state)
+    if encrypt:
+        print(f"Encrypted {backend.path} (serial {state.serial}) and its backup; every orch command on this "
+              f"state now needs {PASSPHRASE_ENV}.")
+    else:
+        print(f"Decrypted {backend.path} (serial {state.serial}) and its backup.")
+        if backend.passphrase is not None:
+            print(f"Unset {PASSPHRASE_ENV}, or the next command that writes the state encrypts it again.")
+    return 0
+
+
+@_command
+def cmd_state_encrypt(args: argparse.Namespace) -> int:
+    return _migrate(args, encrypt=True)
+
+
+@_command
+def cmd_state_decrypt(args: argparse.Namespace) -> int:
+    return _migrate(args, encrypt=False)
+
+
 # ---- force-unlock -----------------------------------------------------------------------
 
 @_command
@@ -362,6 +421,8 @@ def _raw(name: str, value: Any) -> str:
 __all__ = [
     "cmd_force_unlock",
     "cmd_output",
+    "cmd_state_decrypt",
+    "cmd_state_encrypt",
     "cmd_state_list",
     "cmd_state_mv",
     "cmd_state_rm",

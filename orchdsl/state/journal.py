@@ -23,6 +23,11 @@ the next reader knows the journal is already folded in. The lines after the
 last complete, valid one (a write cut short by a kill) are ignored: no caller
 was told they were durable.
 
+Encrypted (``ORCH_STATE_PASSPHRASE``, see encryption.py): the first line is
+the plain encryption header, and each record is the JSON above sealed on its
+own line (``base64(nonce || ciphertext || tag)``; the tag replaces the crc),
+so a torn last record is told apart and ignored exactly as a plain one.
+
 Reading (``load_journal``/``replay``) is what ``LocalBackend.read`` does with
 a journal left by a killed command; ``StateJournal`` is the writer.
 """
@@ -42,7 +47,8 @@ from pydantic import ValidationError
 
 from ..addrs import AddressError, ResourceAddress, parse_address
 from ..diagnostics import Diagnostic, DiagnosticsError
-from .fileio import append_durably, fsync_dir
+from .encryption import INVALID, Cipher, EncryptionError, is_encrypted, reader
+from .fileio import append_durably, fsync_dir, write_all
 from .model import ResourceInstance, State, _to_address, gc_paused
 
 if TYPE_CHECKING:
@@ -79,25 +85,40 @@ class JournalContents:
     compacted_into: int | None = None  # the last valid line says: folded into the file of this serial
     valid_size: int = 0  # bytes up to the end of the last valid line; what follows is a torn write
     torn_lines: int = 0
+    cipher: Cipher | None = None  # of an encrypted journal: a marker appended to it is sealed with it
 
     def folded_into(self, file_serial: int | None) -> bool:
         """Whether the state file (of ``file_serial``) already holds every change of this journal."""
         return self.compacted_into is not None and self.compacted_into == file_serial
 
 
-def load_journal(path: Path) -> JournalContents | None:
-    """The journal at ``path``; None when there is none. Raises JournalFormatError, OSError."""
+def load_journal(path: Path, passphrase: str | None = None) -> JournalContents | None:
+    """The journal at ``path``; None when there is none. Raises JournalFormatError, OSError, and
+    EncryptionError when it is encrypted and ``passphrase`` is missing or wrong."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         return None
     with gc_paused():
-        return parse_journal(data)
+        return parse_journal(data, passphrase)
 
 
-def parse_journal(data: bytes) -> JournalContents:
+def parse_journal(data: bytes, passphrase: str | None = None) -> JournalContents:
     out = JournalContents()
     pos, number = 0, 0
+    if is_encrypted(data):
+        end = data.find(b"\n")
+        if end < 0:  # killed while writing the header, before any record
+            out.torn_lines = 1
+            return out
+        try:
+            out.cipher = reader(data[:end], passphrase)
+        except EncryptionError as e:
+            if e.reason == INVALID:
+                raise JournalFormatError(f"line 1: {e}") from None
+            raise
+        pos = out.valid_size = end + 1
+        number = 1
     bad: tuple[int, str] | None = None  # the first invalid line; fine only if nothing valid follows
     while pos < len(data):
         end = data.find(b"\n", pos)
@@ -106,7 +127,7 @@ def parse_journal(data: bytes) -> JournalContents:
             break
         number += 1
         line, pos = data[pos:end], end + 1
-        record, reason = _decode_line(line)
+        record, reason = _decode_line(line, out.cipher)
         if record is None:
             bad = bad or (number, reason)
             out.torn_lines += 1
@@ -118,16 +139,21 @@ def parse_journal(data: bytes) -> JournalContents:
     return out
 
 
-def _decode_line(line: bytes) -> tuple[dict[str, Any] | None, str]:
-    if len(line) < 10 or line[8:9] != b" ":
-        return None, "not a journal record"
-    payload = line[9:]
-    try:
-        crc = int(line[:8], 16)
-    except ValueError:
-        return None, "not a journal record"
-    if zlib.crc32(payload) != crc:
-        return None, "checksum mismatch"
+def _decode_line(line: bytes, cipher: Cipher | None) -> tuple[dict[str, Any] | None, str]:
+    if cipher is not None:
+        payload = cipher.open(line)
+        if payload is None:
+            return None, "not an authentic encrypted record"
+    else:
+        if len(line) < 10 or line[8:9] != b" ":
+            return None, "not a journal record"
+        payload = line[9:]
+        try:
+            crc = int(line[:8], 16)
+        except ValueError:
+            return None, "not a journal record"
+        if zlib.crc32(payload) != crc:
+            return None, "checksum mismatch"
     try:
         record = json.loads(payload)
     except (ValueError, RecursionError):  # RecursionError: nested too deeply
@@ -183,7 +209,9 @@ def replay(state: State, contents: JournalContents) -> None:
 
 # ---- writing -----------------------------------------------------------------------------
 
-def _encode(payload: bytes) -> bytes:
+def _encode(payload: bytes, cipher: Cipher | None = None) -> bytes:
+    if cipher is not None:
+        return cipher.seal(payload) + b"\n"
     return b"%08x %b\n" % (zlib.crc32(payload), payload)
 
 
@@ -191,9 +219,10 @@ def _prefix(lineage: str, serial: int) -> bytes:
     return b'{"lineage":%b,"serial":%d,' % (json.dumps(lineage).encode(), serial)
 
 
-def marker_line(lineage: str, serial: int, into: int) -> bytes:
-    """The "compacted into serial ``into``" line of a journal extending ``serial``."""
-    return _encode(_prefix(lineage, serial) + b'"op":"compacted","into":%d}' % into)
+def marker_line(lineage: str, serial: int, into: int, cipher: Cipher | None = None) -> bytes:
+    """The "compacted into serial ``into``" line of a journal extending ``serial`` (sealed with the journal's
+    ``cipher`` when it is encrypted)."""
+    return _encode(_prefix(lineage, serial) + b'"op":"compacted","into":%d}' % into, cipher)
 
 
 class StateJournal:
@@ -207,8 +236,10 @@ class StateJournal:
     is in flight (a call that arrives meanwhile waits, which is correct, only later).
     """
 
-    def __init__(self, backend: LocalBackend, state: State, serial: int, mode: int) -> None:
+    def __init__(self, backend: LocalBackend, state: State, serial: int, mode: int,
+                 cipher: Cipher | None = None) -> None:
         self.state = state
+        self._cipher = cipher  # None: plain records
         self.path = journal_path_for(backend.path)
         self._backend = backend
         self._mode = mode
@@ -288,7 +319,7 @@ class StateJournal:
     # ---- group commit ----------------------------------------------------------------
 
     def _enqueue(self, payload: bytes) -> int:
-        line = _encode(payload)
+        line = _encode(payload, self._cipher)  # sealing a record costs microseconds: fine under _order
         with self._cond:
             self._pending.append(line)
             self._queued += 1
@@ -345,8 +376,18 @@ class StateJournal:
             os.fchmod(fd, self._mode)  # the records hold the same secrets as the state
         except OSError:
             pass
+        size = 0
+        if self._cipher is not None:
+            # How to decrypt the lines after it; made durable by the first batch's fdatasync. Torn, it is
+            # ignored as a torn record is (nothing after it was reported durable).
+            try:
+                write_all(fd, self._cipher.header + b"\n")
+            except OSError:
+                os.close(fd)
+                raise
+            size = len(self._cipher.header) + 1
         fsync_dir(self.path.parent)  # a record is durable only if the file's name is too
-        self._fd, self._size = fd, 0
+        self._fd, self._size = fd, size
 
     def _drain(self) -> None:
         """Wait until every queued record is on disk (the caller holds ``_order``: none can be added)."""
@@ -408,7 +449,7 @@ class StateJournal:
             return  # no record since the last compaction: nothing to mark
         if self._failure is not None:
             os.ftruncate(self._fd, self._size)  # a failed write may have left part of a line
-        append_durably(self._fd, marker_line(self.state.lineage, self._serial, into))
+        append_durably(self._fd, marker_line(self.state.lineage, self._serial, into, self._cipher))
 
     @property
     def has_file(self) -> bool:
