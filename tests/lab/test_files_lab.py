@@ -67,6 +67,7 @@ JINJA = ("<h2>{{ greeting | upper }}</h2>\n{% for u in upstreams %}server {{ u.h
 def app_dir(lab, tmp_path, monkeypatch):
     monkeypatch.delenv("ORCH_PROVIDER_MODULES", raising=False)
     monkeypatch.setenv("ORCH_VAR_db_password", SECRET)
+    monkeypatch.setenv("ORCH_STATE_PASSPHRASE", "lab passphrase " + secrets.token_hex(4))  # state at rest
     d = tmp_path / f"files-{secrets.token_hex(2)}"
     d.mkdir()
     shutil.copy(lab.nodes_file, d / "nodes.orch")
@@ -119,6 +120,11 @@ def test_files_and_secrets(lab, app_dir, capsys):
     for c in _containers(lab, d):
         c.reload()
         assert SECRET not in json.dumps(c.attrs), c.name
+    # nor in any file of the configuration directory: the state, its backup and journal are encrypted
+    for f in d.rglob("*"):
+        if f.is_file():
+            assert SECRET.encode() not in f.read_bytes(), f
+    assert (d / "orch.orchstate").read_bytes().startswith(b'{"orch_encrypted"')
     # a template variable changes: the pod is replaced, the new page served
     assert main(["plan", "--detailed-exitcode", "--var", "greeting=bonjour", str(d)]) == 2
     out, _ = capsys.readouterr()
