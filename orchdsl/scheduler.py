@@ -63,7 +63,7 @@ import heapq
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from .diagnostics import Diagnostic
 from .schema.quantities import format_memory
@@ -108,6 +108,8 @@ class PodRequest:
     anti_affinity: Literal["soft", "hard"] = "soft"
     # host ports it publishes, "8080/tcp": a node can give each to one replica (Kubernetes' NodePorts filter)
     host_ports: frozenset[str] = frozenset()
+    # volumes it mounts: their data is on the node the replica runs on, so it never moves off it
+    volumes: tuple[str, ...] = ()
 
 
 @dataclass
@@ -478,6 +480,23 @@ def _unplaced(p: PodRequest, cpu: int, mem: int, why: str) -> Diagnostic:
              + "; nothing was placed for this replica.")
 
 
+def _held(p: PodRequest, n: Any) -> Diagnostic:
+    """A replica whose volumes' data is on a node it can no longer run on: it does not move, the plan stops."""
+    where = f"node.{p.current_node}"
+    if n is None:
+        why = f"{where} is no longer configured"
+    elif not n.info.schedulable:
+        why = f"{where} is cordoned or lost"
+    else:
+        why = f"it no longer fits or matches {where}"
+    vols = ", ".join(f"volume.{v}" for v in p.volumes)
+    return Diagnostic.error(
+        f"{p.address} cannot move", f"{p.address} mounts {vols}, whose data is on {where}, and {why}: a replica "
+        "holding a volume never moves off its node (its data would stay behind).", address=p.address,
+        hint=f"make {where} usable again (uncordon it, free room, restore its labels), or remove the mount to let "
+             "the replica start empty elsewhere")
+
+
 def _requests(p: PodRequest) -> tuple[int, int]:
     return round(p.cpu * 1000), int(p.memory)
 
@@ -511,6 +530,9 @@ def schedule(nodes: Sequence[NodeInfo], pods: Sequence[PodRequest], default_stra
     failed: tuple[tuple[int, int, _Selector, str | None, frozenset[str]], int, str] | None = None
     for p in pending:
         cpu, mem = _requests(p)
+        if p.volumes and p.current_node is not None:
+            result.errors.append(_held(p, s.nodes.get(p.current_node)))
+            continue
         question = (cpu, mem, tuple(sorted(p.node_selector.items())), p.pod if p.anti_affinity == "hard" else None,
                     p.host_ports)
         if failed is not None and failed[:2] == (question, s.generation):

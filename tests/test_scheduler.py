@@ -352,3 +352,22 @@ def test_node_of_unknown_capacity_takes_any_request():
     r = schedule([NodeInfo("new", None, None)], [one("big", cpu=64, memory=512 * GI)])
     assert r.assignments == {"pod.big": "new"}
     assert r.summary().splitlines()[-1] == "  node.new  1     64/?  512Gi/?"
+
+
+# -- volumes -----------------------------------------------------------------------------------------
+
+def test_a_replica_holding_a_volume_stays_on_its_node_or_the_plan_stops():
+    db = one("db", volumes=("pgdata",), current_node="n2")
+    kept = schedule([node("n1"), node("n2")], [db])
+    assert kept.assignments == {"pod.db": "n2"} and kept.ok
+    # its node cordoned: an ordinary replica moves, this one does not, and says why
+    moved = schedule([node("n1"), node("n2", schedulable=False)], [one("web", current_node="n2"), db])
+    assert moved.assignments == {"pod.web": "n1"}
+    [err] = moved.errors
+    assert err.summary == "pod.db cannot move" and "volume.pgdata, whose data is on node.n2" in err.detail
+    assert "cordoned" in err.detail and "remove the mount" in err.hint
+    # its node gone from the configuration
+    [gone] = schedule([node("n1")], [db]).errors
+    assert "node.n2 is no longer configured" in gone.detail
+    # a new replica with a volume is placed like any other (the volume is made where it lands)
+    assert schedule([node("n1")], [one("db", volumes=("pgdata",))]).assignments == {"pod.db": "n1"}

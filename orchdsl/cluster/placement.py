@@ -78,6 +78,16 @@ def host_ports(values: dict[str, Any]) -> frozenset[str]:
     return frozenset(out)
 
 
+def volumes_of(values: dict[str, Any]) -> tuple[str, ...]:
+    """The volumes a replica mounts (known names)."""
+    out = []
+    for c in values.get("container") or []:
+        for m in (c.get("mounts") if isinstance(c, dict) else None) or []:
+            if isinstance(m, dict) and isinstance(m.get("volume"), str):
+                out.append(m["volume"])
+    return tuple(sorted(set(out)))
+
+
 def pod_request(address: ResourceAddress, values: dict[str, Any], current_node: str | None) -> PodRequest:
     cpu, memory = requests(values)
     selector = values.get("node_selector")
@@ -90,7 +100,7 @@ def pod_request(address: ResourceAddress, values: dict[str, Any], current_node: 
                       strategy=strategy if strategy in STRATEGIES else None,
                       current_node=current_node,
                       anti_affinity="hard" if values.get("anti_affinity") == "hard" else "soft",
-                      host_ports=host_ports(values))
+                      host_ports=host_ports(values), volumes=volumes_of(values))
 
 
 @dataclass

@@ -732,6 +732,8 @@ def validate(config: Config) -> list[Diagnostic]:
     nodes: dict[ResourceAddress, dict] = {}
     pods: dict[ResourceAddress, dict] = {}
     services: dict[ResourceAddress, dict] = {}
+    volumes: set[str] = set()
+    pod_decls: list[tuple[ResourceDecl, list[ResourceInstanceConfig]]] = []
     all_nodes = True  # every node instance is known (no count or for_each waiting for a value)
     for decl in config.resources.values():
         instances, d = expand(decl, {}, validate=True, scope=scope)
@@ -742,11 +744,43 @@ def validate(config: Config) -> list[Diagnostic]:
         elif decl.type == "pod":
             pods.update((i.address, i.values) for i in instances)
             diags.extend(_secrets_in_env(decl, instances))
+            pod_decls.append((decl, instances))
+        elif decl.type == "volume":
+            volumes.update(str(i.values.get("name")) for i in instances)
         elif decl.type == "service":
             services.update((i.address, i.values) for i in instances)
+    for decl, instances in pod_decls:
+        diags.extend(_undeclared_volumes(decl, instances, volumes))
     if not any(x.is_error for x in diags):
         diags.extend(_whole_configuration_checks(config, nodes, pods, all_nodes, services))
     return unique(scope.diags + diags)
+
+
+def _undeclared_volumes(decl: ResourceDecl, instances: list[ResourceInstanceConfig], volumes: set[str]
+                        ) -> list[Diagnostic]:
+    """A mount naming a volume no `volume` block declares: Docker would create it on first use, and nothing
+    would ever remove it."""
+    import difflib
+
+    out = []
+    seen: set[str] = set()
+    for inst in instances:
+        containers = inst.values.get("container")
+        for c in containers if isinstance(containers, list) else []:
+            mounts = c.get("mounts") if isinstance(c, dict) else None
+            for m in mounts if isinstance(mounts, list) else []:
+                name = m.get("volume") if isinstance(m, dict) else None
+                if not isinstance(name, str) or name in volumes or name in seen:
+                    continue
+                seen.add(name)
+                close = next(iter(difflib.get_close_matches(name, sorted(volumes), n=1, cutoff=0.6)), None)
+                out.append(Diagnostic.error(
+                    "Undeclared volume", f'{decl.address} mounts volume "{name}", which no volume block declares: '
+                    "Docker would create it on first use and nothing would ever remove it.", decl.block.src,
+                    decl.block.start, decl.block.start + len(decl.type),
+                    hint=(f'did you mean "{close}"? ' if close else "") +
+                         f'declare it (volume "{name}" {{}}) and mount it with volume = volume.{name}.name'))
+    return out
 
 
 def _secrets_in_env(decl: ResourceDecl, instances: list[ResourceInstanceConfig]) -> list[Diagnostic]:
@@ -755,7 +789,9 @@ def _secrets_in_env(decl: ResourceDecl, instances: list[ResourceInstanceConfig])
     seen: set[tuple[str, str]] = set()
     out = []
     for inst in instances[:1]:  # every replica has the same containers
-        containers = inst.values.get("container") or []
+        containers = inst.values.get("container")
+        if not isinstance(containers, list):
+            continue
         for path in sorted(inst.sensitive_paths, key=str):
             if len(path) < 3 or path[0] != "container" or path[2] != "env" or not isinstance(path[1], int):
                 continue

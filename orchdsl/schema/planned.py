@@ -32,8 +32,6 @@ class Planned:
 
 # Whole resource types: a schema exists, no provider realises them (plan would fail with "No provider").
 PLANNED_TYPES: Mapping[str, Planned] = MappingProxyType({
-    "volume": Planned("volumes", 'remove it; a container mount can name a Docker volume directly: '
-                                 'mounts = [{ volume = "NAME", target = "/path" }] (see docs/resources.md)'),
 })
 
 # Arguments and blocks of supported types that nothing reads, keyed by their path in the schema: the

@@ -95,8 +95,7 @@ PortItem = Annotated[ContainerPort, BeforeValidator(_port_shorthand), UNKNOWN_OK
 
 class Mount(Schema):
     target: Annotated[Str, Field(description="Path inside the container.")]
-    volume: Annotated[Str | None, Field(description="Name of a volume declared by a `volume` resource (planned, "
-                                                    "not supported yet: no volume can be declared today).")] \
+    volume: Annotated[Str | None, Field(description="A volume a `volume` block declares: `volume.NAME.name`.")] \
         = None
     host_path: Annotated[Str | None, Field(description="A path on the node (bind mount).")] = None
     tmpfs: Annotated[Bool, Field(description="A tmpfs mount.")] = False
@@ -121,16 +120,6 @@ class Mount(Schema):
     @classmethod
     def _host_path_absolute(cls, v: Any) -> Any:
         _absolute("host_path", v)
-        return v
-
-    @field_validator("volume")
-    @classmethod
-    def _declared_volume(cls, v: Any) -> Any:
-        # Docker would create an undeclared named volume on first use, and nothing would ever remove it: a mount
-        # may name only a volume a `volume` block declares, and that resource type is planned (none exist yet).
-        if isinstance(v, str):
-            raise ValueError(f'volume "{v}" is not declared: Docker would create it on first use and orch would '
-                             "never remove it (the volume resource type is planned, not supported yet)")
         return v
 
 

@@ -1,8 +1,9 @@
-"""Config files and secrets on the lab, end to end through `orch`: pages rendered by templatefile() and by
+"""Config files, secrets and volumes on the lab, end to end through `orch`: pages rendered by templatefile() and by
 jinjafile() (loops, filters, a conditional) served by httpd (a template variable changed: the pod is
 replaced and the new pages served), a sensitive variable -> secret -> file in the container, readable there
-with its mode, and absent from docker inspect of every container, from the plan in every format and from the
-apply's output."""
+with its mode, and absent from docker inspect of every container, from the plan in every format, from the
+apply's output and from every file of the configuration directory (the state encrypted); a volume's data
+surviving a replacement, its pod kept on its node, the volume gone with destroy."""
 
 from __future__ import annotations
 
@@ -141,3 +142,57 @@ def test_files_and_secrets(lab, app_dir, capsys):
     for n in lab.nodes:
         cli = docker.DockerClient(base_url=f"unix://{n.socket_path}")
         assert cli.volumes.list(filters={"label": f"orch.lineage={lineage}"}) == []
+
+
+VOLUME_APP = """
+variable "release" {
+  default = "v1"
+}
+volume "data" {}
+pod "db" {
+  container "c" {
+    image   = "orch/busybox:test"
+    pull    = "never"
+    init    = true
+    env     = { RELEASE = var.release }
+    command = ["sleep", "1000000"]
+    mounts  = [{ volume = volume.data.name, target = "/data" }]
+  }
+}
+"""
+
+
+def test_volume_data_survives_replacement_and_the_pod_stays_on_its_node(lab, tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("ORCH_PROVIDER_MODULES", raising=False)
+    d = tmp_path / f"vol-{secrets.token_hex(2)}"
+    d.mkdir()
+    nodes = Path(lab.nodes_file).read_text()
+    (d / "nodes.orch").write_text(nodes)
+    (d / "main.orch").write_text(VOLUME_APP)
+    try:
+        assert main(["apply", "--auto-approve", str(d)]) == 0, capsys.readouterr()
+        node = next(i.attributes["node"] for i in LocalBackend.for_config_dir(d).read() if i.type == "pod")
+        db = _app(lab, d)
+        db.exec_run(["sh", "-c", "echo precious > /data/file"])
+        # replaced (a new release): the same node, the same data
+        assert main(["apply", "--auto-approve", "--var", "release=v2", str(d)]) == 0, capsys.readouterr()
+        capsys.readouterr()
+        db2 = _app(lab, d)
+        assert db2.id != db.id
+        assert db2.exec_run(["cat", "/data/file"])[1].decode().strip() == "precious"
+        assert next(i.attributes["node"] for i in LocalBackend.for_config_dir(d).read() if i.type == "pod") == node
+        # its node cordoned: the plan refuses to move it, and says why
+        (d / "nodes.orch").write_text(re.sub(rf'(node "{node}" {{)', r'\1\n  schedulable = false', nodes))
+        assert main(["plan", "--var", "release=v2", str(d)]) == 1
+        err = capsys.readouterr().err
+        assert "pod.db cannot move" in err and f"whose data is on node.{node}" in err
+        (d / "nodes.orch").write_text(nodes)
+        # destroy takes the volume away
+        lineage = LocalBackend.for_config_dir(d).read().lineage
+        assert main(["destroy", "--auto-approve", "--var", "release=v2", str(d)]) == 0, capsys.readouterr()
+        for n in lab.nodes:
+            cli = docker.DockerClient(base_url=f"unix://{n.socket_path}")
+            assert cli.volumes.list(filters={"label": f"orch.lineage={lineage}"}) == []
+    finally:
+        (d / "nodes.orch").write_text(nodes)
+        destroy_or_remove(lab, d)

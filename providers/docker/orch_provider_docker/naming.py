@@ -75,6 +75,14 @@ def in_namespace(base: str, namespace: str) -> str:
     return f"{namespace}_{base}"[:_MAX] if namespace else base
 
 
+def volume_name(name: str, namespace: str) -> str:
+    """The Docker volume of a ``volume`` block (by its name) within the configuration's namespace."""
+    return in_namespace(f"vol-{clean(name)}", namespace)
+
+
+VOLUME = "orch.volume"  # on Docker volumes of volume blocks: the block instance's name
+
+
 def infra_name(base: str) -> str:
     return f"{base}-infra"
 

@@ -59,7 +59,8 @@ Progress = Callable[[str], None]
 # Types the provider records without a Docker object of their own: what they mean is realised by the pods and
 # each node's program (services, policies), or delivered into the pods that use them (secrets, as files).
 SECRET = "secret"
-RECORDS = (network.SERVICE, network.NETWORK_POLICY, SECRET)
+VOLUME = "volume"  # recorded; its Docker volume is made on the node of each pod that mounts it, removed with it
+RECORDS = (network.SERVICE, network.NETWORK_POLICY, SECRET, VOLUME)
 METRICS_INTERVAL = 1.0  # seconds between the two readings of the containers' CPU counters (docker stats: ~1 s)
 
 LOCAL_DOCKER_HOST = "unix:///var/run/docker.sock"
@@ -123,6 +124,7 @@ class DockerProvider:
             network.SERVICE: ResourceTypeInfo(network.SERVICE),
             network.NETWORK_POLICY: ResourceTypeInfo(network.NETWORK_POLICY),
             SECRET: ResourceTypeInfo(SECRET),
+            VOLUME: ResourceTypeInfo(VOLUME),
             network.NODE_SERVICES: ResourceTypeInfo(network.NODE_SERVICES),
         }
 
@@ -483,7 +485,7 @@ class DockerProvider:
             return self._net.plan_service(address, prior, config)
         if address.type == network.NETWORK_POLICY:
             return self._net.plan_policy(address, prior, config)
-        if address.type == SECRET:
+        if address.type in (SECRET, VOLUME):
             return PlannedObject(dict(config))
         if address.type == network.NODE_SERVICES:
             return self._net.plan_services(address, prior, config)
@@ -660,6 +662,8 @@ class DockerProvider:
                 return self._apply_node(verb, request)
             if addr.type == "pod":
                 return self._apply_pod(verb, request)
+            if addr.type == VOLUME and verb == "delete":
+                return self._delete_volume(request)
             if addr.type in RECORDS:
                 return self._net.apply_service(verb, request)
             if addr.type == network.NODE_SERVICES:
@@ -764,10 +768,11 @@ class DockerProvider:
                     ip = pods.ip_of(eng.inspect(infra_id))
                     if ip:
                         self._net.close_pending(node, ip, *isolation)
-                for c in pods.containers_of(attrs):
+                run = self._volume_mounts(eng, node, attrs, ident, world)  # volume blocks -> Docker volumes
+                for c in pods.containers_of(run):
                     mounts = [pods.secret_mount(v, g.directory) for g, v in zip(groups, volumes, strict=True)
                               if g.container == c["name"]]
-                    cid = self._create_named(eng, pods.app_config(attrs, c, infra_id, ident, mounts),
+                    cid = self._create_named(eng, pods.app_config(run, c, infra_id, ident, mounts),
                                              name_of(naming.app_name(base, c["name"])), addr)
                     made.append(cid)
                     ids[c["name"]] = cid
@@ -903,6 +908,45 @@ class DockerProvider:
             for name in dict.fromkeys(names):
                 if isinstance(name, str) and name not in kept_volumes:
                     eng.remove_volume(name)
+
+    # volumes -------------------------------------------------------------------------------------------
+    def _volume_mounts(self, eng: Engine, node: str, attrs: dict[str, Any], ident: pods.Identity,
+                       world: World | None) -> dict[str, Any]:
+        """The pod's attributes with each mount of a volume block's volume naming its Docker volume, made on
+        this node if it is not there yet (with the block's driver and options)."""
+        blocks = {str(v.get("name")): v for a, v in (world or {}).items() if a.type == VOLUME}
+        conts = []
+        for c in pods.containers_of(attrs):
+            mounts = []
+            for m in c.get("mounts") or []:
+                if isinstance(m, dict) and isinstance(m.get("volume"), str):
+                    spec = blocks.get(m["volume"]) or {}
+                    docker_name = naming.volume_name(m["volume"], self.namespace)
+                    labels = {naming.LINEAGE: ident.lineage, naming.VOLUME: m["volume"],
+                              **({naming.NAMESPACE: self.namespace} if self.namespace else {}),
+                              **{str(k): str(v) for k, v in (spec.get("labels") or {}).items()}}
+                    eng.create_volume(docker_name, {str(k): str(v) for k, v in (spec.get("driver_opts") or {}).items()},
+                                      labels, str(spec.get("driver") or "local"))
+                    m = {**m, "volume": docker_name}
+                mounts.append(m)
+            conts.append({**c, "mounts": mounts})
+        return {**attrs, "container": conts}
+
+    def _delete_volume(self, request: ApplyRequest) -> ApplyResult:
+        """A volume block goes: its Docker volume goes from every node it was made on (after the pods that
+        mounted it: they depend on it)."""
+        prior = request.prior
+        if prior is None:
+            return ApplyResult(None)
+        name = naming.volume_name(str(prior.attributes.get("name")), self.namespace)
+        with self._lock:
+            nodes = sorted(set(self._state_nodes) | set(self._config_nodes))
+        for node in nodes:
+            eng = self._engine(node)
+            if any(v.get("Name") == name for v in eng.volumes(f"{naming.VOLUME}={prior.attributes.get('name')}")):
+                eng.remove_volume(name)
+                request.progress(f"removed volume {name} from {node}")
+        return ApplyResult(None)
 
     # update ----------------------------------------------------------------------------------------------
     def _update_pod(self, addr: ResourceAddress, prior: StateObject, after: dict[str, Any],

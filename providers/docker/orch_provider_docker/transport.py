@@ -631,9 +631,10 @@ class Engine:
         """``PUT /containers/{id}/archive``: extract a tar into a container (created or running) at ``path``."""
         self._call(lambda: self.api.put_archive(cid, path, data))
 
-    def create_volume(self, name: str, driver_opts: Mapping[str, str], labels: Mapping[str, str]) -> None:
-        """``POST /volumes/create`` with the local driver."""
-        self._call(lambda: self.api.create_volume(name, "local", dict(driver_opts), dict(labels)))
+    def create_volume(self, name: str, driver_opts: Mapping[str, str], labels: Mapping[str, str],
+                      driver: str = "local") -> None:
+        """``POST /volumes/create``; an existing volume of that name is kept as it is (Docker's rule)."""
+        self._call(lambda: self.api.create_volume(name, driver, dict(driver_opts), dict(labels)))
 
     def volumes(self, label: str) -> list[dict[str, Any]]:
         """``GET /volumes`` filtered by a label."""

@@ -146,10 +146,11 @@ class FakeEngine:
             self.calls.append(("put_archive", c["Name"], path))
             self.archives.append((c["Name"], path, data))
 
-    def create_volume(self, name: str, driver_opts: dict, labels: dict) -> None:
+    def create_volume(self, name: str, driver_opts: dict, labels: dict, driver: str = "local") -> None:
         with self._lock:
             self.calls.append(("create_volume", name))
-            self.volumes_made[name] = {"opts": dict(driver_opts), "labels": dict(labels)}
+            self.volumes_made.setdefault(name, {"opts": dict(driver_opts), "labels": dict(labels),
+                                                "driver": driver})
 
     def volumes(self, label: str) -> list[dict]:
         key, _, value = label.partition("=")

@@ -118,3 +118,46 @@ def test_files_helpers():
     assert (g.container, g.directory) == ("a", "/s")
     label = files.without_contents({"container": [{"name": "a", "file": [{"path": "/s/k", "content": "2"}]}]})
     assert "content" in label["container"][0]["file"][0] and label["container"][0]["file"][0]["content"] != "2"
+
+
+VOLUME_POD = NODES + """
+volume "data" {
+  driver_opts = { type = "tmpfs", device = "tmpfs" }
+  labels      = { team = "db" }
+}
+pod "db" {
+  container "c" {
+    image  = "orch/busybox:test"
+    env    = { V = "%s" }
+    mounts = [{ volume = volume.data.name, target = "/data" }]
+  }
+}
+"""
+
+
+def test_a_volume_is_made_on_the_pods_node_kept_across_replacements_and_removed_with_its_block(tmp_path):
+    (tmp_path / "main.orch").write_text(VOLUME_POD % "1")
+    cluster = FakeCluster("n1", "n2", "n3")
+    _, outcome, _ = apply(tmp_path, cluster)
+    assert outcome.ok, outcome.diagnostics
+    eng = cluster["n1"]
+    [(name, made)] = list(eng.volumes_made.items())
+    assert name == "vol-data" and made["opts"] == {"type": "tmpfs", "device": "tmpfs"}
+    assert made["labels"]["orch.volume"] == "data" and made["labels"]["team"] == "db"
+    app = eng.by_name("db-c")
+    assert {"Type": "volume", "Source": "vol-data", "Target": "/data", "ReadOnly": False} in \
+        app["HostConfig"]["Mounts"]
+    # the pod replaced (env changed): the same volume, not a new one, and it is not removed
+    (tmp_path / "main.orch").write_text(VOLUME_POD % "2")
+    eng.calls.clear()
+    _, outcome, _ = apply(tmp_path, cluster)
+    assert outcome.ok, outcome.diagnostics
+    assert ("remove_volume", "vol-data") not in eng.calls and list(eng.volumes_made) == ["vol-data"]
+    # the volume block goes (with its pod): the Docker volume goes, after the pod
+    (tmp_path / "main.orch").write_text(NODES)
+    eng.calls.clear()
+    _, outcome, _ = apply(tmp_path, cluster)
+    assert outcome.ok, outcome.diagnostics
+    assert eng.volumes_made == {}
+    ops = [c[:2] for c in eng.calls if c[0] in ("remove", "remove_volume")]
+    assert ops[-1] == ("remove_volume", "vol-data") and ("remove", "db-c") in ops
