@@ -44,5 +44,7 @@ Look at (orch is $orch):
   orch output --state $work/orch.orchstate         # the pods' IPs
   docker -H unix://$lab/n1/docker.sock ps          # the containers, seen on node n1 itself
   orch plan $work --var replicas=5                 # what scaling would do
+  orch status $work                                # pods, health, CPU and memory, endpoints
+  orch reconcile --watch $work                     # keep them running: heal, reschedule (Ctrl+C stops)
   orch destroy --auto-approve $work                # remove them; orch lab down stops the lab
 MSG
