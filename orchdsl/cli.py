@@ -648,10 +648,12 @@ def build_parser() -> argparse.ArgumentParser:
     from .explain import add_parser as add_explain
     from .status import add_parser as add_status
     from .reconcile.command import add_parser as add_reconcile
+    from .state.workspace import add_parser as add_workspace
 
     add_explain(sub)
     add_status(sub)
     add_reconcile(sub)
+    add_workspace(sub)
 
     from .state.commands import register as register_state_commands
 

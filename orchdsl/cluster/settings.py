@@ -67,6 +67,10 @@ def check_setting(name: str, value: str) -> tuple[str | None, str]:
 
 def resolve(settings: dict[str, str], directory: str | Path) -> dict[str, Any]:
     """The effective settings: what the orch block says, defaults for the rest."""
-    return {"namespace": settings.get("namespace") or namespace_from_directory(directory),
+    from ..state.workspace import namespace_suffix
+
+    suffix = namespace_suffix(directory)  # a workspace runs in a namespace of its own
+    base = settings.get("namespace") or namespace_from_directory(directory)
+    return {"namespace": base[:NAMESPACE_MAX - len(suffix)].rstrip("-") + suffix,
             "pod_cidr": settings.get("pod_cidr") or DEFAULT_POD_CIDR,
             "service_cidr": settings.get("service_cidr") or DEFAULT_SERVICE_CIDR}

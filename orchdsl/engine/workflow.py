@@ -74,7 +74,25 @@ def open_session(directory: str | Path, var_overrides: dict[str, str] | None = N
     by_type, tdiags = providers_by_type(providers)
     diags += tdiags
     backend = LocalBackend(state_path) if state_path else LocalBackend.for_config_dir(d)
+    if not state_path:
+        diags += _workspace_problems(d)
     return Session(d, config, backend, by_type, diags)
+
+
+def _workspace_problems(d: Path) -> list[Diagnostic]:
+    """The selected workspace must be a valid name and exist (a typo in ORCH_WORKSPACE must not plan an empty
+    state in a namespace of its own)."""
+    from ..state import workspace
+
+    ws = workspace.current(d)
+    problem = workspace.name_problem(ws)
+    if problem:
+        return [Diagnostic.error("Invalid workspace", problem, hint=f"unset {workspace.ENV} or select another")]
+    if ws not in workspace.listed(d):
+        return [Diagnostic.error("Workspace does not exist", f'the selected workspace "{ws}" does not exist.',
+                                 hint=f"orch workspace new {ws} {d}, or select one of: "
+                                      f"{', '.join(workspace.listed(d))}")]
+    return []
 
 
 def configure_providers(session: Session, state: State, extra: dict[str, Any] | None = None) -> list[Diagnostic]:

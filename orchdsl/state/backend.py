@@ -105,7 +105,12 @@ class LocalBackend:
 
     @classmethod
     def for_config_dir(cls, config_dir: str | os.PathLike[str]) -> LocalBackend:
-        return cls(Path(config_dir) / DEFAULT_STATE_FILE)
+        """The state of the configuration's selected workspace (``default``: ``DIR/orch.orchstate``)."""
+        from . import workspace
+
+        ws = workspace.current(config_dir)
+        return cls(workspace.state_dir(config_dir, ws if not workspace.name_problem(ws) else workspace.DEFAULT)
+                   / DEFAULT_STATE_FILE)
 
     def exists(self) -> bool:
         """Whether there is a state: a file, or a journal of a command killed before writing one."""
