@@ -43,7 +43,7 @@ sys.path.insert(0, str(REPO))
 
 from orchdsl.cli import main  # noqa: E402
 from orchdsl.reconcile.loop import Reconciler, Settings  # noqa: E402
-from orchdsl.state import LocalBackend  # noqa: E402
+
 
 LAB = Path("/tmp/orch-lab")
 
@@ -130,16 +130,12 @@ def workdir(name: str, text: str) -> Path:
 
 
 def app(directory: Path, address: str) -> Any:
-    import docker
+    from types import SimpleNamespace
 
-    lineage = LocalBackend.for_config_dir(directory).read().lineage
-    for n in (1, 2, 3):
-        cli = docker.DockerClient(base_url=f"unix://{LAB}/n{n}/docker.sock")
-        found = cli.containers.list(filters={"label": [f"orch.lineage={lineage}", f"orch.address={address}",
-                                                       "orch.role=app"]})
-        if found:
-            return found[0]
-    raise LookupError(address)
+    from tests.lab.conftest import app_container
+
+    return app_container([SimpleNamespace(socket_path=f"{LAB}/n{n}/docker.sock") for n in (1, 2, 3)], directory,
+                         address)
 
 
 def client_log(directory: Path) -> list[str]:

@@ -24,6 +24,7 @@ from orchdsl.sdk.testing.memory import world_objects
 from orchdsl.state import LocalBackend, ResourceInstance, State, force_unlock, read_lock
 from orchdsl.state.encryption import MAGIC, PASSPHRASE_ENV
 from orchdsl.state.journal import journal_path_for
+from tests.test_state_journal import crash_after
 
 REPO = Path(__file__).resolve().parents[1]
 SECRET = "hunter2-very-secret"
@@ -76,21 +77,6 @@ def saved_state(path: Path, *addrs: str) -> State:
     s.set_output("password", SECRET, sensitive=True)
     b.write(s)
     return s
-
-
-def crash_after(path: Path, work) -> None:
-    """Run ``work(journal)`` in a forked child that then dies without closing the journal (as on SIGKILL)."""
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child
-        code = 1
-        try:
-            b = LocalBackend(path)
-            work(b.journal(b.read()))
-            code = 0
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
 
 
 def snapshot(directory: Path) -> dict[str, tuple[bytes, int]]:

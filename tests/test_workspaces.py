@@ -70,3 +70,11 @@ def test_the_environment_selects_and_a_missing_workspace_is_an_error(cfg, capsys
     code, _, err = orch(capsys, "plan", str(cfg))
     assert code == 1 and 'the selected workspace "stagign" does not exist' in err
     assert not (cfg / "orch.orchstate.d" / "stagign").exists()
+
+
+def test_no_workspace_for_a_directory_that_is_not_there(tmp_path, capsys):
+    missing = tmp_path / "nope"
+    for argv in (["new", "x"], ["select", "default"], ["list"]):
+        code, _, err = orch(capsys, "workspace", *argv, str(missing))
+        assert code == 1 and "No configuration directory" in err and "Traceback" not in err
+    assert not missing.exists()

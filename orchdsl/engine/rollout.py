@@ -346,8 +346,8 @@ class RolloutRunner:
         back = RolloutRunner(self.ex, Rollout(self.rollout.block, replace(self.strategy, on_failure="pause"),
                                               _same_waves(self.rollout, members)),
                              {a: self.previous(a) for a in members})
-        back.before = {a: dict(self.ex.state.get(a).attributes) if self.ex.state.get(a) else {}  # type: ignore[union-attr]
-                       for a in members}
+        now = {a: self.ex.state.get(a) for a in members}
+        back.before = {a: dict(inst.attributes) if inst is not None else {} for a, inst in now.items()}
         try:
             back.run()
         except RolloutFailed as e:

@@ -155,8 +155,7 @@ class Selection:
     pending: list[ResourceChange]
 
 
-def select(the_plan: Plan, was: set[ResourceAddress], decided: Heal, scaled: set[ConfigAddress],
-           unreachable: set[str]) -> Selection:
+def select(the_plan: Plan, was: set[ResourceAddress], decided: Heal, scaled: set[ConfigAddress]) -> Selection:
     """Which changes of a full plan restore what was applied (pure): see the module's docstring. Each node's
     program is left out here: the reconciler plans again targeting what it keeps and the programs, so that
     these follow what exists (and its health), not what pending configuration changes would make."""
@@ -172,18 +171,18 @@ def select(the_plan: Plan, was: set[ResourceAddress], decided: Heal, scaled: set
         if kind is None:
             pending.append(c)
             continue
-        if away(the_plan, c, unreachable) and kind != "reschedule":
+        if away(the_plan, c) and kind != "reschedule":
             continue  # its node does not answer: nothing to do there now (a lost node's replicas move)
         keep.append(c)
         events.append(Event(kind, str(c.address), why))
     return Selection(keep, events, pending)
 
 
-def away(the_plan: Plan, c: ResourceChange, unreachable: set[str]) -> bool:
-    """Whether a change touches an object whose node does not answer."""
-    status = the_plan.status.get(c.address)
-    return (status is not None and not status.reachable) or node_of(c.before) in unreachable \
-        or node_of(c.after) in unreachable or (c.address.type == NODE and c.address.name in unreachable)
+def away(the_plan: Plan, c: ResourceChange) -> bool:
+    """Whether a change touches an object that, or whose node (before or after), did not answer."""
+    from ..cluster.rollout import away as did_not_answer
+
+    return any(did_not_answer(c.address, values or {}, the_plan.status) for values in (c.before, c.after))
 
 
 def _kind(c: ResourceChange, was: set[ResourceAddress], replace_why: dict[ResourceAddress, str],
@@ -304,7 +303,7 @@ class Reconciler:
                     raise DiagnosticsError(diags)
                 refreshed = refresh(state, session.providers)
                 now = self.clock()
-                decided, unreachable = self._heal(state, refreshed.status, now)
+                decided = self._heal(state, refreshed.status, now)
                 counts, scaled = self._scale(config, refreshed.state, refreshed.status, session.providers, now,
                                              result)
                 options = PlanOptions(replace=[a for a, _ in decided.replace], rolling_default=Strategy(),
@@ -313,7 +312,7 @@ class Reconciler:
                 errors = [d for d in pdiags if d.is_error]
                 if errors:
                     raise DiagnosticsError(errors)
-                chosen = select(full, {i.addr for i in state}, decided, scaled, unreachable)
+                chosen = select(full, {i.addr for i in state}, decided, scaled)
                 self._pending(chosen.pending)
                 # again, only what it keeps and every node's program: programs follow what exists
                 targets = {c.address for c in chosen.changes} | {c.address for c in full.changes if c.derived_by}
@@ -324,8 +323,9 @@ class Reconciler:
                 errors = [d for d in pdiags if d.is_error]
                 if errors:
                     raise DiagnosticsError(errors)
+                decided_here = {k.address for k in chosen.changes}
                 kept = {id(c) for c in the_plan.changes if c.action is not Action.NOOP and
-                        (c.address in {k.address for k in chosen.changes} or not away(the_plan, c, unreachable))}
+                        (c.address in decided_here or not away(the_plan, c))}
                 if not kept:
                     return
                 programs = [c for c in the_plan.changes if id(c) in kept and c.derived_by is not None]
@@ -354,8 +354,7 @@ class Reconciler:
                     close()
 
     # -- decisions ----------------------------------------------------------------------------------
-    def _heal(self, state: State, status: dict[ResourceAddress, ObjectStatus], now: float
-              ) -> tuple[Heal, set[str]]:
+    def _heal(self, state: State, status: dict[ResourceAddress, ObjectStatus], now: float) -> Heal:
         nodes = [NodeSeen(i.addr.name, getattr(status.get(i.addr), "reachable", True))
                  for i in state if i.type == NODE]
         self.unreachable_since = track_unreachable(self.unreachable_since, nodes, now)
@@ -369,7 +368,7 @@ class Reconciler:
             if n.reachable and f"node:{n.name}" in self._said:
                 self.forget(f"node:{n.name}")
                 self.emit(Event("back", f"node.{n.name}", "answers again"))
-        return decided, set(self.unreachable_since)
+        return decided
 
     def _scale(self, config: Any, state: State, status: dict[ResourceAddress, ObjectStatus],
                providers: dict[str, Any], now: float, result: CycleResult

@@ -181,6 +181,16 @@ class Health(Schema):
 _OCTAL_MODE = re.compile(r"0?[0-7]{3,4}")
 
 
+def _repeated(values: Any) -> Any:
+    """The first known value that comes twice, else None."""
+    seen: set[Any] = set()
+    for v in values:
+        if all_known(v) and v in seen:
+            return v
+        seen.add(v)
+    return None
+
+
 class ContainerFile(Schema):
     path: Annotated[Str, Field(description="The block label: the file's absolute path in the container.")]
     content: Annotated[Str, Field(description="The file's content: any string expression, e.g. templatefile() or "
@@ -285,11 +295,9 @@ class Container(Schema):
     @field_validator("file")
     @classmethod
     def _unique_files(cls, files: list[ContainerFile]) -> list[ContainerFile]:
-        seen: set[str] = set()
-        for f in files:
-            if all_known(f.path) and f.path in seen:
-                raise ValueError(f'two file blocks are for "{f.path}"; one file block per path')
-            seen.add(f.path)
+        twice = _repeated(f.path for f in files)
+        if twice is not None:
+            raise ValueError(f'two file blocks are for "{twice}"; one file block per path')
         return files
 
 
@@ -365,11 +373,9 @@ class Pod(Resource):
     @field_validator("container")
     @classmethod
     def _unique_names(cls, containers: list[Container]) -> list[Container]:
-        seen: set[str] = set()
-        for c in containers:
-            if all_known(c.name) and c.name in seen:
-                raise ValueError(f'two containers are named "{c.name}"; container names must be unique in a pod')
-            seen.add(c.name)
+        twice = _repeated(c.name for c in containers)
+        if twice is not None:
+            raise ValueError(f'two containers are named "{twice}"; container names must be unique in a pod')
         # The containers share one network namespace: a host port (per protocol) can be published once.
         published: dict[str, str] = {}
         for c in containers:

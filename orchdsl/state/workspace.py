@@ -152,7 +152,12 @@ def add_parser(sub: Any) -> None:
 def _command(verb: str) -> Callable[[Any], int]:
     def run(args: Any) -> int:
         from ..cli import _print_diags
+        from ..engine.arguments import check_directory
 
+        bad = check_directory(args.dir)
+        if bad:  # never a workspace (or its directories) made for a configuration that is not there
+            _print_diags(bad, False)
+            return 1
         try:
             if verb == "new":
                 new(args.dir, args.name)
@@ -171,6 +176,10 @@ def _command(verb: str) -> Callable[[Any], int]:
                 print(current(args.dir))
         except DiagnosticsError as e:
             _print_diags(e.diagnostics, False)
+            return 1
+        except OSError as e:
+            _print_diags([Diagnostic.error("Cannot change the workspaces", f"{args.dir}: {e.strerror or e}.",
+                                           hint="check that the configuration directory is writable")], False)
             return 1
         return 0
     return run

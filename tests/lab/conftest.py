@@ -62,3 +62,20 @@ def destroy_or_remove(lab, directory) -> None:
         cli = docker.DockerClient(base_url=f"unix://{n.socket_path}")
         for c in cli.containers.list(all=True, filters={"label": f"orch.lineage={lineage}"}):
             c.remove(force=True)
+
+
+def app_container(nodes, directory, address: str):
+    """The app container of pod replica ``address`` of the configuration in ``directory``, on whichever of the
+    lab's ``nodes`` (anything with a ``socket_path``) runs it."""
+    import docker
+
+    from orchdsl.state import LocalBackend
+
+    lineage = LocalBackend.for_config_dir(directory).read().lineage
+    for n in nodes:
+        cli = docker.DockerClient(base_url=f"unix://{n.socket_path}")
+        found = cli.containers.list(filters={"label": [f"orch.lineage={lineage}", f"orch.address={address}",
+                                                       "orch.role=app"]})
+        if found:
+            return found[0]
+    raise LookupError(address)

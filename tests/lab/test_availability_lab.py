@@ -10,13 +10,12 @@ import shutil
 import time
 from pathlib import Path
 
-import docker
 import pytest
 
 from orchdsl.cli import main
 from orchdsl.state import LocalBackend
 
-from .conftest import destroy_or_remove
+from .conftest import app_container, destroy_or_remove
 
 pytestmark = pytest.mark.lab
 
@@ -89,14 +88,7 @@ class App:
         return main([*args, str(self.dir)])
 
     def client(self):
-        lineage = LocalBackend.for_config_dir(self.dir).read().lineage
-        for n in self.lab.nodes:
-            cli = docker.DockerClient(base_url=f"unix://{n.socket_path}")
-            found = cli.containers.list(filters={"label": [f"orch.lineage={lineage}", "orch.address=pod.client",
-                                                           "orch.role=app"]})
-            if found:
-                return found[0]
-        raise LookupError("pod.client")
+        return app_container(self.lab.nodes, self.dir, "pod.client")
 
     def start_traffic(self) -> None:
         self.client().exec_run(["sh", "-c", LOOP], detach=True)

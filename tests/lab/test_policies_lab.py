@@ -19,7 +19,7 @@ from orchdsl.addrs import ResourceAddress
 from orchdsl.cli import main
 from orchdsl.state import LocalBackend
 
-from .conftest import destroy_or_remove
+from .conftest import app_container, destroy_or_remove
 
 pytestmark = pytest.mark.lab
 
@@ -60,13 +60,7 @@ class Lab:
         return dict(inst.attributes)
 
     def container(self, pod: str):
-        lineage = LocalBackend.for_config_dir(self.dir).read().lineage
-        for c in self.clients:
-            found = c.containers.list(filters={"label": [f"orch.lineage={lineage}", f"orch.address=pod.{pod}",
-                                                         "orch.role=app"]})
-            if found:
-                return found[0]
-        raise LookupError(pod)
+        return app_container(self.lab.nodes, self.dir, f"pod.{pod}")
 
     def sh(self, pod: str, script: str) -> str:
         return self.container(pod).exec_run(["sh", "-c", script])[1].decode(errors="replace")

@@ -22,7 +22,7 @@ import pytest
 from orchdsl.cli import main
 from orchdsl.state import LocalBackend
 
-from .conftest import destroy_or_remove
+from .conftest import app_container, destroy_or_remove
 
 pytestmark = pytest.mark.lab
 
@@ -144,14 +144,7 @@ class Cluster:
         return next(i.attributes["node"] for i in self.state() if str(i.addr) == address)
 
     def app(self, address: str):
-        lineage = self.state().lineage
-        for n in self.lab.nodes:
-            cli = docker.DockerClient(base_url=f"unix://{n.socket_path}")
-            found = cli.containers.list(filters={"label": [f"orch.lineage={lineage}", f"orch.address={address}",
-                                                           "orch.role=app"]})
-            if found:
-                return found[0]
-        raise LookupError(address)
+        return app_container(self.lab.nodes, self.dir, address)
 
     def containers_on(self, node: str, address: str) -> list:
         n = next(x for x in self.lab.nodes if x.name == node)

@@ -22,7 +22,7 @@ from orchdsl.addrs import ResourceAddress
 from orchdsl.cli import main
 from orchdsl.state import LocalBackend
 
-from .conftest import destroy_or_remove
+from .conftest import app_container, destroy_or_remove
 
 pytestmark = pytest.mark.lab
 
@@ -117,12 +117,7 @@ class Cluster:
         return dict(inst.attributes)
 
     def container(self, address: str):
-        for c in _clients(self.lab):
-            found = c.containers.list(filters={"label": [f"orch.lineage={self.lineage}",
-                                                         f"orch.address={address}", "orch.role=app"]})
-            if found:
-                return found[0]
-        raise LookupError(address)
+        return app_container(self.lab.nodes, self.dir, address)
 
     def sh(self, address: str, script: str) -> str:
         code, out = self.container(address).exec_run(["sh", "-c", script])

@@ -820,6 +820,19 @@ def _address_key(value: Any) -> str | None:
     return value if isinstance(value, str) and _IPV4.fullmatch(value) else None
 
 
+def _live_address_set(live: Mapping[str, Any] | None, what: str, reasons: list[str]
+                      ) -> tuple[set[str], list[str]] | None:
+    """A live set of addresses as :func:`_address_set` reads it; None (and the reason said) when it is missing or
+    not a set of addresses."""
+    if live is None:
+        reasons.append(f"{what} is missing")
+        return None
+    if "type" in live and live.get("type") != _POD_MAP_TYPE:
+        reasons.append(f"{what} has type {live.get('type')}")
+        return None
+    return _address_set(live, what)
+
+
 def _address_set(live: Mapping[str, Any], what: str,
                  key: Callable[[Any], str | None] = _address_key) -> tuple[set[str], list[str]]:
     """The addresses of a live set (``ipv4_addr``, or with ``key`` the hairpin set's ``ip . ip`` pairs), and a
@@ -854,28 +867,20 @@ def _policy_drift(policy: _Policy, maps: dict[str, dict[str, Any]], sets: dict[s
             reasons += _capped(_compare_map(live_map, targets, _address_key, pod_text, kind_text + ": {} ",
                                             verb="jump"), kind_text)
     for name, members in policy.sets.items():
-        live_set = sets.pop(name, None)
         what = f"peer set {name}"
-        if live_set is None:
-            reasons.append(f"{what} is missing")
-        elif "type" in live_set and live_set.get("type") != _POD_MAP_TYPE:
-            reasons.append(f"{what} has type {live_set.get('type')}")
-        else:
-            have, diffs = _address_set(live_set, what)
+        found = _live_address_set(sets.pop(name, None), what, reasons)
+        if found is not None:
+            have, diffs = found
             diffs += [f"{what}: {ip} is missing" for ip in members if ip not in have]
             diffs += [f"{what}: {ip} is unexpected" for ip in sorted(have - set(members), key=_ip_key)]
             reasons += _capped(diffs, what)
     for name, direction in zip(_PENDING_SETS, ("ingress", "egress")):
         # Elements come and go (render_pending, then the next load): only a known pod's is a leftover, one
         # the program already accounts for, that would refuse what its policies allow until a full load.
-        live_set = sets.pop(name, None)
         what = f"the pending {direction} set"
-        if live_set is None:
-            reasons.append(f"{what} is missing")
-        elif "type" in live_set and live_set.get("type") != _POD_MAP_TYPE:
-            reasons.append(f"{what} has type {live_set.get('type')}")
-        else:
-            have, diffs = _address_set(live_set, what)
+        found = _live_address_set(sets.pop(name, None), what, reasons)
+        if found is not None:
+            have, diffs = found
             diffs += [f"{pod_text(ip)} is still in pending {direction} isolation"
                       for ip in sorted(have, key=_ip_key) if ip in known]
             reasons += _capped(diffs, what)

@@ -901,7 +901,8 @@ class DockerProvider:
             # the tmpfs volumes of its secret files (their content is gone with the last container using them)
             kept_volumes = {v for k in keep for v in (k.private.get("volumes") or [])}
             names = list(prior.private.get("volumes") or [])
-            if not keep:  # also those of an interrupted create, by label
+            if not keep and any(c.get("file") for c in pods.containers_of(prior.attributes)):
+                # also those of an interrupted create, by label (only a pod with files has any)
                 key = self._pod_keys.get(addr, (self.lineage, str(addr)))
                 names += [v.get("Name") for v in eng.volumes(naming.lineage_filter(key[0]))
                           if (v.get("Labels") or {}).get(naming.ADDRESS) == key[1]]
