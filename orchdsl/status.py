@@ -121,26 +121,18 @@ def _number(v: Any) -> float | None:
 
 
 def requested(attrs: Mapping[str, Any], what: str) -> float | None:
-    """A pod's request of ``cpu`` (cores) or ``memory`` (bytes): the sum over its containers; None when no
-    container requests any."""
-    total: float | None = None
-    for c in attrs.get("container") or []:
-        res = c.get("resources") if isinstance(c, dict) else None
-        v = _number(res.get(what)) if isinstance(res, dict) else None
-        if v is not None:
-            total = (total or 0.0) + v
-    return total
+    """A pod's request of ``cpu`` (cores) or ``memory`` (bytes), as the scheduler counts it; None when it
+    requests none."""
+    from .cluster.placement import requests
+
+    cpu, memory = requests(dict(attrs))
+    total = cpu if what == "cpu" else memory
+    return float(total) if total else None
 
 
 def pod_health(status: ObjectStatus | None) -> str | None:
-    """The worst health of a pod's containers: unhealthy, then starting, then healthy; None: no check."""
-    if status is None or not status.reachable:
-        return None
-    found = {m.health for m in status.members}
-    for h in ("unhealthy", "starting", "healthy"):
-        if h in found:
-            return h
-    return None
+    """The worst health of a pod's containers (None: no check, or not observed)."""
+    return status.health if status is not None and status.reachable else None
 
 
 def _member(m: Any) -> dict[str, Any]:

@@ -128,17 +128,8 @@ def replica_view(addr: ResourceAddress, attrs: dict[str, Any], status: ObjectSta
     node = attrs.get("node") if isinstance(attrs.get("node"), str) else None
     if status is None:
         return ReplicaView(addr, node, "unknown", True, None)
-    health = None
-    for m in status.members:
-        if m.health == "unhealthy":
-            health = "unhealthy"
-            break
-        if m.health == "starting":
-            health = "starting"
-        elif m.health == "healthy" and health is None:
-            health = "healthy"
     detail = "; ".join(p.removeprefix("is unhealthy: ").removeprefix("is unhealthy ") for p in status.problems())
-    return ReplicaView(addr, node, status.state, status.reachable, health, detail)
+    return ReplicaView(addr, node, status.state, status.reachable, status.health, detail)
 
 
 def node_of(values: dict[str, Any] | None) -> str | None:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..addrs import ConfigAddress
+from ..cluster.placement import requests
 from ..sdk.protocol import ObjectStatus
 from ..state import ResourceInstance
 from .autoscale import ScalePolicy
@@ -49,16 +50,6 @@ def autoscaled(config: Any) -> dict[ConfigAddress, ScalePolicy]:
     return out
 
 
-def requested_cpu(attrs: Mapping[str, Any]) -> float:
-    total = 0.0
-    for c in attrs.get("container") or []:
-        res = c.get("resources") if isinstance(c, dict) else None
-        cpu = res.get("cpu") if isinstance(res, dict) else None
-        if isinstance(cpu, (int, float)) and not isinstance(cpu, bool):
-            total += float(cpu)
-    return total
-
-
 def cpu_percent(replicas: list[ResourceInstance], status: Mapping[Any, ObjectStatus],
                 providers: Mapping[str, Any]) -> list[float | None]:
     """Each replica's CPU use in percent of its request (None: not measured, or nothing requested). Replicas
@@ -76,7 +67,7 @@ def cpu_percent(replicas: list[ResourceInstance], status: Mapping[Any, ObjectSta
     out: list[float | None] = []
     for r in replicas:
         u = used.get(r.addr)
-        request = requested_cpu(r.attributes)
+        request = requests(dict(r.attributes))[0]  # as the scheduler counts it
         cpu = getattr(u, "cpu", None)
         out.append(None if cpu is None or request <= 0 else cpu / request * 100.0)
     return out
@@ -86,4 +77,4 @@ def _running(status: ObjectStatus | None) -> bool:
     return status is not None and status.reachable and status.state == "running"
 
 
-__all__ = ["autoscaled", "cpu_percent", "requested_cpu"]
+__all__ = ["autoscaled", "cpu_percent"]

@@ -84,6 +84,12 @@ class ObjectStatus:
     message: str = ""
 
     @property
+    def health(self) -> str | None:
+        """The worst health among its containers: unhealthy, then starting, then healthy; None: no check."""
+        found = {m.health for m in self.members}
+        return next((h for h in ("unhealthy", "starting", "healthy") if h in found), None)
+
+    @property
     def healthy(self) -> bool:
         return self.reachable and self.state == "running" and all(
             m.state == "running" and m.health in (None, "healthy") for m in self.members)
