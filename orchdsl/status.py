@@ -116,10 +116,6 @@ def _int(v: Any) -> int | None:
     return v if isinstance(v, int) and not isinstance(v, bool) else None
 
 
-def _number(v: Any) -> float | None:
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
-
-
 def requested(attrs: Mapping[str, Any], what: str) -> float | None:
     """A pod's request of ``cpu`` (cores) or ``memory`` (bytes), as the scheduler counts it; None when it
     requests none."""
