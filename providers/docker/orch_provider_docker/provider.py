@@ -915,6 +915,9 @@ class DockerProvider:
                        world: World | None) -> dict[str, Any]:
         """The pod's attributes with each mount of a volume block's volume naming its Docker volume, made on
         this node if it is not there yet (with the block's driver and options)."""
+        if not any(isinstance(m, dict) and m.get("volume") for c in pods.containers_of(attrs)
+                   for m in c.get("mounts") or []):
+            return attrs  # the common case: no volume, no look through the run's world
         blocks = {str(v.get("name")): v for a, v in (world or {}).items() if a.type == VOLUME}
         conts = []
         for c in pods.containers_of(attrs):
