@@ -72,10 +72,17 @@ def app_container(nodes, directory, address: str):
     from orchdsl.state import LocalBackend
 
     lineage = LocalBackend.for_config_dir(directory).read().lineage
+    labels = [f"orch.lineage={lineage}", f"orch.address={address}", "orch.role=app"]
     for n in nodes:
         cli = docker.DockerClient(base_url=f"unix://{n.socket_path}")
-        found = cli.containers.list(filters={"label": [f"orch.lineage={lineage}", f"orch.address={address}",
-                                                       "orch.role=app"]})
+        for _ in range(5):  # a container listed can be gone before it is inspected (a rollout, the reconciler)
+            try:
+                found = cli.containers.list(filters={"label": labels})
+                break
+            except docker.errors.NotFound:
+                continue
+        else:
+            found = []
         if found:
             return found[0]
     raise LookupError(address)

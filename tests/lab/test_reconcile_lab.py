@@ -149,7 +149,8 @@ class Cluster:
     def containers_on(self, node: str, address: str) -> list:
         n = next(x for x in self.lab.nodes if x.name == node)
         cli = docker.DockerClient(base_url=f"unix://{n.socket_path}")
-        return cli.containers.list(all=True, filters={"label": [f"orch.lineage={self.state().lineage}",
+        # sparse: no inspect per container, which races with the reconciler removing them (404)
+        return cli.containers.list(all=True, sparse=True, filters={"label": [f"orch.lineage={self.state().lineage}",
                                                                 f"orch.address={address}"]})
 
     def log(self) -> list[str]:
