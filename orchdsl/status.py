@@ -424,7 +424,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         else:
             usage = measure(session.providers.get("pod"), instances, refreshed.status)
             mode = "measured" if usage is not None else "not available"
-        history = read_history(session.backend.path, last=HISTORY_LAST)
+        history = read_history(session.backend, last=HISTORY_LAST)
         view = build_view(instances, refreshed.status, usage, history, gone, mode, scrub=current().redact)
         _show(view, args)
     finally:

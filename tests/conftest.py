@@ -21,13 +21,16 @@ def in_ci() -> bool:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
-    """In CI a lab test must run: a skip of a ``lab``-marked test, whatever raised it, is a failure."""
+    """In CI a lab or pg test must run: a skip of a ``lab``- or ``pg``-marked test, whatever raised it, is a
+    failure."""
     outcome = yield
     report = outcome.get_result()
-    if report.skipped and in_ci() and item.get_closest_marker("lab") is not None:
+    needs = next((m for m in ("lab", "pg") if item.get_closest_marker(m) is not None), None)
+    if report.skipped and in_ci() and needs is not None:
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
-        report.longrepr = f"lab test skipped in CI (CI=true requires the lab): {reason}"
+        what = "the lab" if needs == "lab" else "a PostgreSQL server"
+        report.longrepr = f"{needs} test skipped in CI (CI=true requires {what}): {reason}"
 
 
 LAB_TESTS_LOCK = "/tmp/orch-lab-tests.lock"
@@ -81,3 +84,30 @@ def corpus() -> tuple[Path, dict]:
             pytest.fail("HCL corpus not found: set ORCH_HCL_CORPUS or provide ../shared/hcl-corpus")
         pytest.skip("HCL corpus not found (set ORCH_HCL_CORPUS)")
     return root, json.loads((root / "oracle.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> str:
+    """The conninfo of the test PostgreSQL server (tests/pgserver.py), started if needed."""
+    from tests import pgserver
+
+    try:
+        return pgserver.ensure()
+    except pgserver.NoServer as e:
+        if in_ci():
+            pytest.fail(f"no PostgreSQL server for the pg tests in CI: {e}")
+        pytest.skip(f"no PostgreSQL server: {e}")
+
+
+@pytest.fixture
+def pg_schema(pg_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A schema of its own for one test (dropped after it), with ORCH_PG_CONN pointing at the test server."""
+    import uuid
+
+    import psycopg
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    monkeypatch.setenv("ORCH_PG_CONN", pg_server)
+    yield schema
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

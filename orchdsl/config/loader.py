@@ -210,7 +210,7 @@ class _Loader:
             mod.locals[attr.name] = LocalDecl(attr.name, mod.path, attr)
 
     def _root_settings_block(self, block: A.Block, mod: Module, kind: str, in_module: tuple[str, str, str],
-                             example: str, args: Iterable[str]) -> bool:
+                             example: str, args: Iterable[str], nested: tuple[str, ...] = ()) -> bool:
         """What the root's settings blocks (``scheduler``, ``orch``) share: read only in the root module, once,
         without labels or nested blocks, with known arguments. False when the block is not to be read."""
         if mod.path:
@@ -230,7 +230,10 @@ class _Loader:
                                                f"{kind} block.", block.src, s, e, hint=f"write {example}"))
         self._unexpected_args(block.body, tuple(args), f"the {kind} block")
         for b in block.body.blocks:
-            _type_error(self.diags, b, "Unsupported block type", f"The {kind} block holds arguments only.")
+            if b.type not in nested:
+                _type_error(self.diags, b, "Unsupported block type",
+                            f"The {kind} block holds arguments{' and ' + ', '.join(nested) if nested else ''} only.",
+                            hint=suggest(b.type, list(nested)))
         return True
 
     def _decode_scheduler(self, block: A.Block, mod: Module) -> None:
@@ -261,7 +264,7 @@ class _Loader:
                 block, mod, "orch",
                 ("orch block in a module", "The orch block holds settings of the whole configuration; it is read "
                  "only in the root module.", "move it to the root module"),
-                'orch { namespace = "shop" }', SETTINGS_ARGS):
+                'orch { namespace = "shop" }', SETTINGS_ARGS, nested=("backend",)):
             return
         for name in SETTINGS_ARGS:
             attr = block.body.attributes.get(name)
@@ -276,6 +279,19 @@ class _Loader:
                                                    attr.expr.end, hint=hint))
             else:
                 self.config.settings[name] = value
+        self._decode_backend(block)
+
+    def _decode_backend(self, block: A.Block) -> None:
+        from ..state.backends import decode_backend_block
+
+        backends = [b for b in block.body.blocks if b.type == "backend"]
+        for extra in backends[1:]:
+            _type_error(self.diags, extra, "Duplicate backend block", "The orch block takes one backend block.",
+                        hint="keep one")
+        if backends:
+            choice = decode_backend_block(backends[0], self.config.settings.get("namespace", ""), self.diags)
+            if choice is not None:
+                self.config.backend = choice
 
     def _unexpected_args(self, body: A.Body, allowed: Iterable[str], where: str) -> None:
         allowed = list(allowed)

@@ -232,6 +232,7 @@ class Config:
     scheduler_block: Any = field(default=None, repr=False)
     settings: dict[str, str] = field(default_factory=dict)  # the root's orch { ... } block (literal strings)
     orch_block: Any = field(default=None, repr=False)
+    backend: Any = None  # the orch block's backend (state.backends.BackendChoice); None: local
     # the replica count of each autoscaled pod as it is now (or as the reconciler decided): set by the planner
     # from the state before it expands blocks; without an entry, an autoscaled pod has min_replicas
     scale: dict[ConfigAddress, int] = field(default_factory=dict)

@@ -35,7 +35,8 @@ from ..eval.plain import UNKNOWN, contains_unknown, prune_nulls, strip_unknown
 from ..plan.model import Action, Plan, ResourceChange
 from ..sdk.protocol import ApplyRequest, ApplyResult, Provider, StateObject
 from ..sdk.values import set_path
-from ..state import LocalBackend, ResourceInstance, State
+from ..state import ResourceInstance, State
+from ..state.backends import StateBackend
 from ..cluster import DERIVATIONS, Derivation, Inputs
 from ..cluster.rollout import NAME as ROLLOUTS, Rollout, from_summary, gated
 from .planner import AUTOSCALE, _state_ctx, cluster_settings
@@ -156,7 +157,7 @@ def plan_world(plan: Plan, state: State) -> dict[ResourceAddress, dict[str, Any]
 
 
 class Executor:
-    def __init__(self, plan: Plan, config: Config | None, state: State, backend: LocalBackend,
+    def __init__(self, plan: Plan, config: Config | None, state: State, backend: StateBackend,
                  providers: dict[str, Provider], say: Say, parallelism: int = 10,
                  stop: threading.Event | None = None, gate: Gate | None = None,
                  derivations: tuple[Derivation, ...] = DERIVATIONS):

@@ -84,15 +84,17 @@ _NOT_PLAN_SUFFIXES = {".orch": "a configuration file", ".tf": "a configuration f
                       ".orchstate": "a state file"}
 
 
-def check_plan_out(text: str | None, state_path: str | Path) -> list[Diagnostic]:
+def check_plan_out(text: str | None, state_path: str | Path | None) -> list[Diagnostic]:
     """``--out``: a plan file path that is not the state (or one of its companions: backup, lock, journal), a
     configuration, variables or state file: a plan saved there would overwrite it."""
     if not text or not text.strip():
         return []
     out = Path(text).resolve()
-    state = Path(state_path).resolve()
-    companions = {state: "the state file", Path(f"{state}.backup"): "the state's backup",
-                  Path(f"{state}.lock"): "the state lock", Path(f"{state}.journal"): "the state journal"}
+    companions = {}
+    if state_path is not None:  # None: the state is not a file (the pg backend)
+        state = Path(state_path).resolve()
+        companions = {state: "the state file", Path(f"{state}.backup"): "the state's backup",
+                      Path(f"{state}.lock"): "the state lock", Path(f"{state}.journal"): "the state journal"}
     what = companions.get(out) or next((w for suffix, w in _NOT_PLAN_SUFFIXES.items()
                                         if out.name.endswith(suffix)), None)
     if what is None:

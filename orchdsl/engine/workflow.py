@@ -27,6 +27,7 @@ from ..plan.planfile import check_target, read_plan_file, write_plan_file
 from ..provider import discover, providers_by_type
 from ..sdk.protocol import ChangeView, Facts, Provider, StateObject
 from ..state import LocalBackend, ResourceInstance, State
+from ..state.backends import BackendChoice, StateBackend, open_backend, read_choice
 from .apply import ApplyOutcome, Executor, plan_world
 from .planner import PlanOptions, make_plan
 from .refresh import Refreshed, refresh
@@ -37,7 +38,7 @@ class Session:
 
     directory: Path
     config: Config | None
-    backend: LocalBackend
+    backend: StateBackend
     providers: dict[str, Provider]  # by resource type
     diagnostics: list[Diagnostic] = field(default_factory=list)
 
@@ -73,13 +74,23 @@ def open_session(directory: str | Path, var_overrides: dict[str, str] | None = N
         diags += pdiags
     by_type, tdiags = providers_by_type(providers)
     diags += tdiags
-    backend = LocalBackend(state_path) if state_path else LocalBackend.for_config_dir(d)
-    if not state_path:
-        diags += _workspace_problems(d)
+    backend: StateBackend
+    if state_path:
+        backend = LocalBackend(state_path)
+    else:
+        try:
+            choice = read_choice(d) if config is None else \
+                config.backend or BackendChoice("local", None, config.settings.get("namespace", ""))
+            backend = open_backend(d, None, choice)
+            diags += _workspace_problems(d, choice)
+        except DiagnosticsError as e:
+            if not any(x.is_error for x in diags):  # parse errors were reported by load_config already
+                diags += e.diagnostics
+            backend = LocalBackend.for_config_dir(d)  # never used: the errors stop the command
     return Session(d, config, backend, by_type, diags)
 
 
-def _workspace_problems(d: Path) -> list[Diagnostic]:
+def _workspace_problems(d: Path, choice: BackendChoice | None) -> list[Diagnostic]:
     """The selected workspace must be a valid name and exist (a typo in ORCH_WORKSPACE must not plan an empty
     state in a namespace of its own)."""
     from ..state import workspace
@@ -88,7 +99,9 @@ def _workspace_problems(d: Path) -> list[Diagnostic]:
     problem = workspace.name_problem(ws)
     if problem:
         return [Diagnostic.error("Invalid workspace", problem, hint=f"unset {workspace.ENV} or select another")]
-    if ws not in workspace.listed(d):
+    if ws == workspace.DEFAULT:
+        return []
+    if ws not in workspace.listed(d, choice):
         return [Diagnostic.error("Workspace does not exist", f'the selected workspace "{ws}" does not exist.',
                                  hint=f"orch workspace new {ws} {d}, or select one of: "
                                       f"{', '.join(workspace.listed(d))}")]

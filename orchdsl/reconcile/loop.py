@@ -36,9 +36,12 @@ from ..diagnostics import Diagnostic, DiagnosticsError
 from ..plan import model as M
 from ..plan.model import Action, Plan, ResourceChange
 from ..sdk.protocol import ObjectStatus
-from ..state import State
+from ..state import LocalBackend, State
+from ..state.backends import StateBackend, open_backend
+from ..state.pg import PgBackend
 from .autoscale import Recommendation, ScaleDecision, decide_scale
 from .decide import Heal, NodeSeen, ReplicaView, heal, track_unreachable
+from .leader import Leadership
 
 POD = "pod"
 NODE = "node"
@@ -78,36 +81,33 @@ HISTORY_LINES = 200  # the reconciler's last actions kept beside the state, for 
 
 
 def history_path(state_path: str | Path) -> Path:
-    """Where the reconciler keeps its last actions (JSON lines, data only): beside the state file."""
+    """Where the local backend keeps the reconciler's last actions (JSON lines, data only): beside the state."""
     return Path(f"{state_path}.reconcile.jsonl")
 
 
-def record(state_path: str | Path, events: list[Event]) -> None:
-    """Append events to the history beside the state, keeping the last :data:`HISTORY_LINES`."""
+def record(backend: StateBackend | str | Path, events: list[Event]) -> None:
+    """Keep events in the state's backend (beside a local state file, a table of the pg one), the last
+    :data:`HISTORY_LINES`; a failure to do so is no failure of the loop (the history is for orch status)."""
     if not events:
         return
-    path = history_path(state_path)
+    if isinstance(backend, str | Path):
+        backend = LocalBackend(backend)
     try:
-        old = path.read_text().splitlines() if path.exists() else []
-    except OSError:
-        old = []
-    lines = (old + [e.to_json() for e in events])[-HISTORY_LINES:]
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    try:
-        tmp.write_text("\n".join(lines) + "\n")
-        tmp.replace(path)
-    except OSError:
-        pass  # the history is a convenience for orch status; the loop goes on without it
+        backend.record_events([e.to_json() for e in events], HISTORY_LINES)
+    except (OSError, DiagnosticsError):
+        pass
 
 
-def read_history(state_path: str | Path, last: int = 10) -> list[dict[str, Any]]:
+def read_history(backend: StateBackend | str | Path, last: int = 10) -> list[dict[str, Any]]:
     """The reconciler's last actions, newest last (lines that are not what it writes are skipped)."""
+    if isinstance(backend, str | Path):
+        backend = LocalBackend(backend)
     try:
-        raw = history_path(state_path).read_text().splitlines()
-    except OSError:
+        raw = backend.event_lines(last * 4)
+    except (OSError, DiagnosticsError):
         return []
     out = []
-    for line in raw[-last * 4:]:
+    for line in raw:
         try:
             doc = json.loads(line)
         except ValueError:
@@ -217,6 +217,7 @@ class Reconciler:
         self.history: dict[ConfigAddress, tuple[Recommendation, ...]] = {}
         self._said: dict[str, str] = {}  # what was last said about a standing condition (a waiting node)
         self.last: CycleResult | None = None
+        self._backend: StateBackend | None = None  # this cycle's: the history is recorded there
 
     def emit(self, event: Event) -> None:
         self._events.append(event)
@@ -237,12 +238,44 @@ class Reconciler:
     def run(self, once: bool) -> int:
         """Cycle until stopped (or once). Exit status: 0 (stopped on request, or one clean cycle), 1 when the
         single cycle of ``--once`` failed."""
-        while True:
-            result = self.cycle()
-            if once:
-                return 0 if result.ok else 1
-            if self.stop.wait(max(0.0, self.settings.interval - result.seconds)):
-                return 0
+        leadership = self._leadership()
+        try:
+            while True:
+                result = self.cycle() if self._leading(leadership) else CycleResult()
+                if once:
+                    return 0 if result.ok else 1
+                if self.stop.wait(max(0.0, self.settings.interval - result.seconds)):
+                    return 0
+        finally:
+            if leadership is not None:
+                leadership.close()
+
+    def _leadership(self) -> Leadership | None:
+        """With the pg backend, the leader lock that makes one reconciler among several the active one."""
+        if self.state_path:
+            return None
+        try:
+            backend = open_backend(self.directory)
+        except DiagnosticsError:
+            return None  # the first cycle says what is wrong with the configuration
+        return Leadership(backend) if isinstance(backend, PgBackend) else None
+
+    def _leading(self, leadership: Leadership | None) -> bool:
+        if leadership is None:
+            return True
+        was = leadership.leading
+        try:
+            leading, holder = leadership.try_lead()
+        except DiagnosticsError as e:
+            d = e.diagnostics[0]
+            self.say_once("leader", Event("failed", "leader election", f"{d.summary}: {d.detail}"))
+            return False
+        if leading and not was:
+            self.say_once("leader", Event("leading", str(self.directory), "this reconciler is the active one"))
+        elif not leading:
+            self.say_once("leader", Event("standby", str(self.directory),
+                                          f"{holder} is the active reconciler; this one takes over when it stops"))
+        return leading
 
     def cycle(self) -> CycleResult:
         started = self.clock()
@@ -259,9 +292,13 @@ class Reconciler:
             self._fail(result, Diagnostic.error("Reconcile cycle failed", f"{type(e).__name__}: {e}"))
         result.seconds = self.clock() - started
         self.last = result
-        from ..state import LocalBackend
-
-        record(self.state_path or LocalBackend.for_config_dir(self.directory).path, self._events)
+        backend, self._backend = self._backend, None
+        if backend is None and self.state_path:
+            backend = LocalBackend(self.state_path)
+        if backend is not None:
+            record(backend, self._events)
+            if isinstance(backend, PgBackend):
+                backend.close()
         return result
 
     def _fail(self, result: CycleResult, d: Diagnostic) -> None:
@@ -277,6 +314,7 @@ class Reconciler:
         from ..state.targets import parse_target
 
         session = workflow.open_session(self.directory, self.var_overrides, self.var_files, self.state_path)
+        self._backend = session.backend
         errors = [d for d in session.diagnostics if d.is_error]
         if errors or session.config is None:
             raise DiagnosticsError(errors or [Diagnostic.error("No configuration", str(self.directory))])

@@ -120,6 +120,29 @@ class LocalBackend:
         """The lock of this state, to use as ``with backend.lock("apply", 30):``."""
         return StateLock(self.path, operation, timeout_seconds)
 
+    def describe(self) -> str:
+        return str(self.path)
+
+    # ---- the reconciler's events (orch status shows the last ones) -----------------
+
+    def record_events(self, lines: list[str], keep: int) -> None:
+        """Append JSON lines to ``<state>.reconcile.jsonl``, keeping the last ``keep``. Raises OSError."""
+        path = Path(f"{self.path}.reconcile.jsonl")
+        try:
+            old = path.read_text().splitlines()
+        except FileNotFoundError:
+            old = []
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text("\n".join((old + lines)[-keep:]) + "\n")
+        tmp.replace(path)
+
+    def event_lines(self, last: int) -> list[str]:
+        """The last ``last`` lines recorded. Raises OSError."""
+        try:
+            return Path(f"{self.path}.reconcile.jsonl").read_text().splitlines()[-last:]
+        except FileNotFoundError:
+            return []
+
     # ---- read ----------------------------------------------------------------------
 
     def read(self) -> State:
@@ -342,6 +365,17 @@ class LocalBackend:
                 "Failed to write the state backup", f"Cannot write {self.backup_path}: {e.strerror or e}.",
                 hint=f"{self.path.name} is written; check free space and permissions, then run the command "
                      "again to re-encode the backup")]) from None
+
+    def store_copy(self, state: State) -> None:
+        """Store ``state`` exactly as it is (its lineage and serial), replacing what the file holds (kept as the
+        backup) and any leftover journal: ``orch state migrate``. Hold the lock."""
+        if self._journal is not None:
+            raise RuntimeError(f"a journal of {self.path} is open")
+        if not self._known:
+            self.read()
+        self._replace(self._encode(state.to_json().encode()))
+        self._remove_journal()
+        self._disk = _OnDisk(state.lineage, state.serial, _body(state), state.serial)
 
     def _read_backup(self) -> tuple[bytes, int] | None:
         try:

@@ -19,6 +19,7 @@ from typing import Any, TextIO
 from ..addrs import AddressError
 from ..diagnostics import WARNING, Diagnostic, DiagnosticsError
 from .backend import DEFAULT_STATE_FILE, LocalBackend
+from .backends import StateBackend, describe, open_backend
 from .duration import parse_duration
 from .encryption import PASSPHRASE_ENV
 from .lock import force_unlock
@@ -81,6 +82,10 @@ def register(subparsers: Any) -> None:
         _lock_flag(p)
         p.set_defaults(func=fn)
 
+    from .transfer import register as register_transfer
+
+    register_transfer(st_sub, _command, _lock_flag)
+
     p = subparsers.add_parser("force-unlock", help="remove a stale state lock",
                               description="Remove the state lock left by a command that was killed. Only "
                                           "the lock with the given ID is removed.")
@@ -98,8 +103,9 @@ def register(subparsers: Any) -> None:
 
 
 def _state_flag(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--state", metavar="PATH", default=DEFAULT_STATE_FILE,
-                   help=f"state file (default: {DEFAULT_STATE_FILE}, relative to the working directory)")
+    p.add_argument("--state", metavar="PATH", default=None,
+                   help="a local state file (default: the state of the working directory's configuration: its "
+                        f"backend and selected workspace; {DEFAULT_STATE_FILE} for the local default)")
 
 
 def _lock_flag(p: argparse.ArgumentParser) -> None:
@@ -142,6 +148,14 @@ def _error(summary: str, detail: str = "", hint: str = "") -> DiagnosticsError:
     return DiagnosticsError([Diagnostic.error(summary, detail, hint=hint)])
 
 
+def _backend(args: argparse.Namespace) -> StateBackend:
+    """``--state PATH`` (a local file), else the state of the configuration in the working directory (``-chdir``):
+    its backend (the orch block's; local by default) and selected workspace."""
+    if args.state is not None:
+        return LocalBackend(state_path(args))
+    return open_backend(getattr(args, "chdir", None) or ".")
+
+
 def state_path(args: argparse.Namespace) -> Path:
     """``--state``, relative to ``--chdir`` when the main parser has one and it is set. An empty ``--state`` or
     one naming a directory is an error (never the current directory)."""
@@ -178,10 +192,10 @@ def _targets(texts: list[str]) -> list[Target]:
     return out
 
 
-def _existing_state(backend: LocalBackend) -> State:
+def _existing_state(backend: StateBackend) -> State:
     if not backend.exists():
         raise _error("No state file was found!",
-                     f"State management commands require a state file; there is none at {backend.path}.",
+                     f"State management commands require a state; there is none at {describe(backend)}.",
                      hint="run this command where orch has applied a configuration, or pass --state PATH")
     return backend.read()
 
@@ -195,7 +209,7 @@ def cmd_state_list(args: argparse.Namespace) -> int:
         from ..engine.arguments import UNSET_HINT
 
         raise _error("Invalid --id", "--id is empty: no object has an empty id.", hint=UNSET_HINT)
-    state = _existing_state(LocalBackend(state_path(args)))
+    state = _existing_state(_backend(args))
     for inst in state.list(*targets):
         if args.id is None or inst.attributes.get("id") == args.id:
             print(inst.addr)
@@ -213,7 +227,7 @@ def cmd_state_show(args: argparse.Namespace) -> int:
     if target.is_module:
         raise _error("Invalid address", f"{target} is a module; state show needs one resource instance.",
                      hint=f'"orch state list {target}" lists what it contains')
-    state = _existing_state(LocalBackend(state_path(args)))
+    state = _existing_state(_backend(args))
     inst = state.get(target.address())
     if inst is None:
         matched = state.list(target)
@@ -238,7 +252,7 @@ def cmd_state_show(args: argparse.Namespace) -> int:
 def cmd_state_rm(args: argparse.Namespace) -> int:
     targets = _targets(args.addresses)
     timeout = _lock_timeout(args)
-    backend = LocalBackend(state_path(args))
+    backend = _backend(args)
     with backend.lock("state rm", timeout):
         state = _existing_state(backend)
         for t in targets:
@@ -265,7 +279,7 @@ def cmd_state_rm(args: argparse.Namespace) -> int:
 def cmd_state_mv(args: argparse.Namespace) -> int:
     src, dst = _targets([args.source, args.destination])
     timeout = _lock_timeout(args)
-    backend = LocalBackend(state_path(args))
+    backend = _backend(args)
     with backend.lock("state mv", timeout):
         state = _existing_state(backend)
         pairs = state.move(src, dst)
@@ -291,9 +305,20 @@ def _dir_state_path(args: argparse.Namespace) -> Path:
     return state_path(args)
 
 
-def _migrate(args: argparse.Namespace, encrypt: bool) -> int:
+def _names_pg(directory: str) -> bool:
+    from ..engine.arguments import check_directory
+    from .backends import read_choice
+
+    bad = check_directory(directory)
+    if bad:
+        raise DiagnosticsError(bad)
+    return read_choice(directory).kind == "pg"
+
+
+def _reencode(args: argparse.Namespace, encrypt: bool) -> int:
     timeout = _lock_timeout(args)
-    backend = LocalBackend(_dir_state_path(args))
+    backend: StateBackend = LocalBackend(_dir_state_path(args)) if args.state is not None or \
+        not _names_pg(args.dir) else open_backend(args.dir)
     if encrypt and backend.passphrase is None:
         raise _error("No passphrase to encrypt with",
                      f"orch state encrypt derives the key from {PASSPHRASE_ENV}, which is not set (or empty).",
@@ -304,11 +329,13 @@ def _migrate(args: argparse.Namespace, encrypt: bool) -> int:
     with backend.lock(verb, timeout):
         state = _existing_state(backend)  # decrypt: an encrypted state needs the passphrase to be read
         backend.rewrite(state)
+    what = "its backup" if isinstance(backend, LocalBackend) else \
+        "written as a new version (the versions before it in the history keep their encoding)"
     if encrypt:
-        print(f"Encrypted {backend.path} (serial {state.serial}) and its backup; every orch command on this "
+        print(f"Encrypted {describe(backend)} (serial {state.serial}), {what}; every orch command on this "
               f"state now needs {PASSPHRASE_ENV}.")
     else:
-        print(f"Decrypted {backend.path} (serial {state.serial}) and its backup.")
+        print(f"Decrypted {describe(backend)} (serial {state.serial}), {what}.")
         if backend.passphrase is not None:
             print(f"Unset {PASSPHRASE_ENV}, or the next command that writes the state encrypts it again.")
     return 0
@@ -316,19 +343,20 @@ def _migrate(args: argparse.Namespace, encrypt: bool) -> int:
 
 @_command
 def cmd_state_encrypt(args: argparse.Namespace) -> int:
-    return _migrate(args, encrypt=True)
+    return _reencode(args, encrypt=True)
 
 
 @_command
 def cmd_state_decrypt(args: argparse.Namespace) -> int:
-    return _migrate(args, encrypt=False)
+    return _reencode(args, encrypt=False)
 
 
 # ---- force-unlock -----------------------------------------------------------------------
 
 @_command
 def cmd_force_unlock(args: argparse.Namespace) -> int:
-    path = state_path(args)
+    chosen = _backend(args)
+    path, backend = (chosen.path, None) if isinstance(chosen, LocalBackend) else (Path(), chosen)
     if not args.lock_id.strip():
         from ..engine.arguments import UNSET_HINT
 
@@ -345,7 +373,10 @@ def cmd_force_unlock(args: argparse.Namespace) -> int:
             print()
             raise _error("force-unlock cancelled", "The lock was not removed.",
                          hint="answer yes, or pass --force")
-    force_unlock(path, args.lock_id)
+    if backend is None:
+        force_unlock(path, args.lock_id)
+    else:
+        backend.force_unlock(args.lock_id)
     print("orch state has been successfully unlocked!\n\n"
           "The state has been unlocked, and orch commands should now be able to obtain a new lock.")
     return 0
@@ -365,7 +396,7 @@ def cmd_output(args: argparse.Namespace) -> int:
 
         raise _error("Invalid output name", "The output name is empty.",
                      hint=UNSET_HINT + "; without NAME, orch output lists every output")
-    backend = LocalBackend(state_path(args))
+    backend = _backend(args)
     outputs = backend.read().outputs  # no file: no outputs (not an error, as in Terraform)
 
     if args.name is not None:

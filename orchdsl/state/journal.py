@@ -53,6 +53,7 @@ from .model import ResourceInstance, State, _to_address, gc_paused
 
 if TYPE_CHECKING:
     from .backend import LocalBackend
+    from .pg import PgBackend
 
 JOURNAL_SUFFIX = ".journal"
 
@@ -236,11 +237,11 @@ class StateJournal:
     is in flight (a call that arrives meanwhile waits, which is correct, only later).
     """
 
-    def __init__(self, backend: LocalBackend, state: State, serial: int, mode: int,
+    def __init__(self, backend: LocalBackend | PgBackend, state: State, serial: int, mode: int,
                  cipher: Cipher | None = None) -> None:
         self.state = state
         self._cipher = cipher  # None: plain records
-        self.path = journal_path_for(backend.path)
+        self.path = backend.journal_path  # a PgBackend's names its table (messages only)
         self._backend = backend
         self._mode = mode
         self._serial = serial  # of the state file the records extend

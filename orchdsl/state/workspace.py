@@ -61,7 +61,20 @@ def state_dir(config_dir: str | os.PathLike[str], ws: str) -> Path:
     return Path(config_dir) if ws == DEFAULT else Path(config_dir) / STATE_DIR / ws
 
 
-def listed(config_dir: str | os.PathLike[str]) -> list[str]:
+def listed(config_dir: str | os.PathLike[str], choice: Any = None) -> list[str]:
+    """The workspaces: directories of the local backend, rows of the pg one (``choice``: the configuration's
+    backends.BackendChoice when the caller has it)."""
+    from .backends import open_backend, read_choice
+    from .pg import PgBackend
+
+    choice = choice if choice is not None else read_choice(config_dir)
+    if choice.kind == "pg":
+        backend = open_backend(config_dir, choice=choice, workspace=DEFAULT)
+        assert isinstance(backend, PgBackend)
+        try:
+            return [DEFAULT, *(n for n in backend.workspaces() if n != DEFAULT and not name_problem(n))]
+        finally:
+            backend.close()
     root = Path(config_dir) / STATE_DIR
     names = sorted(p.name for p in root.iterdir() if p.is_dir() and not name_problem(p.name)) \
         if root.is_dir() else []
@@ -75,11 +88,23 @@ def namespace_suffix(config_dir: str | os.PathLike[str]) -> str:
 
 
 def new(config_dir: str | os.PathLike[str], name: str) -> None:
+    from .backends import open_backend, read_choice
+    from .pg import PgBackend
+
     _check_name(name)
-    if name == DEFAULT or state_dir(config_dir, name).exists():
+    choice = read_choice(config_dir)
+    if name == DEFAULT or name in listed(config_dir, choice):
         raise DiagnosticsError([Diagnostic.error("Workspace already exists", f'workspace "{name}" already exists.',
                                                  hint=f"orch workspace select {name}")])
-    state_dir(config_dir, name).mkdir(parents=True)
+    if choice.kind == "pg":
+        backend = open_backend(config_dir, choice=choice, workspace=name)
+        assert isinstance(backend, PgBackend)
+        try:
+            backend.add_workspace(name)
+        finally:
+            backend.close()
+    else:
+        state_dir(config_dir, name).mkdir(parents=True)
     select(config_dir, name)
 
 
@@ -96,6 +121,8 @@ def delete(config_dir: str | os.PathLike[str], name: str, force: bool = False) -
     """Remove a workspace's directory; refused for ``default``, the selected one, and one whose state still
     records objects (unless ``force``: they are then forgotten, not destroyed)."""
     from .backend import LocalBackend
+    from .backends import open_backend
+    from .pg import PgBackend
 
     _check_name(name)
     if name == DEFAULT:
@@ -107,13 +134,21 @@ def delete(config_dir: str | os.PathLike[str], name: str, force: bool = False) -
         raise DiagnosticsError([Diagnostic.error(
             "Cannot delete the selected workspace", f'workspace "{name}" is selected.',
             hint="orch workspace select default first")])
-    backend = LocalBackend(state_dir(config_dir, name) / "orch.orchstate")
-    if backend.exists() and len(backend.read()) and not force:
-        raise DiagnosticsError([Diagnostic.error(
-            "Workspace is not empty", f'workspace "{name}" still manages objects: deleting it would forget them '
-            "while they keep running.", hint=f"orch workspace select {name}, orch destroy, then delete it; or "
-                                             "--force to forget them")])
-    shutil.rmtree(state_dir(config_dir, name))
+    backend = open_backend(config_dir, workspace=name)
+    try:
+        with backend.lock("workspace delete"):
+            if backend.exists() and len(backend.read()) and not force:
+                raise DiagnosticsError([Diagnostic.error(
+                    "Workspace is not empty", f'workspace "{name}" still manages objects: deleting it would forget '
+                    "them while they keep running.", hint=f"orch workspace select {name}, orch destroy, then "
+                                                          "delete it; or --force to forget them")])
+            if isinstance(backend, PgBackend):
+                backend.delete_workspace()
+        if isinstance(backend, LocalBackend):
+            shutil.rmtree(state_dir(config_dir, name))
+    finally:
+        if isinstance(backend, PgBackend):
+            backend.close()
 
 
 def _check_name(name: str) -> None:
