@@ -339,3 +339,20 @@ def test_killed_applies_on_pg_leave_a_state_that_lists_every_object_once(cfg):
     # every version ever written is still there, in order (a killed apply's records are folded into the next
     # version under the serial its readers were shown, so serials may skip one, never go back)
     assert written <= set(serials) and serials == sorted(set(serials)) and serials[-1] == b.read().serial
+
+
+# ---- one active reconciler ------------------------------------------------------------------------------------
+
+def test_leadership_one_leads_the_other_waits_then_takes_over(pg_schema):
+    from orchdsl.reconcile.leader import Leadership
+
+    first, second = Leadership(backend_of(pg_schema)), Leadership(backend_of(pg_schema))
+    assert first.try_lead() == (True, "")
+    leading, holder = second.try_lead()
+    assert not leading and f"pid {os.getpid()}" in holder
+    assert first.try_lead() == (True, "")  # still ours
+    first._conn.close()  # type: ignore[union-attr]  # the leader dies
+    assert second.try_lead() == (True, "")
+    assert first.try_lead()[0] is False  # back, it waits
+    first.close()
+    second.close()

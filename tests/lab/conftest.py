@@ -52,9 +52,9 @@ def destroy_or_remove(lab, directory) -> None:
     import docker
 
     from orchdsl.cli import main
-    from orchdsl.state import LocalBackend
+    from orchdsl.state.backends import open_backend
 
-    backend = LocalBackend.for_config_dir(directory)
+    backend = open_backend(directory)
     if not backend.exists() or main(["destroy", "--auto-approve", str(directory)]) == 0:
         return
     lineage = backend.read().lineage
@@ -69,9 +69,9 @@ def app_container(nodes, directory, address: str):
     lab's ``nodes`` (anything with a ``socket_path``) runs it."""
     import docker
 
-    from orchdsl.state import LocalBackend
+    from orchdsl.state.backends import open_backend
 
-    lineage = LocalBackend.for_config_dir(directory).read().lineage
+    lineage = open_backend(directory).read().lineage
     labels = [f"orch.lineage={lineage}", f"orch.address={address}", "orch.role=app"]
     for n in nodes:
         cli = docker.DockerClient(base_url=f"unix://{n.socket_path}")
