@@ -133,10 +133,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
 def _recorded_ips(directory: str) -> dict[ResourceAddress, str]:
     """The pods' addresses the state records, if there is a state (read only, no lock: a question, not a
     change); an unreadable state is as none."""
-    from .state import LocalBackend
+    from .state.backends import open_backend
 
     try:
-        backend = LocalBackend.for_config_dir(directory)
+        backend = open_backend(directory)
         if not backend.exists():
             return {}
         state = backend.read()

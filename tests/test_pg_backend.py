@@ -297,10 +297,30 @@ def test_killed_holder_releases_the_lock(cfg):
     assert done.returncode == 0, done.stderr  # no force-unlock needed
 
 
-def test_killed_applies_on_pg_leave_a_state_that_lists_every_object_once(cfg):
+def _forked_orch(argv: list[str]) -> tuple[int, object]:
+    """``orch ARGV`` in a forked child (no interpreter start-up: this process has everything imported), its
+    standard output on a pipe: (pid, reader)."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            os.close(read_end)
+            os.dup2(write_end, 1)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
+            sys.stdout = open(1, "w", buffering=1, closefd=False)
+            from orchdsl.cli import main
+
+            code = main(argv)
+        finally:
+            os._exit(locals().get("code", 1) or 0)
+    os.close(write_end)
+    return pid, os.fdopen(read_end)
+
+
+def test_killed_applies_on_pg_leave_a_state_that_lists_every_object_once(cfg, monkeypatch):
     """The crash test on pg: 20 SIGKILLs at random points of applies; after each, every object that exists is in
-    the state exactly once; the history keeps every serial written."""
-    env = _env(cfg, "0.01")
+    the state exactly once; the history keeps every version written."""
+    monkeypatch.setenv("ORCH_MEMORY_DELAY", "0.01")
     (cfg / "main.orch").write_text(CONFIG.replace("default = 2", "default = 8"))
     rng = random.Random(15)
     kills, replicas = 0, 0
@@ -308,19 +328,19 @@ def test_killed_applies_on_pg_leave_a_state_that_lists_every_object_once(cfg):
     written: set[int] = set()
     while kills < 20:
         replicas = rng.choice([r for r in (0, 3, 6, 8) if r != replicas])
-        p = subprocess.Popen(_orch("apply", "-auto-approve", "-parallelism", "4", "-lock-timeout", "10s",
-                                   "-var", f"replicas={replicas}", str(cfg)), env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.DEVNULL, text=True)
+        pid, out = _forked_orch(["apply", "-auto-approve", "-parallelism", "4", "-lock-timeout", "10s",
+                                 "-var", f"replicas={replicas}", str(cfg)])
         wanted, seen = rng.randint(1, 4), 0
-        for line in p.stdout:  # type: ignore[union-attr]
+        for line in out:  # type: ignore[attr-defined]
             if any(w in line for w in (": Creat", ": Destr", ": Modif", ": Replac")):
                 seen += 1
                 if seen >= wanted:
                     time.sleep(rng.uniform(0, 0.02))
-                    p.kill()
+                    os.kill(pid, signal.SIGKILL)
                     kills += 1
                     break
-        p.communicate()
+        out.close()  # type: ignore[attr-defined]
+        os.waitpid(pid, 0)
         b = open_backend(cfg)
         state = b.read()
         addresses = [str(i.addr) for i in state]
@@ -329,9 +349,10 @@ def test_killed_applies_on_pg_leave_a_state_that_lists_every_object_once(cfg):
         assert isinstance(b, PgBackend)
         written.update(v.serial for v in b.history())
         b.close()
-    done = subprocess.run(_orch("apply", "-auto-approve", "-lock-timeout", "10s", str(cfg)), env=_env(cfg),
-                          capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    monkeypatch.setenv("ORCH_MEMORY_DELAY", "0")
+    pid, out = _forked_orch(["apply", "-auto-approve", "-lock-timeout", "10s", str(cfg)])
+    text = out.read()  # type: ignore[attr-defined]
+    assert os.waitpid(pid, 0)[1] == 0, text
     assert sorted(world_objects(world)) == [f"pod.web[{i}]" for i in range(8)]
     b = open_backend(cfg)
     assert isinstance(b, PgBackend)
@@ -339,6 +360,7 @@ def test_killed_applies_on_pg_leave_a_state_that_lists_every_object_once(cfg):
     # every version ever written is still there, in order (a killed apply's records are folded into the next
     # version under the serial its readers were shown, so serials may skip one, never go back)
     assert written <= set(serials) and serials == sorted(set(serials)) and serials[-1] == b.read().serial
+    b.close()
 
 
 # ---- one active reconciler ------------------------------------------------------------------------------------
