@@ -378,3 +378,13 @@ def test_leadership_one_leads_the_other_waits_then_takes_over(pg_schema):
     assert first.try_lead()[0] is False  # back, it waits
     first.close()
     second.close()
+
+
+def test_reconcile_events_are_kept_in_the_database(pg_schema):
+    from orchdsl.reconcile.loop import Event, read_history, record
+
+    b = backend_of(pg_schema)
+    record(b, [Event("replace", f"pod.web[{i}]", "unhealthy", at=1_790_000_000.0 + i) for i in range(250)])
+    last = read_history(backend_of(pg_schema), last=10)
+    assert [e["subject"] for e in last] == [f"pod.web[{i}]" for i in range(240, 250)]
+    assert len(backend_of(pg_schema).event_lines(1000)) == 200  # the last 200 are kept
