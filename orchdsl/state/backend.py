@@ -54,6 +54,7 @@ from .encryption import (
 from .fileio import append_durably, fsync_dir, replace_atomically, unlink_quietly
 from .journal import (
     JournalContents,
+    JournaledWrites,
     JournalFormatError,
     StateJournal,
     journal_path_for,
@@ -82,7 +83,7 @@ class _OnDisk:
     replayed: bool = False  # the content includes journal changes that the file does not hold yet
 
 
-class LocalBackend:
+class LocalBackend(JournaledWrites):
     """The state in one local file (default ``<config dir>/orch.orchstate``) and its journal.
 
     Not safe for concurrent writers by itself: hold ``lock()`` around read-modify-write.
@@ -327,20 +328,6 @@ class LocalBackend:
                 self._known = False
 
     # ---- write ---------------------------------------------------------------------
-
-    def write(self, state: State) -> bool:
-        """Store ``state`` atomically; False (and nothing written) when its content is unchanged.
-
-        Increments ``state.serial`` when the content changed. Raises DiagnosticsError when
-        the file on disk belongs to another state (different lineage) or cannot be written.
-        While a journal is open, writing its state is its ``checkpoint()``.
-        """
-        journal = self._journal
-        if journal is not None:
-            if state is not journal.state:
-                raise RuntimeError("a journal is open on this backend: only its state may be written")
-            return journal.checkpoint()
-        return self._write(state)
 
     def rewrite(self, state: State) -> None:
         """Write ``state`` (what ``read()`` returned) encoded as ``encrypt_writes`` says, also when its content is

@@ -210,6 +210,30 @@ def replay(state: State, contents: JournalContents) -> None:
 
 # ---- writing -----------------------------------------------------------------------------
 
+class JournaledWrites:
+    """What both backends share: ``write`` while a journal is open is the journal's checkpoint."""
+
+    _journal: StateJournal | None
+
+    def _write(self, state: State) -> bool:
+        raise NotImplementedError
+
+    def write(self, state: State) -> bool:
+        """Store ``state``; False (and nothing written) when its content is unchanged.
+
+        Increments ``state.serial`` when the content changed. Raises DiagnosticsError when the stored state
+        belongs to another state (different lineage) or cannot be written. While a journal is open, writing its
+        state is its ``checkpoint()``.
+        """
+        journal = self._journal
+        if journal is not None:
+            if state is not journal.state:
+                raise RuntimeError("a journal is open on this backend: only its state may be written")
+            return journal.checkpoint()
+        return self._write(state)
+
+
+
 def _encode(payload: bytes, cipher: Cipher | None = None) -> bytes:
     if cipher is not None:
         return cipher.seal(payload) + b"\n"

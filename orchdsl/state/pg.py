@@ -44,8 +44,9 @@ from typing import TYPE_CHECKING, Any
 from ..diagnostics import Diagnostic, DiagnosticsError
 from .encryption import INVALID, EncryptionError, decrypt_document, encrypt_document, is_encrypted, \
     locked_diagnostic, passphrase_from_env, writer
-from .journal import JournalFormatError, StateJournal, parse_journal, replay
+from .journal import JournaledWrites, JournalFormatError, StateJournal, parse_journal, replay
 from .lock import RECONCILE_CYCLE_WAIT, LockInfo, StateLock, _now_rfc3339, _who
+from .backend import _body
 from .model import State, StateFormatError, current_orch_version, gc_paused
 
 if TYPE_CHECKING:
@@ -149,7 +150,7 @@ class Version:
     size: int
 
 
-class PgBackend:
+class PgBackend(JournaledWrites):
     """One state (``config`` + ``workspace``) in PostgreSQL. Same interface as ``LocalBackend``."""
 
     kind = "pg"
@@ -387,15 +388,6 @@ class PgBackend:
         return self._parse(bytes(row[0]), serial) if row else None
 
     # ---- write ---------------------------------------------------------------------------------
-
-    def write(self, state: State) -> bool:
-        """Store ``state`` as a new version; False (nothing written) when its content is unchanged."""
-        journal = self._journal
-        if journal is not None:
-            if state is not journal.state:
-                raise RuntimeError("a journal is open on this backend: only its state may be written")
-            return journal.checkpoint()
-        return self._write(state)
 
     def rewrite(self, state: State) -> None:
         """Write ``state`` again as a new version (same content; encoded as ``encrypt_writes`` says)."""
@@ -667,10 +659,6 @@ def _ensure_schema(conn: psycopg.Connection[Any], schema: str) -> None:
             from None
     with _ENSURED_LOCK:
         _ENSURED.add(ident)
-
-
-def _body(state: State) -> str:
-    return state.to_json(serial=0, orch_version=current_orch_version())
 
 
 def _writer_name() -> str:
