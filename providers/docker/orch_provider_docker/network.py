@@ -23,6 +23,7 @@ import ipaddress
 import json
 import socket
 import threading
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from orchdsl.sdk import (UNKNOWN, ApplyRequest, ApplyResult, ChangeView, Diagnostic, ObjectStatus, PlannedObject,
@@ -36,6 +37,10 @@ if TYPE_CHECKING:
     from .provider import DockerProvider
 
 NODE_SERVICES = "node_services"
+# Nodes read or checked at once (refresh; a plan's checks). Bounded: a fleet of 500 nodes reads 8 at a time. A
+# worker mostly waits for its node, and what a fleet's refresh is bound by is the nodes' own work (an SSH login
+# and one command each): 16 workers measured no faster than 8 on 15 lab nodes (docs/benchmarks.md, "Fleets").
+READ_WORKERS = 8
 SERVICE = "service"
 NETWORK_POLICY = "network_policy"
 HAIRPIN_SCRIPT = ('for p in /sys/class/net/orch0/brif/*; do [ -e "$p/hairpin_mode" ] || continue; '
@@ -50,6 +55,12 @@ SYNC_PODS_SCRIPT = HAIRPIN_SCRIPT + "\n" + netrules.HOSTS_UPDATE_SCRIPT
 # Docker rewrites then, and the repair sets hairpin on every port again.
 READ_BACK_SCRIPT = ('tbl=$1; shift; printf \'@nft %s\\n\' "$(nft -j list table ip "$tbl" 2>/dev/null)"\n'
                     + netrules.HOSTS_READ_SCRIPT)
+# Fixed; run as ``sh -c REFRESH_SCRIPT sh TABLE NAMESPACE HOSTS_FILE...``: a node read at refresh in ONE exec,
+# podnet's probe of what drift compares (its sections) and then READ_BACK_SCRIPT's output as one more section,
+# "services". Every exec costs the node an SSH session and a start of the user's login shell (~0.13 s of CPU on
+# the lab, whose root shell sources a heavy .bashrc), which dwarfs the reading itself: a fleet's refresh is
+# bound by these, so there is one per node.
+REFRESH_SCRIPT = (podnet.DRIFT_PROBE + 'echo "@@ services"\n(\n' + READ_BACK_SCRIPT + ')\necho "@@ rc $?"\n')
 
 
 def _has_pod_network(values: dict[str, Any] | None) -> bool:
@@ -110,46 +121,92 @@ class Networking:
         return host
 
     # ---- preconditions (plan time) ---------------------------------------------------------------------
-    def preconditions(self, node: str, address: str) -> list[Diagnostic]:
-        with self._lock:
-            found = self._checked.get(node)
-        if found is None:
-            found = podnet.preconditions(self._host(node))
-            with self._lock:
-                self._checked[node] = found
-        return [Diagnostic.error("Node not ready for the pod network", f"node {node}: {problem}",
-                                 address=address, hint="fix it on the node, then plan again")
-                for problem in found]
-
     def preflight(self, world: World, changes: list[ChangeView]) -> list[Diagnostic]:
-        nodes: dict[str, str] = {}
+        """What would make the changes fail on their nodes: a node not ready for the pod network, virtual IPs
+        and node ports another namespace uses there, a namespace another configuration runs there. The nodes
+        are checked at once (a bounded pool), each with one command at most."""
+        nodes: dict[str, str] = {}  # node -> its address, to check for the pod network's preconditions
+        namespaces: dict[str, str] = {}  # node -> the namespace of a service program to make there
         for c in changes:
             after = c.after or {}
             if c.address.type == "node" and c.action in ("create", "update", "replace") and _has_pod_network(after):
                 nodes[node_name(c.address)] = str(c.address)
             elif c.address.type == NODE_SERVICES and c.action != "delete" and isinstance(after.get("node"), str):
                 nodes.setdefault(after["node"], f"node.{after['node']}")
-        diags: list[Diagnostic] = []
-        for node, address in sorted(nodes.items()):
-            if node in self.p._down:
-                continue
-            try:
-                diags.extend(self.preconditions(node, address))
-            except NodeError:
-                # a node that cannot be reached fails its own changes at apply, not the whole plan (a new node
-                # that cannot be reached already failed the plan: the provider's connect check)
-                continue
-            except (HostCommandError, podnet.PodNetworkError) as e:
-                diags.append(Diagnostic.error("Cannot check the node", str(e), address=address))
-        for c in changes:
-            if c.address.type == NODE_SERVICES and c.action != "delete" and c.after is not None:
-                diags.extend(self._clashes(c.address, c.after))
+                namespaces.setdefault(after["node"], str(after.get("namespace") or ""))
         making = sorted({str((c.after or {}).get("node")) for c in changes
                          if c.address.type in ("pod", NODE_SERVICES) and c.action in ("create", "replace", "update")
                          and isinstance((c.after or {}).get("node"), str)})
+        work = sorted(set(nodes) | set(namespaces) | set(making))
+        checked: dict[str, _NodeCheck] = {}
+        if work:
+            with cf.ThreadPoolExecutor(min(READ_WORKERS, len(work))) as ex:
+                checked = dict(zip(work, ex.map(lambda n: self._check_node(n, nodes.get(n), namespaces.get(n),
+                                                                           n in making), work), strict=True))
+        diags = [d for node in sorted(nodes) for d in checked[node].preconditions]
+        for c in changes:
+            program = c.after
+            if c.address.type != NODE_SERVICES or c.action == "delete" or program is None \
+                    or not isinstance(program.get("node"), str):
+                continue
+            node, ns = program["node"], str(program.get("namespace") or "")
+            # one program per node and namespace: another namespace's would be another configuration's
+            found = checked[node].others if ns == namespaces[node] else self._others(node, ns)
+            if found is not None:
+                diags.extend(clashes(program, node, found))
         for node in making:
-            diags.extend(self._namespace_taken(node))
+            diags.extend(checked[node].namespace_taken)
         return diags
+
+    def _check_node(self, node: str, address: str | None, namespace: str | None, making: bool) -> _NodeCheck:
+        """One node's part of :meth:`preflight`: its pod network's preconditions (when ``address``: the node's
+        address, for the diagnostics), the other namespaces' service tables (when ``namespace`` is to get one
+        there), both read with one command; whether another configuration runs ``namespace`` there."""
+        out = _NodeCheck()
+        if node in self.p._down:
+            return out
+        with self._lock:
+            found = self._checked.get(node)
+        failed = False
+        try:
+            if address is not None and found is None and namespace is not None:
+                got = self._host(node).run(["sh", "-c", PREFLIGHT_SCRIPT, "sh", netrules.table_name(namespace)],
+                                           check=False)
+                sections = podnet.parse_probe(got.stdout)
+                found = podnet.problems(sections)
+                out.others = parse_other_tables(sections.get("others", ("", 1))[0])
+            elif address is not None and found is None:
+                found = podnet.preconditions(self._host(node))
+            if found is not None:
+                with self._lock:
+                    self._checked[node] = found
+            if address is not None and found is not None:
+                out.preconditions = [
+                    Diagnostic.error("Node not ready for the pod network", f"node {node}: {problem}",
+                                     address=address, hint="fix it on the node, then plan again")
+                    for problem in found]
+        except NodeError:
+            # a node that cannot be reached fails its own changes at apply, not the whole plan (a new node that
+            # cannot be reached already failed the plan: the provider's connect check)
+            return out
+        except (HostCommandError, podnet.PodNetworkError) as e:
+            if address is not None:
+                out.preconditions = [Diagnostic.error("Cannot check the node", str(e), address=address)]
+            failed = True
+        if namespace is not None and out.others is None and not failed:  # the preconditions were known already
+            out.others = self._others(node, namespace)
+        if making:
+            out.namespace_taken = self._namespace_taken(node)
+        return out
+
+    def _others(self, node: str, namespace: str) -> dict[str, tuple[set[str], set[tuple[str, int]]]] | None:
+        """The other namespaces' service tables on the node (None when they cannot be read)."""
+        if node in self.p._down:
+            return None
+        try:
+            return netrules_others(self._host(node), namespace)
+        except (NodeError, HostCommandError, EngineError, podnet.PodNetworkError):
+            return None
 
     def _namespace_taken(self, node: str) -> list[Diagnostic]:
         """Another configuration (another state) already runs pods of this namespace on the node: their names,
@@ -174,41 +231,47 @@ class Networking:
             hint='give this configuration its own namespace: orch { namespace = "..." } (the default is the '
                  "directory's name), or destroy the other one")]
 
-    def _clashes(self, address: ResourceAddress, values: dict[str, Any]) -> list[Diagnostic]:
-        """Virtual IPs and node ports another namespace already uses on the node."""
-        node = values.get("node")
-        if not isinstance(node, str) or node in self.p._down:
-            return []
+    # ---- nodes ---------------------------------------------------------------------------------------
+    def refresh_node(self, node: str, values: dict[str, Any], services: StateObject | None,
+                     info: dict[str, Any], listed: list[dict[str, Any]]
+                     ) -> tuple[list[str] | Exception, StateObject | None]:
+        """Refresh one node's networking in one exec: what is wrong with its pod network (``values``: the node's
+        recorded attributes) and its service program ``services`` (its ``node_services`` object, or None) with
+        that object's status. ``info`` and ``listed`` are what the provider's refresh already read from the node's
+        engine (``docker info``; its containers of this state), so nothing is asked twice.
+
+        A failure to read is returned, not raised: as the pod network's answer, and as the service program's
+        status (unknown, not reachable)."""
+        if not _has_pod_network(values):
+            return [], None if services is None else self._refresh_services_one(services)
+        errors = (NodeError, HostCommandError, EngineError, podnet.PodNetworkError)
+        svc_values: dict[str, Any] = {}
+        files: dict[str, str] = {}
         try:
             host = self._host(node)
-            others = netrules_others(host, str(values.get("namespace") or ""))
-        except (NodeError, HostCommandError, EngineError, podnet.PodNetworkError):
-            return []
-        out = []
-        for s in values.get("services") or []:
-            if not isinstance(s, dict):
-                continue
-            ip, proto, np = s.get("cluster_ip"), s.get("protocol"), s.get("node_port")
-            for ns, (vips, nps) in others.items():
-                if isinstance(ip, str) and ip in vips:
-                    out.append(Diagnostic.error("Cluster IP in use", f"{s.get('address')}: {ip} is already a "
-                                                f"service address of namespace {ns} on node {node}.",
-                                                address=str(s.get("address")),
-                                                hint="set another cluster_ip on the service"))
-                if isinstance(np, int) and (proto, np) in nps:
-                    out.append(Diagnostic.error("Node port in use", f"{s.get('address')}: node port {np}/{proto} "
-                                                f"is already used by namespace {ns} on node {node}.",
-                                                address=str(s.get("address")), hint="pick another node_port"))
-        return out
-
-    # ---- nodes ---------------------------------------------------------------------------------------
-    def observe_node(self, node: str, values: dict[str, Any]) -> list[str]:
-        """What is wrong with the node's pod network (refresh)."""
-        if not _has_pod_network(values):
-            return []
-        host = self._host(node)
-        want = pod_network_spec({**values, "node": node})
-        return podnet.drift(want, podnet.observe(host, self.p._engine(node)))
+            if services is None:
+                output = host.run(("sh", "-c", podnet.DRIFT_PROBE), check=False).stdout
+            else:
+                svc_values = self.resolve_peers(services.attributes)
+                ns = str(svc_values.get("namespace") or "")
+                files = self._hosts_files_in(node, info, listed)
+                output = host.run(["sh", "-c", REFRESH_SCRIPT, "sh", netrules.table_name(ns), ns, *files.values()],
+                                  check=False).stdout
+        except errors as e:
+            return e, None if services is None else _services_status(services, e)
+        sections = podnet.parse_probe(output)
+        net: list[str] | Exception
+        try:
+            networks = self.p._engine(node).networks(podnet.LABEL)
+            net = podnet.drift(pod_network_spec({**values, "node": node}), podnet.observed(node, sections, networks))
+        except errors as e:
+            net = e
+        if services is None:
+            return net, None
+        found = services_drift(svc_values, files, sections.get("services", ("", 1))[0])
+        with self._lock:
+            self._drift[node] = found
+        return net, _services_status(services, found)
 
     def ensure_node(self, node: str, values: dict[str, Any], progress: Any) -> None:
         if not _has_pod_network(values):
@@ -233,25 +296,24 @@ class Networking:
         return PlannedObject(dict(config), repair=repair)
 
     def refresh_services(self, objs: list[StateObject]) -> dict[ResourceAddress, StateObject]:
-        """Read every node's service program back, the nodes in parallel."""
-        def one(o: StateObject) -> StateObject:
-            node = o.attributes.get("node")
-            if not isinstance(node, str) or node in self.p._down:
-                return o
-            try:
-                found = self._services_drift(node, o.attributes)
-            except (NodeError, HostCommandError, EngineError, podnet.PodNetworkError) as e:
-                return StateObject(o.address, o.attributes, o.private, ObjectStatus(
-                    "unknown", reachable=False, message=str(e)))
-            with self._lock:
-                self._drift[node] = found
-            status = ObjectStatus("degraded", message="; ".join(found)) if found else ObjectStatus("running")
-            return StateObject(o.address, o.attributes, o.private, status)
-
+        """Read every node's service program back, the nodes in parallel (the provider's refresh reads most
+        with :meth:`refresh_node`; these are the others)."""
         if not objs:
             return {}
-        with cf.ThreadPoolExecutor(min(8, len(objs))) as ex:
-            return {o.address: got for o, got in zip(objs, ex.map(one, objs), strict=True)}
+        with cf.ThreadPoolExecutor(min(READ_WORKERS, len(objs))) as ex:
+            return {o.address: got for o, got in zip(objs, ex.map(self._refresh_services_one, objs), strict=True)}
+
+    def _refresh_services_one(self, o: StateObject) -> StateObject:
+        node = o.attributes.get("node")
+        if not isinstance(node, str) or node in self.p._down:
+            return o
+        try:
+            found = self._services_drift(node, o.attributes)
+        except (NodeError, HostCommandError, EngineError, podnet.PodNetworkError) as e:
+            return _services_status(o, e)
+        with self._lock:
+            self._drift[node] = found
+        return _services_status(o, found)
 
     # ---- peers in another namespace ------------------------------------------------------------------
     def _foreign_pods(self, namespace: str) -> list[tuple[dict[str, Any], str]]:
@@ -327,21 +389,7 @@ class Networking:
         files = self._hosts_files(node)
         got = host.run(["sh", "-c", READ_BACK_SCRIPT, "sh", netrules.table_name(ns), ns, *files.values()],
                        check=False)
-        table, rest = "", []
-        for line in got.stdout.splitlines():
-            if line.startswith("@nft "):
-                table = line[5:]
-            else:
-                rest.append(line)
-        listing = json.loads(table) if table.strip() else None
-        found = list(netrules.drift(values, listing))
-        if files:
-            sections = netrules.parse_hosts_read("\n".join(rest))
-            want = netrules.hosts_section(ns, values.get("services") or [])
-            stale = sorted(pod for pod, path in files.items() if sections.get(path, "").strip() != want.strip())
-            if stale:
-                found.append(f"service names missing or stale in the hosts file of {', '.join(stale)}")
-        return found
+        return services_drift(values, files, got.stdout)
 
     def _hosts_files(self, node: str) -> dict[str, str]:
         """The hosts file of each of this namespace's pods on the node (pod address -> path on the node)."""
@@ -354,13 +402,14 @@ class Networking:
                 self._root_dir[node] = root
         listed = eng.list_containers([naming.lineage_filter(self.p.lineage),
                                       f"{naming.ROLE}={naming.ROLE_INFRA}"])
-        out = {}
-        for c in listed:
-            labels = c.get("Labels") or {}
-            if (c.get("State") or "") != "running":
-                continue
-            out[str(labels.get(naming.ADDRESS))] = f"{root}/containers/{c['Id']}/hosts"
-        return out
+        return hosts_files(root, listed, self.p.lineage)
+
+    def _hosts_files_in(self, node: str, info: dict[str, Any], listed: list[dict[str, Any]]) -> dict[str, str]:
+        """:meth:`_hosts_files` from what the refresh read already (``docker info``, the containers listed)."""
+        root = str(info.get("DockerRootDir") or "/var/lib/docker")
+        with self._lock:
+            self._root_dir.setdefault(node, root)
+        return hosts_files(root, listed, self.p.lineage)
 
     def sync_services(self, request: ApplyRequest) -> ApplyResult:
         addr, values = request.address, dict(request.planned or {})
@@ -487,11 +536,98 @@ OTHER_TABLES_SCRIPT = ('for t in $(nft list tables ip 2>/dev/null '
                        'done')
 
 
+# Fixed; ``sh -c PREFLIGHT_SCRIPT sh OWN_TABLE``: podnet's PROBE (the preconditions), then OTHER_TABLES_SCRIPT's
+# output as the section "others": what a plan checks on a node that gets a service program, in one exec.
+PREFLIGHT_SCRIPT = podnet.PROBE + 'echo "@@ others"\n(\n' + OTHER_TABLES_SCRIPT + '\n)\necho "@@ rc $?"\n'
+
+
+@dataclass
+class _NodeCheck:
+    """What :meth:`Networking.preflight` found on one node."""
+
+    preconditions: list[Diagnostic] = field(default_factory=list)
+    others: dict[str, tuple[set[str], set[tuple[str, int]]]] | None = None  # None: not read
+    namespace_taken: list[Diagnostic] = field(default_factory=list)
+
+
+def clashes(values: dict[str, Any], node: str, others: dict[str, tuple[set[str], set[tuple[str, int]]]]
+            ) -> list[Diagnostic]:
+    """Virtual IPs and node ports of the service program ``values`` that another namespace already uses on the
+    node (``others``: :func:`parse_other_tables`)."""
+    out = []
+    for s in values.get("services") or []:
+        if not isinstance(s, dict):
+            continue
+        ip, proto, np = s.get("cluster_ip"), s.get("protocol"), s.get("node_port")
+        for ns, (vips, nps) in others.items():
+            if isinstance(ip, str) and ip in vips:
+                out.append(Diagnostic.error("Cluster IP in use", f"{s.get('address')}: {ip} is already a "
+                                            f"service address of namespace {ns} on node {node}.",
+                                            address=str(s.get("address")),
+                                            hint="set another cluster_ip on the service"))
+            if isinstance(np, int) and (proto, np) in nps:
+                out.append(Diagnostic.error("Node port in use", f"{s.get('address')}: node port {np}/{proto} "
+                                            f"is already used by namespace {ns} on node {node}.",
+                                            address=str(s.get("address")), hint="pick another node_port"))
+    return out
+
+
+def hosts_files(root: str, listed: list[dict[str, Any]], lineage: str) -> dict[str, str]:
+    """The hosts file of each running pod of the state ``lineage`` among ``listed`` containers (pod address ->
+    its infra container's hosts file under the engine's ``root`` directory): what the service names go into."""
+    out = {}
+    for c in listed:
+        labels = c.get("Labels") or {}
+        if labels.get(naming.LINEAGE) != lineage or labels.get(naming.ROLE) != naming.ROLE_INFRA:
+            continue
+        if (c.get("State") or "") != "running":
+            continue
+        out[str(labels.get(naming.ADDRESS))] = f"{root}/containers/{c['Id']}/hosts"
+    return out
+
+
+def services_drift(values: dict[str, Any], files: dict[str, str], output: str) -> list[str]:
+    """Why a node's service program is not ``values`` (its peers resolved), from READ_BACK_SCRIPT's ``output``
+    (the table as one ``@nft`` JSON line, then the namespace's section of each of ``files``, the pods' hosts
+    files); [] when it is."""
+    table, rest = "", []
+    for line in output.splitlines():
+        if line.startswith("@nft "):
+            table = line[5:]
+        else:
+            rest.append(line)
+    listing = json.loads(table) if table.strip() else None
+    found = list(netrules.drift(values, listing))
+    if files:
+        ns = str(values.get("namespace") or "")
+        sections = netrules.parse_hosts_read("\n".join(rest))
+        want = netrules.hosts_section(ns, values.get("services") or [])
+        stale = sorted(pod for pod, path in files.items() if sections.get(path, "").strip() != want.strip())
+        if stale:
+            found.append(f"service names missing or stale in the hosts file of {', '.join(stale)}")
+    return found
+
+
+def _services_status(o: StateObject, found: list[str] | Exception) -> StateObject:
+    """A ``node_services`` object with the status of its read-back: running, degraded (what drifted) or, when
+    the node could not be read, unknown."""
+    if isinstance(found, Exception):
+        status = ObjectStatus("unknown", reachable=False, message=str(found))
+    else:
+        status = ObjectStatus("degraded", message="; ".join(found)) if found else ObjectStatus("running")
+    return StateObject(o.address, o.attributes, o.private, status)
+
+
 def netrules_others(host: Host, namespace: str) -> dict[str, tuple[set[str], set[tuple[str, int]]]]:
     """Other namespaces' service tables on a node (one command): namespace -> (virtual IPs, node ports)."""
     got = host.run(["sh", "-c", OTHER_TABLES_SCRIPT, "sh", netrules.table_name(namespace)], check=False)
+    return parse_other_tables(got.stdout)
+
+
+def parse_other_tables(text: str) -> dict[str, tuple[set[str], set[tuple[str, int]]]]:
+    """OTHER_TABLES_SCRIPT's output: namespace -> (virtual IPs, node ports) of its service table."""
     out: dict[str, tuple[set[str], set[tuple[str, int]]]] = {}
-    for line in got.stdout.splitlines():
+    for line in text.splitlines():
         name, _, listing = line.removeprefix("@").partition(" ")
         if not line.startswith("@orch-ns-") or not listing.strip():
             continue

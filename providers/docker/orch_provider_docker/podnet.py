@@ -47,8 +47,8 @@ RESTORE = ("iptables-restore", "-w", "5", "--noflush")
 
 # The node, read in one exec: who we are, which tools exist, the two sysctls, then one section per listing.
 # Every section ends with the exit status of its command. Fixed text: nothing from the configuration.
-PROBE = r"""PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"; export PATH
-echo "@@ env"
+_PROBE_PATH = 'PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"; export PATH\n'
+_PROBE_ENV = r"""echo "@@ env"
 echo "uid=$(id -u)"
 for t in ip nft iptables iptables-restore conntrack; do
   if command -v "$t" >/dev/null 2>&1; then echo "have.$t=1"; else echo "have.$t=0"; fi
@@ -56,13 +56,20 @@ done
 echo "bridge-nf-call-iptables=$(cat /proc/sys/net/bridge/bridge-nf-call-iptables 2>/dev/null)"
 echo "ip_forward=$(cat /proc/sys/net/ipv4/ip_forward 2>/dev/null)"
 echo "@@ rc 0"
-echo "@@ routes"; ip -j route show proto 211 2>&1; echo "@@ rc $?"
+"""
+_PROBE_DRIFT = r"""echo "@@ routes"; ip -j route show proto 211 2>&1; echo "@@ rc $?"
 echo "@@ docker-user"; iptables -w 5 -S DOCKER-USER 2>&1; echo "@@ rc $?"
 echo "@@ orch-forward"; iptables -w 5 -S ORCH-FORWARD 2>&1; echo "@@ rc $?"
-echo "@@ tables"; nft -j list tables 2>&1; echo "@@ rc $?"
 echo "@@ orch-table"; nft list table ip orch 2>&1; echo "@@ rc $?"
 """
+_PROBE_TABLES = r"""echo "@@ tables"; nft -j list tables 2>&1; echo "@@ rc $?"
+"""
+PROBE = _PROBE_PATH + _PROBE_ENV + _PROBE_DRIFT + _PROBE_TABLES
 PROBE_ARGV = ("sh", "-c", PROBE)
+# The sections :func:`drift` reads, and only those: what a refresh runs (a script may follow it, adding sections
+# of its own). Not the preconditions (checked when a plan changes the node) nor the other namespaces' tables
+# (looked at when the network is torn down): the node's shell starts fewer programs on every refresh.
+DRIFT_PROBE = _PROBE_PATH + _PROBE_DRIFT
 
 _TOOLS = (("ip", "iproute2"), ("nft", "nftables"), ("iptables", "iptables"), ("iptables-restore", "iptables"),
           ("conntrack", "conntrack"))
@@ -276,8 +283,13 @@ def _probe(host: Host) -> dict[str, tuple[str, int]]:
 
 def preconditions(host: Host) -> list[str]:
     """What the node lacks for a pod network, each with its fix ([] when nothing). One exec."""
-    s = _probe(host)
-    return _problems(_env(s), s)
+    return problems(_probe(host))
+
+
+def problems(sections: Mapping[str, tuple[str, int]]) -> list[str]:
+    """:func:`preconditions` from PROBE's sections (:func:`parse_probe`), for a caller that ran PROBE as part
+    of a longer script."""
+    return _problems(_env(sections), sections)
 
 
 def _nft_lines(text: str) -> tuple[str, ...]:
@@ -323,16 +335,28 @@ def _ns_tables(text: str) -> tuple[str, ...]:
 
 def observe(host: Host, engine: NetworkEngine) -> Observed:
     """The node's pod network as it is: one exec (PROBE) and one Engine API call."""
-    s = _probe(host)
+    return observed(host.node, _probe(host), engine.networks(LABEL))
+
+
+def parse_probe(text: str) -> dict[str, tuple[str, int]]:
+    """PROBE's output (or that of a script that starts with PROBE and adds sections of its own, like the
+    provider's refresh): section name -> (text, exit status)."""
+    return _sections(text)
+
+
+def observed(node: str, s: Mapping[str, tuple[str, int]], networks: Iterable[Mapping[str, Any]]) -> Observed:
+    """The node's pod network from PROBE's sections (:func:`parse_probe`) and the Engine's networks labelled
+    LABEL: pure, so that a caller that read the node another way (one exec for several purposes) gets the same
+    answer as :func:`observe`."""
     env = _env(s)
-    nets = tuple(sorted((BridgeNetwork.from_api(n) for n in engine.networks(LABEL)), key=lambda n: n.name))
+    nets = tuple(sorted((BridgeNetwork.from_api(n) for n in networks), key=lambda n: n.name))
 
     def ok(name: str) -> str:
         text, rc = s.get(name, ("", 1))
         return text if rc == 0 else ""
 
     table = s.get("orch-table", ("", 1))
-    return Observed(node=host.node, problems=tuple(_problems(env, s)), networks=nets, routes=_routes(ok("routes")),
+    return Observed(node=node, problems=tuple(_problems(env, s)), networks=nets, routes=_routes(ok("routes")),
                     docker_user=ok("docker-user"), orch_forward=ok("orch-forward"),
                     nat_table=_nft_lines(table[0]) if table[1] == 0 else None, ns_tables=_ns_tables(ok("tables")),
                     raw=s)

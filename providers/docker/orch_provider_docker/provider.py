@@ -2,9 +2,11 @@
 
 How the core's calls map to Docker:
 
-* ``refresh(prior)`` — per node, in parallel: ``docker info`` (the node's facts) and ONE container list
-  filtered by the state's lineage label; every recorded pod is then reconstructed from that list
-  (``pods.current_attributes``), and pods of this lineage missing from the state come back as orphans.
+* ``refresh(prior)`` — per node, in parallel (at most ``network.READ_WORKERS`` nodes at a time): ``docker info``
+  (the node's facts), ONE container list filtered by the state's lineage label, and ONE command on the node
+  reading its pod network and its service program back (``Networking.refresh_node``); every recorded pod is
+  then reconstructed from that list (``pods.current_attributes``), and pods of this lineage missing from the
+  state come back as orphans.
   Each pod's observed status (containers running or exited, Docker's health and failing streak, restarts)
   comes back apart from its attributes; pods on a node that did not answer are reported "not reachable".
 * ``plan`` — pure: planned values and what forces a replacement; a stopped container that should run is an
@@ -226,6 +228,10 @@ class DockerProvider:
             lineages.setdefault(n, {self.lineage})
 
         results: dict[str, tuple[dict[str, Any], list[dict[str, Any]]] | NodeError | EngineError] = {}
+        # each node's service program is read back with its pod network, in the same exec (one per node)
+        programs = {o.attributes["node"]: o for o in prior
+                    if o.address.type == network.NODE_SERVICES and isinstance(o.attributes.get("node"), str)}
+        services: dict[ResourceAddress, StateObject] = {}
 
         def read(node: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
             eng = self._engine(node)
@@ -233,14 +239,14 @@ class DockerProvider:
             conts: list[dict[str, Any]] = []
             for lin in sorted(lineages[node]):
                 conts.extend(eng.list_containers([naming.lineage_filter(lin)]))
-            try:
-                net_drift[node] = self._net.observe_node(node, node_values.get(node) or {})
-            except (HostCommandError, NodeError, EngineError, PodNetworkError) as e:
-                net_drift[node] = e
+            net_drift[node], program = self._net.refresh_node(node, node_values.get(node) or {},
+                                                               programs.get(node), info, conts)
+            if program is not None:
+                services[program.address] = program
             return info, conts
 
         if names:
-            with cf.ThreadPoolExecutor(min(8, len(names))) as ex:
+            with cf.ThreadPoolExecutor(min(network.READ_WORKERS, len(names))) as ex:
                 futs = {n: ex.submit(read, n) for n in names}
                 for n, f in futs.items():
                     try:
@@ -284,7 +290,9 @@ class DockerProvider:
         for o in prior:
             if o.address.type in RECORDS:
                 out.current[o.address] = o
-        out.current.update(self._net.refresh_services([o for o in prior if o.address.type == network.NODE_SERVICES]))
+        out.current.update(services)
+        out.current.update(self._net.refresh_services([o for o in prior if o.address.type == network.NODE_SERVICES
+                                                       and o.address not in services]))
 
         # pods
         prefer = {self._pod_keys[p.address]: p.private["infra"] for p in pod_objs if p.private.get("infra")}

@@ -306,17 +306,26 @@ class FakeHost:
                                              "DOCKER-USER": ["-A DOCKER-USER -j RETURN"]}  # filter table
         self.calls: list[tuple[tuple[str, ...], bytes | None]] = []
         self.fail: dict[str, CommandResult] = {}
+        self.other_tables: dict[str, dict] = {}  # other namespaces' service tables: name -> `nft -j list table`
         self._result = CommandResult
 
     # -- for tests
     def argvs(self) -> list[tuple[str, ...]]:
         return [a for a, _ in self.calls]
 
-    def changing_calls(self) -> list[tuple[str, ...]]:
-        """The commands other than podnet's read-only probe."""
-        from orch_provider_docker.podnet import PROBE_ARGV
+    @staticmethod
+    def probes(argv: tuple[str, ...]) -> bool:
+        """Whether ``argv`` is a read-only probe: podnet's, or a script that starts with one and adds sections of
+        its own (a refresh: podnet.DRIFT_PROBE and the services' read-back; a plan's check: PROBE and the other
+        namespaces' tables), in one exec."""
+        from orch_provider_docker.podnet import DRIFT_PROBE, PROBE, PROBE_ARGV
 
-        return [a for a, _ in self.calls if a != PROBE_ARGV]
+        return argv == PROBE_ARGV or (argv[:2] == ("sh", "-c") and len(argv) > 2
+                                      and argv[2].startswith((PROBE, DRIFT_PROBE)))
+
+    def changing_calls(self) -> list[tuple[str, ...]]:
+        """The commands other than the read-only probes."""
+        return [a for a, _ in self.calls if not self.probes(a)]
 
     def iptables_s(self, chain: str) -> str:
         head = f"-P {chain} ACCEPT" if chain == "FORWARD" else f"-N {chain}"
@@ -339,6 +348,16 @@ class FakeHost:
         ok = self._result(0, "", "")
         if argv == PROBE_ARGV:
             return self._result(0, self._probe(), "")
+        if self.probes(argv):  # a refresh or a plan's check: the probe's sections, and sections of its own
+            import json
+
+            extra = ""
+            if '"@@ services"' in argv[2]:  # the services' read-back: this fake keeps no service table
+                extra += "@@ services\n@@ rc 0\n"
+            if '"@@ others"' in argv[2]:
+                extra += "@@ others\n" + "".join(f"@{name} {json.dumps(listing)}\n" for name, listing
+                                                  in sorted(self.other_tables.items()) if name != argv[4]) + "@@ rc 0\n"
+            return self._result(0, self._probe() + extra, "")
         if argv[0] not in self.tools and argv[0] != "sh":
             return self._result(127, "", f"sh: 1: {argv[0]}: not found\n")
         if self.uid != 0:
