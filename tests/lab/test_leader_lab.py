@@ -75,6 +75,7 @@ def test_one_active_reconciler_and_a_takeover(lab, tmp_path, monkeypatch, capsys
         a.kill()
         killed = time.monotonic()
         took = b.wait_for(r" leading ", 30, since=killed)
+        print(f"takeover after {took - killed:.2f} s")
         assert took - killed <= 3 * INTERVAL + 2.0, f"took over after {took - killed:.1f}s"
         t = time.monotonic()
         _remove_app(lab, d, "pod.web[1]")
@@ -84,7 +85,7 @@ def test_one_active_reconciler_and_a_takeover(lab, tmp_path, monkeypatch, capsys
         lineage_apps = []
         for n in lab.nodes:
             cli = docker.DockerClient(base_url=f"unix://{n.socket_path}")
-            lineage_apps += [c.labels["orch.address"] for c in
+            lineage_apps += [c.attrs["Labels"]["orch.address"] for c in
                              cli.containers.list(sparse=True, filters={"label": ["orch.role=app",
                                                                                  "orch.namespace=leader"]})]
         assert sorted(lineage_apps) == ["pod.web[0]", "pod.web[1]"]
