@@ -271,37 +271,41 @@ def test_concurrent_apply_waits_then_fails_naming_the_holder(env, capsys):
     assert orch(capsys, "apply", "--auto-approve", "--lock-timeout", "5s", str(cfg))[0] == 0
 
 
-def test_killed_applies_leave_a_state_that_lists_every_object(tmp_path):
+def test_killed_applies_leave_a_state_that_lists_every_object(tmp_path, monkeypatch):
     """SIGKILL apply at random points, many times: the state is always valid JSON and lists every object
     that exists; the next apply adopts or replaces them and converges without duplicates."""
     import random
+    import signal
+
+    from tests.support.forked import forked_orch
 
     cfg = tmp_path / "cfg"
     cfg.mkdir()
     (cfg / "main.orch").write_text(CONFIG.replace("default = 2", "default = 12"))
     world = tmp_path / "world"
-    env = {**os.environ, "ORCH_PROVIDER_MODULES": "tests.support.memory_provider:MemoryProvider",
-           "ORCH_MEMORY_WORLD": str(world), "ORCH_MEMORY_DELAY": "0.01", "PYTHONPATH": str(REPO)}
+    monkeypatch.setenv("ORCH_PROVIDER_MODULES", "tests.support.memory_provider:MemoryProvider")
+    monkeypatch.setenv("ORCH_MEMORY_WORLD", str(world))
+    monkeypatch.setenv("ORCH_MEMORY_DELAY", "0.01")
     rng = random.Random(7)
     kills = 0
     replicas = 0
     for round_ in range(12):
         replicas = rng.choice([r for r in (0, 4, 8, 12) if r != replicas])  # every round has work to do
-        p = subprocess.Popen([sys.executable, "-m", "orchdsl.cli", "apply", "--auto-approve", "--parallelism", "4",
-                              "--var", f"replicas={replicas}", str(cfg)], env=env, cwd=REPO,
-                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        pid, out = forked_orch(["apply", "--auto-approve", "--parallelism", "4", "--var", f"replicas={replicas}",
+                                str(cfg)])
         # Kill after a random number of progress lines (plus a random sliver of time): mid-apply for sure.
         wanted = rng.randint(1, 4)
         seen = 0
-        for line in p.stdout:
+        for line in out:
             if ": Creat" in line or ": Destr" in line or ": Modif" in line or ": Replac" in line:
                 seen += 1
                 if seen >= wanted:
                     time.sleep(rng.uniform(0, 0.02))
-                    p.kill()
+                    os.kill(pid, signal.SIGKILL)
                     kills += 1
                     break
-        p.communicate()
+        out.close()
+        os.waitpid(pid, 0)
         state_file = cfg / "orch.orchstate"
         if state_file.exists():
             json.loads(state_file.read_text())  # always valid JSON
@@ -313,14 +317,15 @@ def test_killed_applies_leave_a_state_that_lists_every_object(tmp_path):
         if lock.exists():
             lock.unlink()  # the killed process cannot release it; force-unlock in real life
     assert kills >= 6
-    done = subprocess.run([sys.executable, "-m", "orchdsl.cli", "apply", "--auto-approve", str(cfg)], env=env,
-                          cwd=REPO, capture_output=True, text=True)
-    assert done.returncode == 0, done.stdout + done.stderr
+    monkeypatch.setenv("ORCH_MEMORY_DELAY", "0")
+    pid, out = forked_orch(["apply", "--auto-approve", str(cfg)])
+    text = out.read()
+    assert os.waitpid(pid, 0)[1] == 0, text
     objs = world_objects(world)
     assert sorted(objs) == sorted(["pod.db"] + [f"pod.web[{i}]" for i in range(12)])
-    again = subprocess.run([sys.executable, "-m", "orchdsl.cli", "plan", "--detailed-exitcode", str(cfg)],
-                           env=env, cwd=REPO, capture_output=True, text=True)
-    assert again.returncode == 0, again.stdout
+    pid, out = forked_orch(["plan", "--detailed-exitcode", str(cfg)])
+    text = out.read()
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0, text
 
 
 def test_import_adopts_an_existing_object(env, capsys, tmp_path):

@@ -19,6 +19,7 @@ from orchdsl.diagnostics import DiagnosticsError
 from orchdsl.state import ResourceInstance, State
 from orchdsl.state.backends import open_backend
 from orchdsl.state.pg import PgBackend, PgSettings
+from tests.support.forked import forked_orch
 from tests.support.memory_provider import memory_config_dir, orch, world_objects
 
 pytestmark = pytest.mark.pg
@@ -260,7 +261,7 @@ def _orch(*argv: str) -> list[str]:
 
 
 def test_two_applies_are_serialised(cfg):
-    env = _env(cfg, "4")
+    env = _env(cfg, "2")
     first = subprocess.Popen(_orch("apply", "-auto-approve", "-var", "replicas=4", str(cfg)), env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(0.2)
@@ -297,26 +298,6 @@ def test_killed_holder_releases_the_lock(cfg):
     assert done.returncode == 0, done.stderr  # no force-unlock needed
 
 
-def _forked_orch(argv: list[str]) -> tuple[int, object]:
-    """``orch ARGV`` in a forked child (no interpreter start-up: this process has everything imported), its
-    standard output on a pipe: (pid, reader)."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child
-        try:
-            os.close(read_end)
-            os.dup2(write_end, 1)
-            os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
-            sys.stdout = open(1, "w", buffering=1, closefd=False)
-            from orchdsl.cli import main
-
-            code = main(argv)
-        finally:
-            os._exit(locals().get("code", 1) or 0)
-    os.close(write_end)
-    return pid, os.fdopen(read_end)
-
-
 def test_killed_applies_on_pg_leave_a_state_that_lists_every_object_once(cfg, monkeypatch):
     """The crash test on pg: 20 SIGKILLs at random points of applies; after each, every object that exists is in
     the state exactly once; the history keeps every version written."""
@@ -328,10 +309,10 @@ def test_killed_applies_on_pg_leave_a_state_that_lists_every_object_once(cfg, mo
     written: set[int] = set()
     while kills < 20:
         replicas = rng.choice([r for r in (0, 3, 6, 8) if r != replicas])
-        pid, out = _forked_orch(["apply", "-auto-approve", "-parallelism", "4", "-lock-timeout", "10s",
+        pid, out = forked_orch(["apply", "-auto-approve", "-parallelism", "4", "-lock-timeout", "10s",
                                  "-var", f"replicas={replicas}", str(cfg)])
         wanted, seen = rng.randint(1, 4), 0
-        for line in out:  # type: ignore[attr-defined]
+        for line in out:
             if any(w in line for w in (": Creat", ": Destr", ": Modif", ": Replac")):
                 seen += 1
                 if seen >= wanted:
@@ -339,7 +320,7 @@ def test_killed_applies_on_pg_leave_a_state_that_lists_every_object_once(cfg, mo
                     os.kill(pid, signal.SIGKILL)
                     kills += 1
                     break
-        out.close()  # type: ignore[attr-defined]
+        out.close()
         os.waitpid(pid, 0)
         b = open_backend(cfg)
         state = b.read()
@@ -350,8 +331,8 @@ def test_killed_applies_on_pg_leave_a_state_that_lists_every_object_once(cfg, mo
         written.update(v.serial for v in b.history())
         b.close()
     monkeypatch.setenv("ORCH_MEMORY_DELAY", "0")
-    pid, out = _forked_orch(["apply", "-auto-approve", "-lock-timeout", "10s", str(cfg)])
-    text = out.read()  # type: ignore[attr-defined]
+    pid, out = forked_orch(["apply", "-auto-approve", "-lock-timeout", "10s", str(cfg)])
+    text = out.read()
     assert os.waitpid(pid, 0)[1] == 0, text
     assert sorted(world_objects(world)) == [f"pod.web[{i}]" for i in range(8)]
     b = open_backend(cfg)
