@@ -43,6 +43,7 @@ sys.path.insert(0, str(REPO))
 
 from orchdsl.cli import main  # noqa: E402
 from orchdsl.reconcile.loop import Reconciler, Settings  # noqa: E402
+from tests.lab.workloads import CLIENT_AND_SERVICE, request_loop  # noqa: E402
 
 
 LAB = Path("/tmp/orch-lab")
@@ -91,26 +92,10 @@ pod "web" {
     }
   }
   %(strategy)s
-}
-pod "client" {
-  container "sh" {
-    image   = "orch/busybox:test"
-    pull    = "never"
-    init    = true
-    command = ["sleep", "1000000"]
-  }
-}
-service "web" {
-  selector    = { app = "web" }
-  port        = 80
-  target_port = 8080
-}
-"""
+}"""
 
 TOKEN = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-LOOP = ("rm -f /tmp/stop /tmp/log; while [ ! -f /tmp/stop ]; do "
-        "r=$(printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 web 80 | tail -n 1); "
-        "echo \"${r:-FAIL}\"; done >> /tmp/log 2>&1")
+LOOP = request_loop(3)
 
 
 def quiet(*argv: str) -> int:
@@ -162,7 +147,7 @@ def cycles(count: str, n: int) -> list[float]:
 
 
 def heal() -> dict[str, Any]:
-    d = workdir("heal", WEB % {"replicas": 3, "strategy": ""})
+    d = workdir("heal", WEB % {"replicas": 3, "strategy": ""} + CLIENT_AND_SERVICE)
     watch = None
     try:
         assert quiet("apply", "--auto-approve", str(d)) == 0
@@ -195,7 +180,7 @@ def heal() -> dict[str, Any]:
 def rollout(surge: int, unavailable: int) -> dict[str, Any]:
     strategy = (f"strategy {{\n    max_surge = {surge}\n    max_unavailable = {unavailable}\n"
                 f"    drain_timeout = \"1s\"\n  }}")
-    d = workdir("roll", WEB % {"replicas": 4, "strategy": strategy})
+    d = workdir("roll", WEB % {"replicas": 4, "strategy": strategy} + CLIENT_AND_SERVICE)
     try:
         assert quiet("apply", "--auto-approve", str(d)) == 0
         app(d, "pod.client").exec_run(["sh", "-c", LOOP], detach=True)

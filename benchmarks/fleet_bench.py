@@ -14,13 +14,13 @@ included). At the end the lab is brought back to 3 nodes, what the lab tests exp
 While it runs it holds the lab tests' lock (tests/conftest.py), so a lab test waits instead of meeting a
 15-node lab.
 
-``--shells rc,plain`` times the no-change plans twice: with the lab as it is (``rc``: every command sshd runs
-starts root's login shell, bash, which on this machine sources a /root/.bashrc running ``pyenv init``, ~0.13 s
-of CPU per command), and with the nodes' sshd told ``SetEnv SHLVL=1`` for the time of those plans (``plain``:
-bash then skips the .bashrc, as a host's plain shell start-up would). An experiment on the lab's files; the
-final ``orch lab up`` puts its own sshd configuration back.
+``--shells plain,rc`` times the no-change plans twice: with the lab as ``orch lab up`` makes it (``plain``: its
+sshd sets ``SHLVL=1``, so bash skips root's .bashrc, as a host's plain shell start-up would), and the way the lab
+ran before (``rc``: every command sshd runs starts root's login shell, bash, which on this machine sources a
+/root/.bashrc running ``pyenv init``, ~0.13 s of CPU per command). An experiment on the lab's files; the final
+``orch lab up`` puts its own sshd configuration back.
 
-    .venv/bin/python benchmarks/fleet_bench.py [--nodes 3,15] [--reps 5] [--rounds 1] [--shells rc]
+    .venv/bin/python benchmarks/fleet_bench.py [--nodes 3,15] [--reps 5] [--rounds 1] [--shells plain]
 
 Prints a table and writes benchmarks/out/fleet_bench.json. About 3.5 minutes with the defaults.
 """
@@ -28,8 +28,6 @@ Prints a table and writes benchmarks/out/fleet_bench.json. About 3.5 minutes wit
 from __future__ import annotations
 
 import argparse
-import contextlib
-import fcntl
 import json
 import os
 import re
@@ -40,7 +38,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -48,31 +45,13 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 OUT = HERE / "out"
 LAB_NODES_AFTER = 3  # what tests/lab/conftest.py and the other benchmarks expect
-LAB_TESTS_LOCK = "/tmp/orch-lab-tests.lock"  # tests/conftest.py: lab tests run one at a time under it
 SHELLS = ("rc", "plain")
 
-WORKLOAD = """
-pod "web" {
-  replicas = PODS
-  labels   = { app = "web" }
-  container "httpd" {
-    image   = "orch/busybox:test"
-    pull    = "never"
-    init    = true
-    command = ["httpd", "-f", "-p", "8080", "-h", "/www"]
-    resources {
-      cpu    = 0.01
-      memory = "8Mi"
-    }
-  }
-}
+sys.path.insert(0, str(REPO))
+# the lab tests' lock (they run one at a time under it) and the fleet's workload, shared with its lab test
+from tests.conftest import lab_exclusive  # noqa: E402
+from tests.lab.workloads import FLEET  # noqa: E402
 
-service "web" {
-  selector    = { app = "web" }
-  port        = 80
-  target_port = 8080
-}
-"""
 
 
 @dataclass
@@ -97,16 +76,6 @@ def orch_cmd() -> list[str]:
     return [sys.executable, "-m", "orchdsl.cli"]
 
 
-@contextlib.contextmanager
-def lab_tests_lock() -> Iterator[None]:
-    with open(LAB_TESTS_LOCK, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 def lab_up(n: int, lab_dir: Path) -> None:
     p = subprocess.run(orch_cmd() + ["lab", "up", "--nodes", str(n), "--dir", str(lab_dir), "-q"],
                        capture_output=True, text=True)
@@ -121,9 +90,9 @@ def node_dirs(lab_dir: Path) -> list[Path]:
 
 
 def set_shell(lab_dir: Path, shell: str) -> None:
-    """``plain``: the nodes' sshd pass SHLVL=1 to every session (bash then skips root's .bashrc); ``rc``: as
-    ``orch lab up`` wrote them. sshd re-reads its configuration on SIGHUP, executing itself again (same pid; its
-    pid file is written anew)."""
+    """``plain``: the nodes' sshd pass SHLVL=1 to every session (bash then skips root's .bashrc), as ``orch lab
+    up`` writes them; ``rc``: without it. sshd re-reads its configuration on SIGHUP, executing itself again
+    (same pid; its pid file is written anew)."""
     for d in node_dirs(lab_dir):
         cfg = d / "sshd_config"
         text = re.sub(r"^(SetEnv .*?)( SHLVL=1)?$", lambda m: m.group(1) + (" SHLVL=1" if shell == "plain" else ""),
@@ -153,7 +122,7 @@ def config_dir(work: Path, nodes: int, pods: int, nodes_file: Path) -> Path:
         shutil.rmtree(d)
     d.mkdir(parents=True)
     (d / "nodes.orch").write_text(node_blocks(nodes_file, nodes))
-    (d / "main.orch").write_text(WORKLOAD.replace("PODS", str(pods)))
+    (d / "main.orch").write_text(FLEET % {"pods": pods})
     return d
 
 
@@ -207,13 +176,11 @@ def one_round(n: int, cfg: Path, reps: int, shells: list[str], env: dict[str, st
     try:
         for _ in range(reps):
             for shell in shells:  # interleaved, so that both see the same moments of the machine
-                if len(shells) > 1:
-                    set_shell(lab_dir, shell)
+                set_shell(lab_dir, shell)
                 r.plans[shell].append(no_change_plan(cfg, env, lab_dir))
     finally:
         try:
-            if len(shells) > 1:
-                set_shell(lab_dir, "rc")
+            set_shell(lab_dir, "plain")  # the lab's own
         finally:  # whatever happened: the pods go, before the state that records them does
             ran = run(orch + ["destroy", "--auto-approve", "--no-color", str(cfg)], env)
             r.destroy, r.destroy_rss_mb = ran.seconds, ran.rss_mb
@@ -225,21 +192,22 @@ def main() -> None:
     ap.add_argument("--nodes", default="3,15", help="node counts to compare, comma-separated (default 3,15)")
     ap.add_argument("--reps", type=int, default=5, help="no-change plans per round and shell (default 5)")
     ap.add_argument("--rounds", type=int, default=1, help="apply/plan/destroy rounds per node count (default 1)")
-    ap.add_argument("--shells", default="rc", help="rc, plain or rc,plain: the nodes' shell start-up for the plans")
+    ap.add_argument("--shells", default="plain",
+                    help="plain, rc or plain,rc: the nodes' shell start-up for the plans (default: plain, the lab's)")
     ap.add_argument("--pods", type=int, default=150)
     ap.add_argument("--lab", default=os.environ.get("ORCH_LAB_DIR", "/tmp/orch-lab"))
     args = ap.parse_args()
     counts = [int(x) for x in args.nodes.split(",") if x.strip()]
     shells = [s for s in args.shells.split(",") if s.strip()]
     if not counts or args.reps < 1 or args.rounds < 1 or not shells or set(shells) - set(SHELLS):
-        raise SystemExit("--nodes needs a count, --reps and --rounds at least 1, --shells rc and/or plain")
+        raise SystemExit("--nodes needs a count, --reps and --rounds at least 1, --shells plain and/or rc")
     lab_dir = Path(args.lab)
     env = {**os.environ, "ORCH_PROVIDER_MODULES": "", "ORCH_LAB_DIR": str(lab_dir)}
     env.pop("ORCH_STATE_PASSPHRASE", None)
     work = Path(tempfile.mkdtemp(prefix="orch-fleet-"))
     rounds: list[Round] = []
     done = False
-    with lab_tests_lock():
+    with lab_exclusive():
         try:
             t = time.perf_counter()
             lab_up(max(counts), lab_dir)

@@ -226,6 +226,8 @@ def test_bad_connection_or_down_server_is_a_clear_error(tmp_path, monkeypatch, c
         code, out, err = orch(capsys, *argv)
         assert code == 1 and "Failed to connect to the state backend" in err and "Traceback" not in err + out
         assert "port=1" in err and "No changes" not in out
+    code, out, err = orch(capsys, "reconcile", "--once", str(d))  # the leader election cannot reach it
+    assert code == 1 and "Failed to connect to the state backend" in out and "Traceback" not in err + out
     (d / "main.orch").write_text(CONFIG + settings_block(pg_schema, "postgres://orch:s3cret@127.0.0.1:1/x"))
     code, _, err = orch(capsys, "plan", str(d))
     assert code == 1 and "s3cret" not in err

@@ -82,7 +82,7 @@ def open_session(directory: str | Path, var_overrides: dict[str, str] | None = N
             choice = read_choice(d) if config is None else \
                 config.backend or BackendChoice("local", None, config.settings.get("namespace", ""))
             backend = open_backend(d, None, choice)
-            diags += _workspace_problems(d, choice)
+            diags += _workspace_problems(d, choice, backend)
         except DiagnosticsError as e:
             if not any(x.is_error for x in diags):  # parse errors were reported by load_config already
                 diags += e.diagnostics
@@ -90,7 +90,7 @@ def open_session(directory: str | Path, var_overrides: dict[str, str] | None = N
     return Session(d, config, backend, by_type, diags)
 
 
-def _workspace_problems(d: Path, choice: BackendChoice | None) -> list[Diagnostic]:
+def _workspace_problems(d: Path, choice: BackendChoice, backend: StateBackend) -> list[Diagnostic]:
     """The selected workspace must be a valid name and exist (a typo in ORCH_WORKSPACE must not plan an empty
     state in a namespace of its own)."""
     from ..state import workspace
@@ -101,10 +101,10 @@ def _workspace_problems(d: Path, choice: BackendChoice | None) -> list[Diagnosti
         return [Diagnostic.error("Invalid workspace", problem, hint=f"unset {workspace.ENV} or select another")]
     if ws == workspace.DEFAULT:
         return []
-    if ws not in workspace.listed(d, choice):
+    names = workspace.listed(d, choice, backend)  # the pg backend's connection serves the command after
+    if ws not in names:
         return [Diagnostic.error("Workspace does not exist", f'the selected workspace "{ws}" does not exist.',
-                                 hint=f"orch workspace new {ws} {d}, or select one of: "
-                                      f"{', '.join(workspace.listed(d))}")]
+                                 hint=f"orch workspace new {ws} {d}, or select one of: {', '.join(names)}")]
     return []
 
 

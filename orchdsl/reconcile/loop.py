@@ -241,7 +241,8 @@ class Reconciler:
         leadership = self._leadership()
         try:
             while True:
-                result = self.cycle() if self._leading(leadership) else CycleResult()
+                leading = self._leading(leadership)
+                result = self.cycle() if leading else CycleResult(ok=leading is not None)
                 if once:
                     return 0 if result.ok else 1
                 if self.stop.wait(max(0.0, self.settings.interval - result.seconds)):
@@ -260,7 +261,9 @@ class Reconciler:
             return None  # the first cycle says what is wrong with the configuration
         return Leadership(backend) if isinstance(backend, PgBackend) else None
 
-    def _leading(self, leadership: Leadership | None) -> bool:
+    def _leading(self, leadership: Leadership | None) -> bool | None:
+        """Whether this reconciler is the one to act now; None when that could not be known (the server does not
+        answer): it does not act, and ``--once`` exits 1."""
         if leadership is None:
             return True
         was = leadership.leading
@@ -269,7 +272,7 @@ class Reconciler:
         except DiagnosticsError as e:
             d = e.diagnostics[0]
             self.say_once("leader", Event("failed", "leader election", f"{d.summary}: {d.detail}"))
-            return False
+            return None
         if leading and not was:
             self.say_once("leader", Event("leading", str(self.directory), "this reconciler is the active one"))
         elif not leading:

@@ -61,20 +61,21 @@ def state_dir(config_dir: str | os.PathLike[str], ws: str) -> Path:
     return Path(config_dir) if ws == DEFAULT else Path(config_dir) / STATE_DIR / ws
 
 
-def listed(config_dir: str | os.PathLike[str], choice: Any = None) -> list[str]:
+def listed(config_dir: str | os.PathLike[str], choice: Any = None, backend: Any = None) -> list[str]:
     """The workspaces: directories of the local backend, rows of the pg one (``choice``: the configuration's
-    backends.BackendChoice when the caller has it)."""
+    backends.BackendChoice, ``backend``: a PgBackend of the configuration, when the caller has them)."""
     from .backends import open_backend, read_choice
     from .pg import PgBackend
 
     choice = choice if choice is not None else read_choice(config_dir)
     if choice.kind == "pg":
-        backend = open_backend(config_dir, choice=choice, workspace=DEFAULT)
-        assert isinstance(backend, PgBackend)
+        pg = backend if isinstance(backend, PgBackend) else open_backend(config_dir, choice=choice, workspace=DEFAULT)
+        assert isinstance(pg, PgBackend)
         try:
-            return [DEFAULT, *(n for n in backend.workspaces() if n != DEFAULT and not name_problem(n))]
+            return [DEFAULT, *(n for n in pg.workspaces() if n != DEFAULT and not name_problem(n))]
         finally:
-            backend.close()
+            if pg is not backend:
+                pg.close()
     root = Path(config_dir) / STATE_DIR
     names = sorted(p.name for p in root.iterdir() if p.is_dir() and not name_problem(p.name)) \
         if root.is_dir() else []
@@ -105,7 +106,7 @@ def new(config_dir: str | os.PathLike[str], name: str) -> None:
             backend.close()
     else:
         state_dir(config_dir, name).mkdir(parents=True)
-    select(config_dir, name)
+    _write_selection(config_dir, name)  # it exists now: no second look at the backend
 
 
 def select(config_dir: str | os.PathLike[str], name: str) -> None:
@@ -114,6 +115,10 @@ def select(config_dir: str | os.PathLike[str], name: str) -> None:
         raise DiagnosticsError([Diagnostic.error(
             "Workspace does not exist", f'workspace "{name}" does not exist.',
             hint=f"orch workspace new {name} creates it; orch workspace list shows those there are")])
+    _write_selection(config_dir, name)
+
+
+def _write_selection(config_dir: str | os.PathLike[str], name: str) -> None:
     (Path(config_dir) / SELECTION).write_text(name + "\n")
 
 

@@ -16,6 +16,7 @@ from orchdsl.cli import main
 from orchdsl.state import LocalBackend
 
 from .conftest import app_container, destroy_or_remove
+from .workloads import CLIENT_AND_SERVICE, request_loop
 
 pytestmark = pytest.mark.lab
 
@@ -48,33 +49,16 @@ pod "web" {
   }
 }
 
-pod "client" {
-  container "sh" {
-    image   = "orch/busybox:test"
-    pull    = "never"
-    init    = true
-    command = ["sleep", "1000000"]
-  }
-}
-
-service "web" {
-  selector    = { app = "web" }
-  port        = 80
-  target_port = 8080
-}
 """
 
 HEALTHY = "nc -w 1 127.0.0.1 8080 </dev/null"
-# one request after the other through the service name, each answer (or its failure) one line
-LOOP = ("rm -f /tmp/stop /tmp/log; while [ ! -f /tmp/stop ]; do "
-        "r=$(printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 web 80 | tail -n 1); "
-        "case \"$r\" in v*) echo \"$r\" ;; *) echo \"FAIL $r\" ;; esac; done >> /tmp/log 2>&1")
+LOOP = request_loop(3, log='case "$r" in v*) echo "$r" ;; *) echo "FAIL $r" ;; esac')
 
 
 def config(surge: int = 1, unavailable: int = 0, deadline: str = "60s", healthy: bool = True) -> str:
     # a version that never becomes healthy: its check looks at a port nothing listens on
     return APP % {"surge": surge, "unavailable": unavailable, "deadline": deadline,
-                  "check": HEALTHY if healthy else "nc -w 1 127.0.0.1 9999 </dev/null"}
+                  "check": HEALTHY if healthy else "nc -w 1 127.0.0.1 9999 </dev/null"} + CLIENT_AND_SERVICE
 
 
 class App:

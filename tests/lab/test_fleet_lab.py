@@ -19,34 +19,14 @@ import pytest
 from orchdsl.cli import main
 
 from .conftest import LAB_NODES, destroy_or_remove
+from .workloads import FLEET
 
 pytestmark = pytest.mark.lab
 
 FLEET_NODES = 15
-PODS = 150  # the replicas below
+PODS = 150
 
-WORKLOAD = """
-pod "web" {
-  replicas = 150
-  labels   = { app = "web" }
-  container "httpd" {
-    image   = "orch/busybox:test"
-    pull    = "never"
-    init    = true
-    command = ["httpd", "-f", "-p", "8080", "-h", "/www"]
-    resources {
-      cpu    = 0.01
-      memory = "8Mi"
-    }
-  }
-}
-
-service "web" {
-  selector    = { app = "web" }
-  port        = 80
-  target_port = 8080
-}
-"""
+WORKLOAD = FLEET % {"pods": PODS}
 
 
 def _ours(fleet, lineage: str) -> dict[str, list]:

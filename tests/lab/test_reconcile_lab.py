@@ -23,6 +23,7 @@ from orchdsl.cli import main
 from orchdsl.state import LocalBackend
 
 from .conftest import app_container, destroy_or_remove
+from .workloads import CLIENT_AND_SERVICE, request_loop
 
 pytestmark = pytest.mark.lab
 
@@ -45,21 +46,7 @@ pod "web" {
   }
 }
 
-pod "client" {
-  container "sh" {
-    image   = "orch/busybox:test"
-    pull    = "never"
-    init    = true
-    command = ["sleep", "1000000"]
-  }
-}
-
-service "web" {
-  selector    = { app = "web" }
-  port        = 80
-  target_port = 8080
-}
-"""
+""" + CLIENT_AND_SERVICE
 
 BURN = """
 pod "busy" {
@@ -86,9 +73,7 @@ pod "busy" {
 """
 
 ANSWER = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-LOOP = ("rm -f /tmp/stop /tmp/log; while [ ! -f /tmp/stop ]; do "
-        "r=$(printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 web 80 | tail -n 1); "
-        "echo \"${r:-FAIL}\"; done >> /tmp/log 2>&1")
+LOOP = request_loop(2)
 
 
 class Watch:
